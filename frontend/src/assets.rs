@@ -1,0 +1,49 @@
+//! Static files served under `/assets/`: the stylesheet and the esbuild
+//! bundle of the TypeScript islands (built by `build.rs`).
+
+use rust_embed::RustEmbed;
+
+#[derive(RustEmbed)]
+#[folder = "static/"]
+struct Static;
+
+#[derive(RustEmbed)]
+#[folder = "web/dist/"]
+struct Bundle;
+
+/// An embedded file with its media type.
+pub struct Asset {
+    pub bytes: std::borrow::Cow<'static, [u8]>,
+    pub content_type: &'static str,
+}
+
+/// Looks up an embedded asset by its path below `/assets/`.
+pub fn asset(path: &str) -> Option<Asset> {
+    let file = Static::get(path).or_else(|| Bundle::get(path))?;
+    let content_type = match path.rsplit('.').next() {
+        Some("css") => "text/css; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        _ => "application/octet-stream",
+    };
+    Some(Asset {
+        bytes: file.data,
+        content_type,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stylesheet_and_bundle_are_embedded() {
+        let css = asset("nubo.css").expect("stylesheet embedded");
+        assert_eq!(css.content_type, "text/css; charset=utf-8");
+        let js = asset("app.js").expect("island bundle embedded");
+        assert!(std::str::from_utf8(&js.bytes)
+            .unwrap()
+            .contains("nubo.theme"));
+        assert!(asset("../Cargo.toml").is_none());
+    }
+}

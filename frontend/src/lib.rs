@@ -1,0 +1,52 @@
+//! Nubo's pages, rendered on the server with Leptos (SSR only: there is no
+//! wasm target), and the static assets embedded into the binary.
+//!
+//! This crate is pure presentation: every function takes plain view models and
+//! returns a complete HTML document. It must not depend on the server crate,
+//! the database or the network. All text is escaped by Leptos.
+
+mod assets;
+mod layout;
+pub mod pages;
+
+pub use assets::{asset, Asset};
+
+/// The signed-in user, as pages show them.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub name: String,
+    pub admin: bool,
+    pub must_change_password: bool,
+}
+
+/// A one-shot message shown at the top of a page.
+#[derive(Debug, Clone)]
+pub enum Flash {
+    Ok(String),
+    Error(String),
+}
+
+/// Entries of the main navigation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nav {
+    Dashboard,
+    Repositories,
+    Workspaces,
+    Pipelines,
+    Deployments,
+    Account,
+    Tokens,
+    Admin,
+    None,
+}
+
+/// What every page of the signed-in shell needs.
+#[derive(Debug, Clone)]
+pub struct PageContext {
+    pub title: String,
+    pub nav: Nav,
+    pub viewer: Viewer,
+    /// The session's CSRF token, put into every form.
+    pub csrf: String,
+    pub flash: Option<Flash>,
+}

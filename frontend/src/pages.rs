@@ -1,0 +1,332 @@
+//! One function per page. Each returns a complete HTML document.
+
+use leptos::prelude::*;
+
+use crate::layout::{document, flash_view, shell};
+use crate::{Flash, PageContext};
+
+/// The sign-in page. `error` is shown above the form.
+pub fn login(csrf: &str, error: Option<String>, next: &str) -> String {
+    let flash = error.map(|e| flash_view(Flash::Error(e)));
+    let body = view! {
+        <div class="login-wrap">
+            <div class="card login">
+                <div class="brand"><span class="brand-mark"></span>"Nubo"</div>
+                <p class="muted center">"Sign in to your workspaces, repositories and pipelines."</p>
+                {flash}
+                <form class="stack" method="post" action="/login">
+                    <input type="hidden" name="csrf_token" value=csrf.to_string()/>
+                    <input type="hidden" name="next" value=next.to_string()/>
+                    <label>"User name" <input type="text" name="username" autocomplete="username" required autofocus/></label>
+                    <label>"Password" <input type="password" name="password" autocomplete="current-password" required/></label>
+                    <button type="submit">"Sign in"</button>
+                </form>
+            </div>
+        </div>
+    };
+    document("Sign in", body)
+}
+
+/// The dashboard: where to go next.
+pub fn dashboard(ctx: &PageContext) -> String {
+    let tiles = [
+        (
+            "/repos",
+            "Repositories",
+            "Git repositories, encrypted at rest, over SSH and HTTPS.",
+        ),
+        (
+            "/workspaces",
+            "Workspaces",
+            "Editor, file tree and terminals in your browser.",
+        ),
+        (
+            "/pipelines",
+            "Pipelines",
+            "Build with buildspec.yml, approve, deploy.",
+        ),
+        (
+            "/deployments",
+            "Deployments",
+            "Applications, deployment groups and their targets.",
+        ),
+    ];
+    let tiles = tiles
+        .into_iter()
+        .map(|(href, title, text)| {
+            view! { <a class="tile" href=href><h3>{title}</h3><p>{text}</p></a> }
+        })
+        .collect_view();
+    let content = view! {
+        <section class="card">
+            <h2>{format!("Welcome, {}", ctx.viewer.name)}</h2>
+            <p class="muted">"Nubo is your team's cloud IDE, git hosting and build-and-deploy runner in one server."</p>
+        </section>
+        <div class="grid">{tiles}</div>
+    };
+    shell(ctx, content)
+}
+
+/// The sections that later releases fill: an honest empty state for each.
+#[derive(Debug, Clone, Copy)]
+pub enum Section {
+    Repositories,
+    Workspaces,
+    Pipelines,
+    Deployments,
+}
+
+pub fn empty_section(ctx: &PageContext, section: Section) -> String {
+    let (heading, text) = match section {
+        Section::Repositories => (
+            "No repositories yet",
+            "Repositories you create or can access will be listed here.",
+        ),
+        Section::Workspaces => (
+            "No workspaces yet",
+            "Workspaces give you an editor and terminals for a repository.",
+        ),
+        Section::Pipelines => (
+            "No pipelines yet",
+            "Pipelines build, test and deploy your repositories on every push.",
+        ),
+        Section::Deployments => (
+            "No deployments yet",
+            "Deployments of your applications to their targets appear here.",
+        ),
+    };
+    let content = view! {
+        <section class="card empty" data-testid="empty-state">
+            <h2>{heading}</h2>
+            <p>{text}</p>
+        </section>
+    };
+    shell(ctx, content)
+}
+
+/// The account page: change password.
+pub fn account(ctx: &PageContext) -> String {
+    let content = view! {
+        <section class="card">
+            <h2>"Change password"</h2>
+            <form class="stack" method="post" action="/account/password">
+                <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
+                <label>"Current password" <input type="password" name="current_password" autocomplete="current-password" required/></label>
+                <label>"New password" <input type="password" name="new_password" autocomplete="new-password" minlength="8" required/></label>
+                <label>"Repeat new password" <input type="password" name="confirm_password" autocomplete="new-password" minlength="8" required/></label>
+                <button type="submit">"Change password"</button>
+            </form>
+        </section>
+    };
+    shell(ctx, content)
+}
+
+/// A row of the API token list.
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub id: String,
+    pub description: String,
+    pub prefix: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+}
+
+/// API tokens: list, create (the new secret shown once), revoke.
+pub fn tokens(ctx: &PageContext, rows: Vec<TokenRow>, new_token: Option<String>) -> String {
+    let new_token = new_token.map(|token| {
+        view! {
+            <section class="card">
+                <h2>"Your new token"</h2>
+                <p class="muted">"Copy it now: Nubo stores only a hash and cannot show it again."</p>
+                <div class="secret"><code id="new-token" data-testid="new-token">{token}</code>
+                    <button type="button" class="secondary" data-copy="new-token" hidden>"Copy"</button></div>
+            </section>
+        }
+    });
+    let list = if rows.is_empty() {
+        view! { <p class="muted">"No tokens yet."</p> }.into_any()
+    } else {
+        let csrf = ctx.csrf.clone();
+        let rows = rows
+            .into_iter()
+            .map(|row| {
+                let action = format!("/account/tokens/{}/revoke", row.id);
+                let last_used = match row.last_used_at {
+                    Some(t) => view! { <time datetime=t.clone() data-relative>{t.clone()}</time> }.into_any(),
+                    None => view! { <span class="muted">"never"</span> }.into_any(),
+                };
+                view! {
+                    <tr>
+                        <td>{row.description}</td>
+                        <td><code>{format!("{}…", row.prefix)}</code></td>
+                        <td><time datetime=row.created_at.clone() data-relative>{row.created_at.clone()}</time></td>
+                        <td>{last_used}</td>
+                        <td>
+                            <form class="inline" method="post" action=action data-confirm="Revoke this token? Programs using it will stop working.">
+                                <input type="hidden" name="csrf_token" value=csrf.clone()/>
+                                <button type="submit" class="danger">"Revoke"</button>
+                            </form>
+                        </td>
+                    </tr>
+                }
+            })
+            .collect_view();
+        view! {
+            <table>
+                <thead><tr><th>"Description"</th><th>"Token"</th><th>"Created"</th><th>"Last used"</th><th></th></tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        }
+        .into_any()
+    };
+    let content = view! {
+        {new_token}
+        <section class="card">
+            <h2>"Create a token"</h2>
+            <p class="muted">"Use a token as " <code>"Authorization: Bearer <token>"</code> " on the API."</p>
+            <form class="stack" method="post" action="/account/tokens">
+                <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
+                <label>"Description" <input type="text" name="description" maxlength="200" placeholder="CI on my laptop" required/></label>
+                <button type="submit">"Create token"</button>
+            </form>
+        </section>
+        <section class="card"><h2>"Your tokens"</h2>{list}</section>
+    };
+    shell(ctx, content)
+}
+
+/// A row of the admin's user list.
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub name: String,
+    pub admin: bool,
+    pub disabled: bool,
+    pub created_at: String,
+}
+
+/// Admin: list, create, disable and enable users.
+pub fn admin_users(ctx: &PageContext, rows: Vec<UserRow>) -> String {
+    let csrf = ctx.csrf.clone();
+    let viewer = ctx.viewer.name.clone();
+    let rows = rows
+        .into_iter()
+        .map(|row| {
+            let (action, label, confirm) = if row.disabled {
+                (format!("/admin/users/{}/enable", row.name), "Enable", None)
+            } else {
+                (
+                    format!("/admin/users/{}/disable", row.name),
+                    "Disable",
+                    Some(format!("Disable {}? They will be signed out everywhere.", row.name)),
+                )
+            };
+            let toggle = (row.name != viewer).then(|| {
+                view! {
+                    <form class="inline" method="post" action=action data-confirm=confirm>
+                        <input type="hidden" name="csrf_token" value=csrf.clone()/>
+                        <button type="submit" class="danger">{label}</button>
+                    </form>
+                }
+            });
+            let state = if row.disabled {
+                view! { <span class="badge off">"disabled"</span> }
+            } else {
+                view! { <span class="badge on">"active"</span> }
+            };
+            view! {
+                <tr data-user=row.name.clone()>
+                    <td>{row.name.clone()}</td>
+                    <td>{if row.admin { "admin" } else { "user" }}</td>
+                    <td>{state}</td>
+                    <td><time datetime=row.created_at.clone() data-relative>{row.created_at.clone()}</time></td>
+                    <td>{toggle}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let content = view! {
+        <section class="card">
+            <h2>"Create a user"</h2>
+            <form class="stack" method="post" action="/admin/users">
+                <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
+                <label>"User name" <input type="text" name="username" pattern="[A-Za-z0-9][A-Za-z0-9._\\-]{0,63}" required/></label>
+                <label>"Initial password" <input type="password" name="password" autocomplete="new-password" minlength="8" required/></label>
+                <label class="check"><input type="checkbox" name="admin" value="true"/>"Administrator"</label>
+                <button type="submit">"Create user"</button>
+            </form>
+        </section>
+        <section class="card">
+            <h2>"Users"</h2>
+            <table>
+                <thead><tr><th>"Name"</th><th>"Role"</th><th>"State"</th><th>"Created"</th><th></th></tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </section>
+    };
+    shell(ctx, content)
+}
+
+/// A full-page message for errors such as 404 (no shell: works signed out).
+pub fn message(title: &str, text: &str) -> String {
+    let body = view! {
+        <div class="login-wrap">
+            <div class="card login">
+                <div class="brand"><span class="brand-mark"></span>"Nubo"</div>
+                <h2>{title.to_string()}</h2>
+                <p>{text.to_string()}</p>
+                <p><a href="/">"Back to the dashboard"</a></p>
+            </div>
+        </div>
+    };
+    document(title, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Nav, Viewer};
+
+    fn ctx() -> PageContext {
+        PageContext {
+            title: "Dashboard".into(),
+            nav: Nav::Dashboard,
+            viewer: Viewer {
+                name: "<ann>".into(),
+                admin: true,
+                must_change_password: false,
+            },
+            csrf: "tok\"en".into(),
+            flash: None,
+        }
+    }
+
+    #[test]
+    fn text_and_attributes_are_escaped() {
+        let html = dashboard(&ctx());
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert!(html.contains("&lt;ann&gt;"), "{html}");
+        assert!(!html.contains("<ann>"));
+        assert!(!html.contains("value=\"tok\"en\""));
+    }
+
+    #[test]
+    fn current_nav_entry_is_marked() {
+        let html = dashboard(&ctx());
+        assert!(
+            html.contains(r#"<a href="/" aria-current="page">Dashboard</a>"#),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"<a href="/repos">Repositories</a>"#),
+            "{html}"
+        );
+        assert!(html.contains("/admin/users"));
+    }
+
+    #[test]
+    fn non_admins_do_not_see_the_users_link() {
+        let mut c = ctx();
+        c.viewer.admin = false;
+        assert!(!dashboard(&c).contains("/admin/users"));
+    }
+}

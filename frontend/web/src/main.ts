@@ -1,0 +1,94 @@
+// Nubo's page islands. Every page works without this script; it only adds
+// conveniences: the theme switch, copy buttons, confirmations before
+// destructive actions, and relative times.
+
+type Theme = "auto" | "light" | "dark";
+const THEME_KEY = "nubo.theme";
+
+function applyTheme(theme: Theme): void {
+  const root = document.documentElement;
+  if (theme === "auto") {
+    root.removeAttribute("data-theme");
+  } else {
+    root.setAttribute("data-theme", theme);
+  }
+  const label = document.querySelector<HTMLElement>("[data-theme-label]");
+  if (label) label.textContent = theme;
+}
+
+function storedTheme(): Theme {
+  const value = localStorage.getItem(THEME_KEY);
+  return value === "light" || value === "dark" ? value : "auto";
+}
+
+function setupThemeToggle(): void {
+  applyTheme(storedTheme());
+  for (const button of document.querySelectorAll<HTMLButtonElement>("[data-theme-toggle]")) {
+    button.hidden = false;
+    button.addEventListener("click", () => {
+      const order: Theme[] = ["auto", "light", "dark"];
+      const next = order[(order.indexOf(storedTheme()) + 1) % order.length];
+      if (next === "auto") localStorage.removeItem(THEME_KEY);
+      else localStorage.setItem(THEME_KEY, next);
+      applyTheme(next);
+    });
+  }
+}
+
+function setupCopyButtons(): void {
+  for (const button of document.querySelectorAll<HTMLButtonElement>("[data-copy]")) {
+    button.hidden = false;
+    button.addEventListener("click", async () => {
+      const target = document.getElementById(button.dataset.copy ?? "");
+      const text = target?.textContent ?? "";
+      try {
+        await navigator.clipboard.writeText(text.trim());
+        flashLabel(button, "Copied");
+      } catch {
+        flashLabel(button, "Select and copy");
+      }
+    });
+  }
+}
+
+function flashLabel(button: HTMLButtonElement, text: string): void {
+  const original = button.textContent;
+  button.textContent = text;
+  window.setTimeout(() => (button.textContent = original), 1500);
+}
+
+function setupConfirmations(): void {
+  for (const form of document.querySelectorAll<HTMLFormElement>("form[data-confirm]")) {
+    form.addEventListener("submit", (event) => {
+      if (!window.confirm(form.dataset.confirm ?? "Are you sure?")) event.preventDefault();
+    });
+  }
+}
+
+export function relativeTime(thenMs: number, nowMs: number): string {
+  const seconds = Math.round((nowMs - thenMs) / 1000);
+  if (seconds < 45) return "just now";
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 60) return `${minutes} min ago`;
+  const hours = Math.round(minutes / 60);
+  if (hours < 36) return `${hours} h ago`;
+  return `${Math.round(hours / 24)} days ago`;
+}
+
+function setupRelativeTimes(): void {
+  for (const el of document.querySelectorAll<HTMLTimeElement>("time[data-relative]")) {
+    const ms = Date.parse(el.dateTime);
+    if (!Number.isNaN(ms)) {
+      el.title = el.textContent ?? "";
+      el.textContent = relativeTime(ms, Date.now());
+    }
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  setupThemeToggle();
+  setupCopyButtons();
+  setupConfirmations();
+  setupRelativeTimes();
+  document.documentElement.dataset.islands = "ready";
+});

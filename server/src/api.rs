@@ -1,0 +1,255 @@
+//! The JSON API under `/api/v1`. Every route is registered through
+//! `utoipa_axum::routes!`, so the OpenAPI document cannot miss one.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::accounts::{self, User};
+use crate::app::AppState;
+use crate::auth::{CurrentUser, Via};
+use crate::error::{Error, ErrorBody, Json, Result};
+use crate::tokens::{self, TokenInfo};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Nubo API", description = "Nubo's HTTP API. Authenticate with `Authorization: Bearer <token>` (create tokens in the UI or with `nubo token create`). Browser sessions work too, with the `x-csrf-token` header on writes."),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+/// The `/api/v1` router and its OpenAPI document.
+pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    let api = OpenApiRouter::new()
+        .routes(routes!(me))
+        .routes(routes!(change_password))
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(revoke_token))
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(get_user, update_user));
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", api)
+        .split_for_parts();
+    let path = "/api/v1/openapi.json";
+    doc.paths.paths.insert(
+        path.to_string(),
+        utoipa::openapi::PathItem::new(
+            utoipa::openapi::HttpMethod::Get,
+            utoipa::openapi::path::OperationBuilder::new()
+                .summary(Some("This OpenAPI document"))
+                .operation_id(Some("openapi"))
+                .security(utoipa::openapi::security::SecurityRequirement::default())
+                .response(
+                    "200",
+                    utoipa::openapi::Response::new("The OpenAPI 3.1 document"),
+                ),
+        ),
+    );
+    (router, doc)
+}
+
+/// The caller, as `GET /api/v1/me` reports them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    pub name: String,
+    pub admin: bool,
+    pub must_change_password: bool,
+    /// RFC 3339.
+    pub created_at: String,
+    /// `token` or `session`.
+    pub auth: String,
+}
+
+/// Who am I?
+#[utoipa::path(get, path = "/me", tag = "account",
+    responses((status = 200, body = Me), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn me(current: CurrentUser) -> Json<Me> {
+    let u = current.user;
+    Json(Me {
+        name: u.name,
+        admin: u.admin,
+        must_change_password: u.must_change_password,
+        created_at: u.created_at,
+        auth: match current.via {
+            Via::Token => "token",
+            Via::Session => "session",
+        }
+        .into(),
+    })
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// Change my password (the current one is required).
+#[utoipa::path(put, path = "/me/password", tag = "account", request_body = ChangePassword,
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn change_password(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Json(body): Json<ChangePassword>,
+) -> Result<StatusCode> {
+    match accounts::check_login(&state.pool, &current.user.name, &body.current_password).await? {
+        accounts::Login::Ok(_) => {}
+        _ => return Err(Error::Unprocessable("the current password is wrong".into())),
+    }
+    accounts::set_password(&state.pool, &current.user.id, &body.new_password, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// List my API tokens (metadata only).
+#[utoipa::path(get, path = "/tokens", tag = "tokens",
+    responses((status = 200, body = Vec<TokenInfo>), (status = 401, body = ErrorBody)))]
+async fn list_tokens(
+    State(state): State<AppState>,
+    current: CurrentUser,
+) -> Result<Json<Vec<TokenInfo>>> {
+    Ok(Json(tokens::list(&state.pool, &current.user.id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// What the token is for, e.g. "CI on my laptop".
+    pub description: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedToken {
+    /// The secret. Shown only in this response.
+    pub token: String,
+    #[serde(flatten)]
+    pub info: TokenInfo,
+}
+
+/// Create an API token. The secret is in this response only.
+#[utoipa::path(post, path = "/tokens", tag = "tokens", request_body = CreateToken,
+    responses((status = 201, body = CreatedToken), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_token(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Json(body): Json<CreateToken>,
+) -> Result<impl IntoResponse> {
+    let (info, token) = tokens::create(&state.pool, &current.user.id, &body.description).await?;
+    Ok((StatusCode::CREATED, Json(CreatedToken { token, info })))
+}
+
+/// Revoke one of my API tokens.
+#[utoipa::path(delete, path = "/tokens/{id}", tag = "tokens",
+    params(("id" = String, Path, description = "Token id")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn revoke_token(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    tokens::revoke(&state.pool, &id, Some(&current.user.id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// List all users (administrators only).
+#[utoipa::path(get, path = "/users", tag = "users",
+    responses((status = 200, body = Vec<User>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn list_users(
+    State(state): State<AppState>,
+    current: CurrentUser,
+) -> Result<Json<Vec<User>>> {
+    current.require_admin()?;
+    Ok(Json(accounts::list(&state.pool).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    pub name: String,
+    pub password: String,
+    #[serde(default)]
+    pub admin: bool,
+}
+
+/// Create a user (administrators only).
+#[utoipa::path(post, path = "/users", tag = "users", request_body = CreateUser,
+    responses((status = 201, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_user(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Json(body): Json<CreateUser>,
+) -> Result<impl IntoResponse> {
+    current.require_admin()?;
+    let user =
+        accounts::create_user(&state.pool, &body.name, &body.password, body.admin, false).await?;
+    tracing::info!(user = %user.name, by = %current.user.name, "user created");
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// Describe a user (administrators, or the user themself).
+#[utoipa::path(get, path = "/users/{name}", tag = "users",
+    params(("name" = String, Path, description = "User name")),
+    responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_user(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(name): Path<String>,
+) -> Result<Json<User>> {
+    if !current.user.name.eq_ignore_ascii_case(&name) {
+        current.require_admin()?;
+    }
+    Ok(Json(accounts::require_by_name(&state.pool, &name).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    /// Disable (true) or enable (false) the account.
+    pub disabled: Option<bool>,
+}
+
+/// Disable or enable a user (administrators only; not yourself).
+#[utoipa::path(patch, path = "/users/{name}", tag = "users", request_body = UpdateUser,
+    params(("name" = String, Path, description = "User name")),
+    responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_user(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(name): Path<String>,
+    Json(body): Json<UpdateUser>,
+) -> Result<Json<User>> {
+    current.require_admin()?;
+    let mut user = accounts::require_by_name(&state.pool, &name).await?;
+    if let Some(disabled) = body.disabled {
+        if disabled && user.id == current.user.id {
+            return Err(Error::Unprocessable(
+                "you cannot disable your own account".into(),
+            ));
+        }
+        user = accounts::set_disabled(&state.pool, &name, disabled).await?;
+        tracing::info!(user = %user.name, disabled, by = %current.user.name, "user updated");
+    }
+    Ok(Json(user))
+}

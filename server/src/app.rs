@@ -1,0 +1,228 @@
+//! The HTTP application: shared state, the router with its layers, and
+//! `nubo serve`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use sqlx::SqlitePool;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{ExpiredDeletion, Expiry, SessionManagerLayer};
+use tower_sessions_sqlx_store::SqliteStore;
+use tracing::Level;
+
+use crate::config::Settings;
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::rate_limit::LoginLimiter;
+use crate::{accounts, api, auth, db, web};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: SqlitePool,
+    pub settings: Arc<Settings>,
+    pub limiter: Arc<LoginLimiter>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    pub fn new(pool: SqlitePool, settings: Settings) -> Self {
+        let limiter = LoginLimiter::new(
+            settings.login_max_failures_per_account,
+            settings.login_max_failures_per_address,
+            Duration::from_secs(settings.login_window_seconds),
+        );
+        AppState {
+            pool,
+            settings: Arc::new(settings),
+            limiter: Arc::new(limiter),
+            metrics: Arc::new(Metrics::default()),
+        }
+    }
+}
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = api::router();
+    let openapi_json: Arc<str> = serde_json::to_string_pretty(&openapi)
+        .unwrap_or_else(|_| "{}".into())
+        .into();
+    let sessions = SessionManagerLayer::new(SqliteStore::new(state.pool.clone()))
+        .with_name("nubo_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(state.settings.secure_cookies())
+        .with_expiry(Expiry::OnInactivity(time::Duration::minutes(
+            state.settings.session_idle_minutes as i64,
+        )));
+    Router::new()
+        .merge(web::routes())
+        .merge(api)
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let doc = openapi_json.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        doc.to_string(),
+                    )
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::csrf_guard,
+        ))
+        .layer(sessions)
+        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    // The path only: query strings may carry values users typed.
+                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+                })
+                .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
+        )
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+            ),
+        ))
+        .with_state(state)
+}
+
+async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = request.method().as_str().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let response = next.run(request).await;
+    state
+        .metrics
+        .record(&method, &route, response.status().as_u16(), start.elapsed());
+    response
+}
+
+async fn metrics(State(state): State<AppState>) -> Result<Response, Error> {
+    let users = accounts::count(&state.pool).await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(users),
+    )
+        .into_response())
+}
+
+async fn not_found(request: Request) -> Response {
+    let path = request.uri().path();
+    if path.starts_with("/api/") {
+        Error::NotFound(format!("no API route {} {path}", request.method())).into_response()
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            Html(nubo_frontend::pages::message(
+                "Not found",
+                "There is no page at this address.",
+            )),
+        )
+            .into_response()
+    }
+}
+
+/// `nubo serve`: migrate, create the first admin if needed, serve until
+/// SIGINT/SIGTERM.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let pool = db::open(&settings.data_dir).await?;
+    if let Some(password) = accounts::bootstrap_admin(&pool).await? {
+        // Printed to stdout, never logged: it is a secret and shown once.
+        println!(
+            "\n  Nubo created the administrator account on first start.\n\
+             \n    user:     admin\n    password: {password}\n\
+             \n  This one-time password is shown only now. Sign in at {}/login\n  \
+             and choose your own password on the Account page.\n",
+            settings.base_url()
+        );
+    }
+    let store = SqliteStore::new(pool.clone());
+    tokio::spawn(async move {
+        if let Err(e) = store
+            .continuously_delete_expired(Duration::from_secs(3600))
+            .await
+        {
+            tracing::warn!(error = %e, "expired-session cleanup stopped");
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(settings.http)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {}: {e} (choose another address with --http)",
+                settings.http
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    let state = AppState::new(pool, settings);
+    println!(
+        "Nubo {} is listening on http://{addr}",
+        env!("CARGO_PKG_VERSION")
+    );
+    tracing::info!(%addr, data_dir = %state.settings.data_dir.display(), "listening");
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,259 @@
+//! The `nubo` command line. Every subcommand accepts `--data-dir` (or
+//! `NUBO_DATA_DIR`) and `--config`; the account commands work on the data
+//! dir directly, with or without a running server.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, Layer, LogFormat, Settings};
+use crate::{accounts, app, db, tokens};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "nubo",
+    version,
+    about = "Nubo: a self-hosted cloud IDE with git hosting and a build-and-deploy runner",
+    long_about = "Nubo: a self-hosted cloud IDE with git hosting and a build-and-deploy runner.\n\n\
+        Settings come from built-in defaults, then the TOML file given by --config (or NUBO_CONFIG), \
+        then NUBO_* environment variables, then flags; flags win.",
+    after_help = "Examples:\n  \
+        nubo serve                                   # run on http://127.0.0.1:8080 with ./nubo-data\n  \
+        nubo --data-dir /srv/nubo serve --http 0.0.0.0:8080\n  \
+        echo 's3cret-pass' | nubo user create alice --password-stdin\n  \
+        nubo token create alice --description 'CI'   # prints the token alone"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// TOML settings file (keys as in the README's configuration reference)
+    #[arg(long, global = true, env = "NUBO_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory holding the database and all state [default: ./nubo-data] [env: NUBO_DATA_DIR]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log format [env: NUBO_LOG_FORMAT]
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter such as `info` or `nubo=debug` [env: NUBO_LOG_LEVEL]
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server
+    #[command(
+        after_help = "Examples:\n  nubo serve\n  nubo serve --http 0.0.0.0:8080 --public-url https://nubo.example.org\n  NUBO_DATA_DIR=/srv/nubo nubo serve --log-format json"
+    )]
+    Serve(ServeArgs),
+    /// Manage user accounts
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address for plain HTTP [default: 127.0.0.1:8080] [env: NUBO_HTTP]
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+    /// The URL users reach Nubo at; https:// makes cookies Secure [env: NUBO_PUBLIC_URL]
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from standard input
+    #[command(
+        after_help = "Examples:\n  echo 'long-password' | nubo user create alice --password-stdin\n  nubo user create root2 --admin --password-stdin < pw.txt"
+    )]
+    Create {
+        /// User name: 1-64 letters, digits, '.', '_' or '-'
+        name: String,
+        /// Make the user an administrator
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from standard input (required: passwords never go in arguments)
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// List users
+    #[command(after_help = "Examples:\n  nubo user list\n  nubo user list --json")]
+    List {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable a user: they can no longer sign in or use their tokens
+    #[command(after_help = "Example:\n  nubo user disable alice")]
+    Disable { name: String },
+    /// Enable a disabled user
+    #[command(after_help = "Example:\n  nubo user enable alice")]
+    Enable { name: String },
+    /// Set a user's password, read from standard input
+    #[command(
+        after_help = "Example:\n  echo 'new-long-password' | nubo user set-password admin --password-stdin"
+    )]
+    SetPassword {
+        name: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for user NAME and print it alone on stdout
+    #[command(
+        after_help = "Examples:\n  nubo token create alice --description 'deploy script'\n  TOKEN=$(nubo token create alice)\n  curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8080/api/v1/me"
+    )]
+    Create {
+        /// The user the token acts as
+        name: String,
+        /// What the token is for
+        #[arg(long, default_value = "created with the nubo CLI")]
+        description: String,
+    },
+    /// List a user's active tokens (never the secrets)
+    #[command(after_help = "Example:\n  nubo token list alice")]
+    List { name: String },
+    /// Revoke a token by its id (see `nubo token list`)
+    #[command(after_help = "Example:\n  nubo token revoke 3f2a...")]
+    Revoke { id: String },
+}
+
+/// Builds the settings from the file, the environment and these flags.
+pub fn settings(global: &GlobalArgs, serve: Option<&ServeArgs>) -> anyhow::Result<Settings> {
+    let mut layers = Vec::new();
+    if let Some(path) = &global.config {
+        let text = std::fs::read_to_string(path).map_err(|source| config::ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        layers.push(Layer::from_toml(path, &text)?);
+    }
+    layers.push(Layer::from_env(std::env::vars())?);
+    let mut flags = Layer {
+        data_dir: global.data_dir.clone(),
+        log_format: global.log_format,
+        log_level: global.log_level.clone(),
+        ..Layer::default()
+    };
+    if let Some(s) = serve {
+        flags.http = s.http;
+        flags.public_url = s.public_url.clone();
+    }
+    layers.push(flags);
+    Ok(config::resolve(&layers)?)
+}
+
+fn read_password_stdin() -> anyhow::Result<String> {
+    let mut buf = String::new();
+    std::io::stdin()
+        .take(4096)
+        .read_to_string(&mut buf)
+        .context("reading the password from standard input")?;
+    let password = buf.strip_suffix('\n').unwrap_or(&buf);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        bail!("no password on standard input: pipe it in, e.g. `echo 'long-password' | nubo user create NAME --password-stdin`");
+    }
+    Ok(password.to_string())
+}
+
+pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(_) => app::serve(settings).await,
+        Command::User(cmd) => {
+            let pool = db::open(&settings.data_dir).await?;
+            match cmd {
+                UserCommand::Create { name, admin, .. } => {
+                    let password = read_password_stdin()?;
+                    let user = accounts::create_user(&pool, &name, &password, admin, false).await?;
+                    eprintln!(
+                        "created user {}{}",
+                        user.name,
+                        if admin { " (administrator)" } else { "" }
+                    );
+                }
+                UserCommand::List { json } => {
+                    let users = accounts::list(&pool).await?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&users)?);
+                    } else {
+                        println!("{:<24} {:<6} {:<9} CREATED", "NAME", "ADMIN", "STATE");
+                        for u in users {
+                            println!(
+                                "{:<24} {:<6} {:<9} {}",
+                                u.name,
+                                if u.admin { "yes" } else { "no" },
+                                if u.disabled { "disabled" } else { "active" },
+                                u.created_at
+                            );
+                        }
+                    }
+                }
+                UserCommand::Disable { name } => {
+                    accounts::set_disabled(&pool, &name, true).await?;
+                    eprintln!("disabled {name}");
+                }
+                UserCommand::Enable { name } => {
+                    accounts::set_disabled(&pool, &name, false).await?;
+                    eprintln!("enabled {name}");
+                }
+                UserCommand::SetPassword { name, .. } => {
+                    let password = read_password_stdin()?;
+                    let user = accounts::require_by_name(&pool, &name).await?;
+                    accounts::set_password(&pool, &user.id, &password, false).await?;
+                    eprintln!("set the password of {}", user.name);
+                }
+            }
+            Ok(())
+        }
+        Command::Token(cmd) => {
+            let pool = db::open(&settings.data_dir).await?;
+            match cmd {
+                TokenCommand::Create { name, description } => {
+                    let user = accounts::require_by_name(&pool, &name).await?;
+                    let (_, token) = tokens::create(&pool, &user.id, &description).await?;
+                    println!("{token}");
+                }
+                TokenCommand::List { name } => {
+                    let user = accounts::require_by_name(&pool, &name).await?;
+                    println!(
+                        "{:<32} {:<14} {:<26} {:<26} DESCRIPTION",
+                        "ID", "PREFIX", "CREATED", "LAST USED"
+                    );
+                    for t in tokens::list(&pool, &user.id).await? {
+                        println!(
+                            "{:<32} {:<14} {:<26} {:<26} {}",
+                            t.id,
+                            t.prefix,
+                            t.created_at,
+                            t.last_used_at.as_deref().unwrap_or("never"),
+                            t.description
+                        );
+                    }
+                }
+                TokenCommand::Revoke { id } => {
+                    tokens::revoke(&pool, &id, None).await?;
+                    eprintln!("revoked token {id}");
+                }
+            }
+            Ok(())
+        }
+    }
+}

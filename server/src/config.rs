@@ -1,0 +1,298 @@
+//! Settings: built-in defaults, overridden by a TOML file (`--config`), then by
+//! `NUBO_*` environment variables, then by command-line flags. Flags win.
+//!
+//! The merge is a pure function so that precedence is tested without touching
+//! the process environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The effective settings of one `nubo` process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Where the database and all other state live.
+    pub data_dir: PathBuf,
+    /// Address of the plain HTTP listener.
+    pub http: SocketAddr,
+    /// The URL users reach Nubo at; `https://` makes session cookies `Secure`.
+    pub public_url: Option<String>,
+    pub log_format: LogFormat,
+    /// A tracing filter such as `info` or `nubo=debug,tower_http=info`.
+    pub log_level: String,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// A session ends after this long without a request.
+    pub session_idle_minutes: u64,
+    /// A session ends this long after sign-in, however active.
+    pub session_absolute_hours: u64,
+    /// Failed sign-ins allowed per account within `login_window_seconds`.
+    pub login_max_failures_per_account: u32,
+    /// Failed sign-ins allowed per client address within the window.
+    pub login_max_failures_per_address: u32,
+    pub login_window_seconds: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            data_dir: PathBuf::from("./nubo-data"),
+            http: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            max_body_bytes: 2 * 1024 * 1024,
+            session_idle_minutes: 120,
+            session_absolute_hours: 12,
+            login_max_failures_per_account: 5,
+            login_max_failures_per_address: 20,
+            login_window_seconds: 300,
+        }
+    }
+}
+
+/// One layer of settings; `None` means "not set here".
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    pub data_dir: Option<PathBuf>,
+    pub http: Option<SocketAddr>,
+    pub public_url: Option<String>,
+    pub log_format: Option<LogFormat>,
+    pub log_level: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub session_idle_minutes: Option<u64>,
+    pub session_absolute_hours: Option<u64>,
+    pub login_max_failures_per_account: Option<u32>,
+    pub login_max_failures_per_address: Option<u32>,
+    pub login_window_seconds: Option<u64>,
+}
+
+/// A setting that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}={value:?} is not valid: {message}")]
+    Env {
+        name: String,
+        value: String,
+        message: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Layer {
+    /// Parses the TOML config file format (keys as in [`Settings`]).
+    pub fn from_toml(path: &std::path::Path, text: &str) -> Result<Layer, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.message().to_string(),
+        })
+    }
+
+    /// Reads `NUBO_<KEY>` variables (e.g. `NUBO_DATA_DIR`, `NUBO_HTTP`).
+    pub fn from_env<I, K, V>(vars: I) -> Result<Layer, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut layer = Layer::default();
+        for (name, value) in vars {
+            let (name, value) = (name.as_ref(), value.as_ref());
+            let Some(key) = name.strip_prefix("NUBO_") else {
+                continue;
+            };
+            let bad = |message: String| ConfigError::Env {
+                name: name.to_string(),
+                value: value.to_string(),
+                message,
+            };
+            fn num<T: std::str::FromStr>(v: &str) -> Result<T, String>
+            where
+                T::Err: std::fmt::Display,
+            {
+                v.parse::<T>().map_err(|e| e.to_string())
+            }
+            match key {
+                "DATA_DIR" => layer.data_dir = Some(PathBuf::from(value)),
+                "HTTP" => layer.http = Some(num(value).map_err(bad)?),
+                "PUBLIC_URL" => layer.public_url = Some(value.to_string()),
+                "LOG_FORMAT" => {
+                    layer.log_format = Some(match value {
+                        "text" => LogFormat::Text,
+                        "json" => LogFormat::Json,
+                        _ => return Err(bad("expected `text` or `json`".into())),
+                    })
+                }
+                "LOG_LEVEL" => layer.log_level = Some(value.to_string()),
+                "MAX_BODY_BYTES" => layer.max_body_bytes = Some(num(value).map_err(bad)?),
+                "SESSION_IDLE_MINUTES" => {
+                    layer.session_idle_minutes = Some(num(value).map_err(bad)?)
+                }
+                "SESSION_ABSOLUTE_HOURS" => {
+                    layer.session_absolute_hours = Some(num(value).map_err(bad)?)
+                }
+                "LOGIN_MAX_FAILURES_PER_ACCOUNT" => {
+                    layer.login_max_failures_per_account = Some(num(value).map_err(bad)?)
+                }
+                "LOGIN_MAX_FAILURES_PER_ADDRESS" => {
+                    layer.login_max_failures_per_address = Some(num(value).map_err(bad)?)
+                }
+                "LOGIN_WINDOW_SECONDS" => {
+                    layer.login_window_seconds = Some(num(value).map_err(bad)?)
+                }
+                // NUBO_CONFIG names the file itself; other NUBO_* names are
+                // left for later features rather than rejected.
+                _ => {}
+            }
+        }
+        Ok(layer)
+    }
+}
+
+/// Merges layers, lowest precedence first, over the defaults.
+pub fn resolve(layers: &[Layer]) -> Result<Settings, ConfigError> {
+    let mut s = Settings::default();
+    for l in layers {
+        macro_rules! take {
+            ($($field:ident),*) => {$(
+                if let Some(v) = &l.$field { s.$field = v.clone(); }
+            )*};
+        }
+        take!(
+            data_dir,
+            http,
+            log_format,
+            log_level,
+            max_body_bytes,
+            session_idle_minutes,
+            session_absolute_hours,
+            login_max_failures_per_account,
+            login_max_failures_per_address,
+            login_window_seconds
+        );
+        if l.public_url.is_some() {
+            s.public_url = l.public_url.clone();
+        }
+    }
+    if s.max_body_bytes < 1024 {
+        return Err(ConfigError::Invalid(
+            "max_body_bytes must be at least 1024".into(),
+        ));
+    }
+    if s.session_idle_minutes == 0 || s.session_absolute_hours == 0 {
+        return Err(ConfigError::Invalid(
+            "session_idle_minutes and session_absolute_hours must be positive".into(),
+        ));
+    }
+    if let Some(url) = &s.public_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConfigError::Invalid(format!(
+                "public_url {url:?} must start with http:// or https://"
+            )));
+        }
+    }
+    Ok(s)
+}
+
+impl Settings {
+    /// Whether cookies must carry the `Secure` attribute.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+
+    /// The URL to show users for this server.
+    pub fn base_url(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.http),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_without_layers() {
+        let s = resolve(&[]).unwrap();
+        assert_eq!(s.data_dir, PathBuf::from("./nubo-data"));
+        assert_eq!(s.http.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file() {
+        let file = Layer::from_toml(
+            "nubo.toml".as_ref(),
+            "data_dir = \"/from/file\"\nhttp = \"127.0.0.1:9000\"\nlog_level = \"debug\"\n",
+        )
+        .unwrap();
+        let env = Layer::from_env([("NUBO_DATA_DIR", "/from/env"), ("PATH", "/bin")]).unwrap();
+        let flags = Layer {
+            http: Some("127.0.0.1:7000".parse().unwrap()),
+            ..Layer::default()
+        };
+        let s = resolve(&[file, env, flags]).unwrap();
+        assert_eq!(s.data_dir, PathBuf::from("/from/env"));
+        assert_eq!(s.http.to_string(), "127.0.0.1:7000");
+        assert_eq!(s.log_level, "debug");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_errors() {
+        let err = Layer::from_toml("n.toml".as_ref(), "data_dri = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("data_dri"), "{err}");
+    }
+
+    #[test]
+    fn bad_env_values_name_the_variable() {
+        let err = Layer::from_env([("NUBO_HTTP", "localhost")]).unwrap_err();
+        assert!(err.to_string().contains("NUBO_HTTP"), "{err}");
+        let err = Layer::from_env([("NUBO_LOG_FORMAT", "xml")]).unwrap_err();
+        assert!(err.to_string().contains("text"), "{err}");
+    }
+
+    #[test]
+    fn https_public_url_makes_cookies_secure() {
+        let l = Layer {
+            public_url: Some("https://nubo.example.org/".into()),
+            ..Layer::default()
+        };
+        let s = resolve(&[l]).unwrap();
+        assert!(s.secure_cookies());
+        assert_eq!(s.base_url(), "https://nubo.example.org");
+        assert!(!resolve(&[]).unwrap().secure_cookies());
+    }
+
+    #[test]
+    fn nonsense_limits_are_rejected() {
+        let l = Layer {
+            max_body_bytes: Some(10),
+            ..Layer::default()
+        };
+        assert!(resolve(&[l]).is_err());
+    }
+}

@@ -1,0 +1,454 @@
+//! Browser pages: sign-in, dashboard shell, account, API tokens and user
+//! administration. Forms post back here (with the CSRF field) and follow the
+//! post/redirect/get pattern; one-shot messages travel in the session.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use nubo_frontend::pages::{self, Section};
+use nubo_frontend::{Flash, Nav, PageContext, Viewer};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use crate::accounts::{self, Login};
+use crate::app::AppState;
+use crate::auth::{self, PageUser, SESSION_LOGIN_AT, SESSION_USER};
+use crate::db::now_ms;
+use crate::error::Error;
+use crate::tokens;
+
+const SESSION_FLASH: &str = "flash";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(login_page).post(login_submit))
+        .route("/logout", post(logout))
+        .route("/", get(dashboard))
+        .route(
+            "/repos",
+            get(|u: PageUser| section(u, Section::Repositories)),
+        )
+        .route(
+            "/workspaces",
+            get(|u: PageUser| section(u, Section::Workspaces)),
+        )
+        .route(
+            "/pipelines",
+            get(|u: PageUser| section(u, Section::Pipelines)),
+        )
+        .route(
+            "/deployments",
+            get(|u: PageUser| section(u, Section::Deployments)),
+        )
+        .route("/account", get(account_page))
+        .route("/account/password", post(change_password))
+        .route("/account/tokens", get(tokens_page).post(create_token))
+        .route("/account/tokens/{id}/revoke", post(revoke_token))
+        .route("/admin/users", get(admin_users).post(admin_create_user))
+        .route("/admin/users/{name}/{action}", post(admin_toggle_user))
+        .route("/assets/{*path}", get(asset))
+}
+
+/// Renders an error as a full page with the error's status.
+pub fn error_page(error: &Error) -> Response {
+    let status = error.status();
+    if status.is_server_error() {
+        tracing::error!(error = %error, "page failed");
+    }
+    let title = status.canonical_reason().unwrap_or("Error");
+    (status, Html(pages::message(title, &error.public_message()))).into_response()
+}
+
+struct PageError(Error);
+
+impl From<Error> for PageError {
+    fn from(e: Error) -> Self {
+        PageError(e)
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        error_page(&self.0)
+    }
+}
+
+type PageResult = Result<Response, PageError>;
+
+async fn set_flash(session: &Session, flash: Flash) {
+    let (kind, text) = match flash {
+        Flash::Ok(t) => ("ok", t),
+        Flash::Error(t) => ("error", t),
+    };
+    if let Err(e) = session.insert(SESSION_FLASH, (kind, text)).await {
+        tracing::warn!(error = %e, "could not store flash message");
+    }
+}
+
+async fn take_flash(session: &Session) -> Option<Flash> {
+    let (kind, text): (String, String) = session.remove(SESSION_FLASH).await.ok().flatten()?;
+    Some(if kind == "ok" {
+        Flash::Ok(text)
+    } else {
+        Flash::Error(text)
+    })
+}
+
+async fn context(user: &PageUser, title: &str, nav: Nav) -> PageContext {
+    PageContext {
+        title: title.to_string(),
+        nav,
+        viewer: Viewer {
+            name: user.user.name.clone(),
+            admin: user.user.admin,
+            must_change_password: user.user.must_change_password,
+        },
+        csrf: user.csrf.clone(),
+        flash: take_flash(&user.session).await,
+    }
+}
+
+/// Only same-site absolute paths are followed after sign-in.
+fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => n,
+        _ => "/",
+    }
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+async fn login_page(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<NextQuery>,
+) -> PageResult {
+    if auth::session_user(&session, &state).await?.is_some() {
+        return Ok(Redirect::to(safe_next(q.next.as_deref())).into_response());
+    }
+    let csrf = auth::csrf_token(&session).await?;
+    let error = take_flash(&session).await.map(|f| match f {
+        Flash::Ok(t) | Flash::Error(t) => t,
+    });
+    Ok(Html(pages::login(&csrf, error, safe_next(q.next.as_deref()))).into_response())
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+    next: Option<String>,
+}
+
+async fn login_submit(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    session: Session,
+    Form(form): Form<LoginForm>,
+) -> PageResult {
+    let next = safe_next(form.next.as_deref()).to_string();
+    let name = form.username.trim();
+    let refuse = |status: StatusCode, message: &str, csrf: &str| {
+        (
+            status,
+            Html(pages::login(csrf, Some(message.to_string()), &next)),
+        )
+            .into_response()
+    };
+    let csrf = auth::csrf_token(&session).await?;
+    if let Err(wait) = state.limiter.check(name, peer.ip(), Instant::now()) {
+        let secs = wait.as_secs().max(1);
+        tracing::warn!(account = %name, address = %peer.ip(), "sign-in throttled");
+        let mut r = refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Too many failed sign-ins. Try again in {secs} seconds."),
+            &csrf,
+        );
+        r.headers_mut().insert(header::RETRY_AFTER, secs.into());
+        return Ok(r);
+    }
+    match accounts::check_login(&state.pool, name, &form.password).await? {
+        Login::Ok(user) => {
+            state.limiter.record_success(name);
+            let internal =
+                |e: tower_sessions::session::Error| Error::Internal(format!("session store: {e}"));
+            // A new id at sign-in defeats session fixation; a new CSRF token
+            // keeps tokens from before sign-in useless afterwards.
+            session.cycle_id().await.map_err(internal)?;
+            session
+                .remove_value(auth::SESSION_CSRF)
+                .await
+                .map_err(internal)?;
+            session
+                .insert(SESSION_USER, &user.id)
+                .await
+                .map_err(internal)?;
+            session
+                .insert(SESSION_LOGIN_AT, now_ms())
+                .await
+                .map_err(internal)?;
+            tracing::info!(user = %user.name, "signed in");
+            Ok(Redirect::to(&next).into_response())
+        }
+        Login::Disabled => Ok(refuse(
+            StatusCode::FORBIDDEN,
+            "This account is disabled. Ask an administrator to enable it.",
+            &csrf,
+        )),
+        Login::Invalid => {
+            state
+                .limiter
+                .record_failure(name, peer.ip(), Instant::now());
+            tracing::info!(account = %name, address = %peer.ip(), "sign-in failed");
+            Ok(refuse(
+                StatusCode::UNAUTHORIZED,
+                "Wrong user name or password.",
+                &csrf,
+            ))
+        }
+    }
+}
+
+async fn logout(session: Session) -> PageResult {
+    session
+        .flush()
+        .await
+        .map_err(|e| Error::Internal(format!("session store: {e}")))?;
+    Ok(Redirect::to("/login").into_response())
+}
+
+async fn dashboard(user: PageUser) -> Response {
+    let ctx = context(&user, "Dashboard", Nav::Dashboard).await;
+    Html(pages::dashboard(&ctx)).into_response()
+}
+
+async fn section(user: PageUser, section: Section) -> Response {
+    let (title, nav) = match section {
+        Section::Repositories => ("Repositories", Nav::Repositories),
+        Section::Workspaces => ("Workspaces", Nav::Workspaces),
+        Section::Pipelines => ("Pipelines", Nav::Pipelines),
+        Section::Deployments => ("Deployments", Nav::Deployments),
+    };
+    let ctx = context(&user, title, nav).await;
+    Html(pages::empty_section(&ctx, section)).into_response()
+}
+
+async fn account_page(user: PageUser) -> Response {
+    let ctx = context(&user, "Account", Nav::Account).await;
+    Html(pages::account(&ctx)).into_response()
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    current_password: String,
+    new_password: String,
+    confirm_password: String,
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    user: PageUser,
+    Form(form): Form<PasswordForm>,
+) -> PageResult {
+    let flash = if form.new_password != form.confirm_password {
+        Flash::Error("The new passwords do not match.".into())
+    } else {
+        match accounts::check_login(&state.pool, &user.user.name, &form.current_password).await? {
+            Login::Ok(_) => {
+                match accounts::set_password(&state.pool, &user.user.id, &form.new_password, false)
+                    .await
+                {
+                    Ok(()) => Flash::Ok("Your password was changed.".into()),
+                    Err(Error::Unprocessable(m)) => Flash::Error(capitalise(&m)),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            _ => Flash::Error("The current password is wrong.".into()),
+        }
+    };
+    set_flash(&user.session, flash).await;
+    Ok(Redirect::to("/account").into_response())
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect::<String>() + ".",
+        None => String::new(),
+    }
+}
+
+async fn render_tokens(state: &AppState, user: &PageUser, new_token: Option<String>) -> PageResult {
+    let rows = tokens::list(&state.pool, &user.user.id)
+        .await?
+        .into_iter()
+        .map(|t| pages::TokenRow {
+            id: t.id,
+            description: t.description,
+            prefix: t.prefix,
+            created_at: t.created_at,
+            last_used_at: t.last_used_at,
+        })
+        .collect();
+    let ctx = context(user, "API tokens", Nav::Tokens).await;
+    Ok(Html(pages::tokens(&ctx, rows, new_token)).into_response())
+}
+
+async fn tokens_page(State(state): State<AppState>, user: PageUser) -> PageResult {
+    render_tokens(&state, &user, None).await
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    description: String,
+}
+
+async fn create_token(
+    State(state): State<AppState>,
+    user: PageUser,
+    Form(form): Form<TokenForm>,
+) -> PageResult {
+    match tokens::create(&state.pool, &user.user.id, &form.description).await {
+        // Rendered directly, not redirected: the secret must not be stored
+        // anywhere, the session included.
+        Ok((_, secret)) => render_tokens(&state, &user, Some(secret)).await,
+        Err(Error::Unprocessable(m)) => {
+            set_flash(&user.session, Flash::Error(capitalise(&m))).await;
+            Ok(Redirect::to("/account/tokens").into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path(id): Path<String>,
+) -> PageResult {
+    tokens::revoke(&state.pool, &id, Some(&user.user.id)).await?;
+    set_flash(&user.session, Flash::Ok("The token was revoked.".into())).await;
+    Ok(Redirect::to("/account/tokens").into_response())
+}
+
+fn require_admin(user: &PageUser) -> Result<(), PageError> {
+    if user.user.admin {
+        Ok(())
+    } else {
+        Err(Error::Forbidden("Only administrators can manage users.".into()).into())
+    }
+}
+
+async fn admin_users(State(state): State<AppState>, user: PageUser) -> PageResult {
+    require_admin(&user)?;
+    let rows = accounts::list(&state.pool)
+        .await?
+        .into_iter()
+        .map(|u| pages::UserRow {
+            name: u.name,
+            admin: u.admin,
+            disabled: u.disabled,
+            created_at: u.created_at,
+        })
+        .collect();
+    let ctx = context(&user, "Users", Nav::Admin).await;
+    Ok(Html(pages::admin_users(&ctx, rows)).into_response())
+}
+
+#[derive(Deserialize)]
+struct NewUserForm {
+    username: String,
+    password: String,
+    admin: Option<String>,
+}
+
+async fn admin_create_user(
+    State(state): State<AppState>,
+    user: PageUser,
+    Form(form): Form<NewUserForm>,
+) -> PageResult {
+    require_admin(&user)?;
+    let admin = form.admin.as_deref() == Some("true");
+    let flash = match accounts::create_user(
+        &state.pool,
+        form.username.trim(),
+        &form.password,
+        admin,
+        true,
+    )
+    .await
+    {
+        Ok(created) => {
+            tracing::info!(user = %created.name, by = %user.user.name, "user created");
+            Flash::Ok(format!(
+                "Created {}. They must choose a new password after signing in.",
+                created.name
+            ))
+        }
+        Err(Error::Unprocessable(m) | Error::Conflict(m)) => Flash::Error(capitalise(&m)),
+        Err(e) => return Err(e.into()),
+    };
+    set_flash(&user.session, flash).await;
+    Ok(Redirect::to("/admin/users").into_response())
+}
+
+async fn admin_toggle_user(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path((name, action)): Path<(String, String)>,
+) -> PageResult {
+    require_admin(&user)?;
+    let disabled = match action.as_str() {
+        "disable" => true,
+        "enable" => false,
+        _ => return Err(Error::NotFound("no such action".into()).into()),
+    };
+    let flash = if disabled && name.eq_ignore_ascii_case(&user.user.name) {
+        Flash::Error("You cannot disable your own account.".into())
+    } else {
+        let changed = accounts::set_disabled(&state.pool, &name, disabled).await?;
+        tracing::info!(user = %changed.name, disabled, by = %user.user.name, "user updated");
+        Flash::Ok(format!(
+            "{} is now {}.",
+            changed.name,
+            if disabled { "disabled" } else { "enabled" }
+        ))
+    };
+    set_flash(&user.session, flash).await;
+    Ok(Redirect::to("/admin/users").into_response())
+}
+
+async fn asset(Path(path): Path<String>) -> Response {
+    match nubo_frontend::asset(&path) {
+        Some(a) => (
+            [
+                (header::CONTENT_TYPE, a.content_type),
+                (header::CACHE_CONTROL, "public, max-age=300"),
+            ],
+            a.bytes,
+        )
+            .into_response(),
+        None => error_page(&Error::NotFound(format!("no asset {path:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_followed_after_sign_in() {
+        assert_eq!(safe_next(Some("/repos")), "/repos");
+        assert_eq!(safe_next(Some("//evil.example")), "/");
+        assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(Some("https://evil.example")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+}
