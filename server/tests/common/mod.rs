@@ -1,0 +1,212 @@
+//! Starts the real `nubo` binary on a free loopback port with its own data
+//! dir, and runs its CLI. Each test gets a fresh server.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_nubo");
+
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    /// The first-start admin password, when this start printed one.
+    pub admin_password: Option<String>,
+    pub data_dir: PathBuf,
+    pub stderr: Arc<Mutex<String>>,
+    pub stdout: Arc<Mutex<String>>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// A new server on a fresh data dir.
+    pub fn start(env: &[(&str, &str)]) -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let mut s = Server::start_in(&dir, env, &[]);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// A server on `data_dir` (which may hold an earlier server's state).
+    pub fn start_in(data_dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Server {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--data-dir")
+            .arg(data_dir)
+            .args(args)
+            .args(["serve", "--http", "127.0.0.1:0"])
+            .env_remove("NUBO_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn nubo");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel::<String>();
+        let out = child.stdout.take().unwrap();
+        let sink = stdout.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push_str(&line);
+                sink.lock().unwrap().push('\n');
+                let _ = tx.send(line);
+            }
+        });
+        let err = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push_str(&line);
+                sink.lock().unwrap().push('\n');
+            }
+        });
+        let mut admin_password = None;
+        let base = loop {
+            let line = match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(l) => l,
+                Err(_) => panic!("nubo did not start; stderr:\n{}", stderr.lock().unwrap()),
+            };
+            if let Some(pw) = line.trim().strip_prefix("password:") {
+                admin_password = Some(pw.trim().to_string());
+            }
+            if let Some(url) = line.split("is listening on ").nth(1) {
+                break url.trim().to_string();
+            }
+        };
+        Server {
+            child,
+            base,
+            admin_password,
+            data_dir: data_dir.to_path_buf(),
+            stderr,
+            stdout,
+            _tmp: None,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Runs the CLI against this server's data dir.
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        cli(&self.data_dir, args, stdin)
+    }
+
+    /// Creates a user with the CLI and returns an API token for them.
+    pub fn user_with_token(&self, name: &str, admin: bool) -> String {
+        let mut args = vec!["user", "create", name, "--password-stdin"];
+        if admin {
+            args.push("--admin");
+        }
+        let out = self.cli(&args, Some("password-of-the-test\n"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = self.cli(&["token", "create", name, "--description", "tests"], None);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn cli(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("NUBO_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn nubo cli");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// An HTTP client that never follows redirects (tests look at them).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// The `name=value` of the session cookie a response sets.
+pub fn session_cookie(resp: &reqwest::Response) -> Option<String> {
+    resp.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("nubo_session="))
+        .map(|v| v.split(';').next().unwrap().to_string())
+}
+
+/// Pulls `name="csrf_token" value="…"` out of a page.
+pub fn csrf_from_page(html: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker).expect("page has a CSRF field") + marker.len();
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+/// A browser-like sign-in: returns (cookie, csrf token of the new session).
+pub async fn sign_in(server: &Server, user: &str, password: &str) -> (String, String) {
+    let http = client();
+    let page = http.get(server.url("/login")).send().await.unwrap();
+    let cookie = session_cookie(&page).expect("login page starts a session");
+    let csrf = csrf_from_page(&page.text().await.unwrap());
+    let resp = http
+        .post(server.url("/login"))
+        .header("cookie", &cookie)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("username", user),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303, "sign-in of {user} failed");
+    let cookie = session_cookie(&resp).unwrap_or(cookie);
+    let home = http
+        .get(server.url("/account"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(home.status(), 200);
+    let csrf = csrf_from_page(&home.text().await.unwrap());
+    (cookie, csrf)
+}
