@@ -1,0 +1,85 @@
+// Shared pieces of the browser tests: start the real nubo binary on a free
+// loopback port with a fresh data dir, and launch Debian's Chromium.
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createInterface } from "node:readline";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const artifacts = join(here, "artifacts");
+mkdirSync(artifacts, { recursive: true });
+
+const bin = process.env.NUBO_BIN ?? "/var/tmp/nubo-target/debug/nubo";
+
+/** Starts `nubo serve`; resolves with { url, adminPassword, stop }. */
+export async function startServer() {
+  const dir = mkdtempSync(join(tmpdir(), "nubo-e2e-"));
+  const child = spawn(bin, ["--data-dir", join(dir, "data"), "serve", "--http", "127.0.0.1:0"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += d));
+  const lines = createInterface({ input: child.stdout });
+  let adminPassword = null;
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`nubo did not start:\n${stderr}`)), 60_000);
+    child.on("exit", (code) => reject(new Error(`nubo exited with ${code}:\n${stderr}`)));
+    lines.on("line", (line) => {
+      const pw = line.trim().match(/^password:\s+(\S+)/);
+      if (pw) adminPassword = pw[1];
+      const m = line.match(/is listening on (http:\/\/\S+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+  });
+  return {
+    url,
+    adminPassword,
+    stop() {
+      child.kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A fresh Chromium profile; resolves with { context, close }. */
+export async function launchBrowser(options = {}) {
+  const profile = mkdtempSync(join(tmpdir(), "nubo-chromium-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+      "--disable-quic",
+    ],
+    viewport: { width: 1280, height: 800 },
+    ...options,
+  });
+  return {
+    context,
+    async close() {
+      await context.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Signs in through the form and waits for the dashboard. */
+export async function signIn(page, url, user, password) {
+  await page.goto(`${url}/`);
+  await page.waitForURL(/\/login/);
+  await page.fill("input[name=username]", user);
+  await page.fill("input[name=password]", password);
+  await Promise.all([page.waitForURL(`${url}/`), page.click("button[type=submit]")]);
+}
