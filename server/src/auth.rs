@@ -227,10 +227,16 @@ pub async fn csrf_guard(
     request: Request,
     next: Next,
 ) -> Response {
-    if is_safe(request.method()) || request.headers().contains_key(header::AUTHORIZATION) {
+    let api = request.uri().path().starts_with("/api/");
+    // Only the API takes bearer tokens; pages always authenticate by cookie.
+    let has_bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "));
+    if is_safe(request.method()) || (api && has_bearer) {
         return next.run(request).await;
     }
-    let api = request.uri().path().starts_with("/api/");
     let expected = match session.get::<String>(SESSION_CSRF).await {
         Ok(v) => v,
         Err(e) => return Error::Internal(format!("session store: {e}")).into_response(),

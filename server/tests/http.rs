@@ -842,3 +842,73 @@ async fn json_logs_are_json_and_hold_no_secrets() {
     }
     assert!(logs.contains("signed in"));
 }
+
+#[tokio::test]
+async fn expired_sessions_are_refused() {
+    let server = Server::start(&[]);
+    let password = server.admin_password.clone().unwrap();
+    let (cookie, _) = sign_in(&server, "admin", &password).await;
+    let http = client();
+    let r = http
+        .get(server.url("/api/v1/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Age every stored session past its expiry, as time would.
+    let out = std::process::Command::new("sqlite3")
+        .arg(server.data_dir.join("nubo.db"))
+        .arg("UPDATE tower_sessions SET expiry_date = 1;")
+        .output()
+        .expect("sqlite3 is installed by scripts/setup.sh --test");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = http
+        .get(server.url("/api/v1/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http
+        .get(server.url("/account"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+}
+
+#[tokio::test]
+async fn https_public_url_makes_the_cookie_secure() {
+    let server = Server::start(&[("NUBO_PUBLIC_URL", "https://nubo.example.org")]);
+    let r = client().get(server.url("/login")).send().await.unwrap();
+    let set = r
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(set.contains("Secure") && set.contains("HttpOnly"), "{set}");
+}
+
+#[tokio::test]
+async fn an_authorization_header_does_not_lift_csrf_on_pages() {
+    let server = Server::start(&[]);
+    let password = server.admin_password.clone().unwrap();
+    let (cookie, _) = sign_in(&server, "admin", &password).await;
+    let r = client()
+        .post(server.url("/account/tokens"))
+        .header("cookie", &cookie)
+        .header("authorization", "Bearer nubo_whatever")
+        .form(&[("description", "sneaky")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}

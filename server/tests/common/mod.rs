@@ -149,7 +149,8 @@ pub fn cli(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
         .expect("spawn nubo cli");
     let mut input = child.stdin.take().unwrap();
     if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).unwrap();
+        // The command may exit before reading (e.g. on a usage error).
+        let _ = input.write_all(text.as_bytes());
     }
     drop(input);
     child.wait_with_output().unwrap()
