@@ -57,10 +57,10 @@ pub enum Command {
     )]
     Serve(ServeArgs),
     /// Manage user accounts
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Examples:\n  echo 'long-password' | nubo user create alice --password-stdin\n  nubo user list\n  nubo user disable alice")]
     User(UserCommand),
     /// Manage API tokens
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Examples:\n  nubo token create alice --description 'CI'\n  nubo token list alice\n  nubo token revoke ID")]
     Token(TokenCommand),
 }
 

@@ -21,6 +21,8 @@ fn every_command_has_help_with_examples() {
     let commands: &[&[&str]] = &[
         &[],
         &["serve"],
+        &["user"],
+        &["token"],
         &["user", "create"],
         &["user", "list"],
         &["user", "disable"],
