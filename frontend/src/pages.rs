@@ -70,7 +70,6 @@ pub fn dashboard(ctx: &PageContext) -> String {
 /// The sections that later releases fill: an honest empty state for each.
 #[derive(Debug, Clone, Copy)]
 pub enum Section {
-    Repositories,
     Workspaces,
     Pipelines,
     Deployments,
@@ -78,10 +77,6 @@ pub enum Section {
 
 pub fn empty_section(ctx: &PageContext, section: Section) -> String {
     let (heading, text) = match section {
-        Section::Repositories => (
-            "No repositories yet",
-            "Repositories you create or can access will be listed here.",
-        ),
         Section::Workspaces => (
             "No workspaces yet",
             "Workspaces give you an editor and terminals for a repository.",
@@ -329,4 +324,106 @@ mod tests {
         c.viewer.admin = false;
         assert!(!dashboard(&c).contains("/admin/users"));
     }
+}
+
+/// A row of the repository list.
+#[derive(Debug, Clone)]
+pub struct RepoRow {
+    pub name: String,
+    pub description: String,
+    pub owner: String,
+    pub created_at: String,
+}
+
+/// Repositories: the ones I can access, and a form to create one.
+pub fn repos(ctx: &PageContext, rows: Vec<RepoRow>) -> String {
+    let list = if rows.is_empty() {
+        view! {
+            <section class="card empty" data-testid="empty-state">
+                <h2>"No repositories yet"</h2>
+                <p>"Create one below, then push to it with git."</p>
+            </section>
+        }
+        .into_any()
+    } else {
+        let rows = rows
+            .into_iter()
+            .map(|r| {
+                let href = format!("/repos/{}", r.name);
+                view! {
+                    <tr data-repo=r.name.clone()>
+                        <td><a href=href>{r.name.clone()}</a></td>
+                        <td>{r.description}</td>
+                        <td>{r.owner}</td>
+                        <td><time datetime=r.created_at.clone() data-relative>{r.created_at.clone()}</time></td>
+                    </tr>
+                }
+            })
+            .collect_view();
+        view! {
+            <section class="card">
+                <table>
+                    <thead><tr><th>"Name"</th><th>"Description"</th><th>"Owner"</th><th>"Created"</th></tr></thead>
+                    <tbody>{rows}</tbody>
+                </table>
+            </section>
+        }
+        .into_any()
+    };
+    let content = view! {
+        {list}
+        <section class="card">
+            <h2>"Create a repository"</h2>
+            <form class="stack" method="post" action="/repos">
+                <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
+                <label>"Name" <input type="text" name="name" maxlength="100" pattern="[A-Za-z0-9._\\-]{1,100}" placeholder="my-app" required/></label>
+                <label>"Description" <input type="text" name="description" maxlength="1000"/></label>
+                <button type="submit">"Create repository"</button>
+            </form>
+        </section>
+    };
+    shell(ctx, content)
+}
+
+/// What the repository page shows.
+#[derive(Debug, Clone)]
+pub struct RepoPage {
+    pub name: String,
+    pub description: String,
+    pub owner: String,
+    pub clone_url_http: String,
+    /// The viewer's user name, for the credential instructions.
+    pub user: String,
+}
+
+/// One repository: clone URL with a copy button and the commands to use it.
+pub fn repo(ctx: &PageContext, repo: RepoPage) -> String {
+    let clone = format!("git clone {}", repo.clone_url_http);
+    let delete_action = format!("/repos/{}/delete", repo.name);
+    let confirm = format!(
+        "Delete {} and all its history? This cannot be undone.",
+        repo.name
+    );
+    let description =
+        (!repo.description.is_empty()).then(|| view! { <p>{repo.description.clone()}</p> });
+    let content = view! {
+        <section class="card">
+            {description}
+            <p class="muted">"Owner: " {repo.owner.clone()}</p>
+            <h2>"Clone with git"</h2>
+            <div class="secret"><code id="clone-http" data-testid="clone-url">{repo.clone_url_http.clone()}</code>
+                <button type="button" class="secondary" data-copy="clone-http" hidden>"Copy"</button></div>
+            <p>"When git asks, sign in with your user name " <code>{repo.user.clone()}</code>
+               " and an " <a href="/account/tokens">"API token"</a> " as the password. To let git remember it for a while:"</p>
+            <pre>{format!("git config --global credential.helper cache\n{clone}")}</pre>
+        </section>
+        <section class="card">
+            <h2>"Delete this repository"</h2>
+            <form method="post" action=delete_action data-confirm=confirm>
+                <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
+                <button type="submit" class="danger">"Delete repository"</button>
+            </form>
+        </section>
+    };
+    shell(ctx, content)
 }

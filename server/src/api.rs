@@ -2,7 +2,7 @@
 //! `utoipa_axum::routes!`, so the OpenAPI document cannot miss one.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -14,6 +14,7 @@ use crate::accounts::{self, User};
 use crate::app::AppState;
 use crate::auth::{CurrentUser, Via};
 use crate::error::{Error, ErrorBody, Json, Result};
+use crate::repos::{self, Repo};
 use crate::tokens::{self, TokenInfo};
 
 #[derive(OpenApi)]
@@ -46,7 +47,9 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_tokens, create_token))
         .routes(routes!(revoke_token))
         .routes(routes!(list_users, create_user))
-        .routes(routes!(get_user, update_user));
+        .routes(routes!(get_user, update_user))
+        .routes(routes!(list_repos, create_repo))
+        .routes(routes!(get_repo, delete_repo));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api)
         .split_for_parts();
@@ -252,4 +255,102 @@ async fn update_user(
         tracing::info!(user = %user.name, disabled, by = %current.user.name, "user updated");
     }
     Ok(Json(user))
+}
+
+/// A repository with its clone URL.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RepoView {
+    #[serde(flatten)]
+    pub repo: Repo,
+    /// `git clone` URL over HTTP(S).
+    pub clone_url_http: String,
+}
+
+fn repo_view(base_url: &str, repo: Repo) -> RepoView {
+    let clone_url_http = repo.clone_url(base_url);
+    RepoView {
+        repo,
+        clone_url_http,
+    }
+}
+
+/// List the repositories I can access.
+#[utoipa::path(get, path = "/repos", tag = "repositories",
+    responses((status = 200, body = Vec<RepoView>), (status = 401, body = ErrorBody)))]
+async fn list_repos(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    current: CurrentUser,
+) -> Result<Json<Vec<RepoView>>> {
+    let repos = repos::list_for(&state.pool, &current.user).await?;
+    let base = crate::app::base_url(&state, &headers);
+    Ok(Json(
+        repos.into_iter().map(|r| repo_view(&base, r)).collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRepo {
+    /// 1-100 letters, digits, '.', '_' or '-'; not ending in `.git`.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Create a repository (empty, default branch `main`).
+#[utoipa::path(post, path = "/repos", tag = "repositories", request_body = CreateRepo,
+    responses((status = 201, body = RepoView), (status = 401, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_repo(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    current: CurrentUser,
+    Json(body): Json<CreateRepo>,
+) -> Result<impl IntoResponse> {
+    let repo = repos::create(
+        &state.pool,
+        &state.settings.data_dir,
+        &body.name,
+        &body.description,
+        &current.user,
+    )
+    .await?;
+    tracing::info!(repo = %repo.name, by = %current.user.name, "repository created");
+    Ok((
+        StatusCode::CREATED,
+        Json(repo_view(&crate::app::base_url(&state, &headers), repo)),
+    ))
+}
+
+/// Describe a repository.
+#[utoipa::path(get, path = "/repos/{name}", tag = "repositories",
+    params(("name" = String, Path, description = "Repository name")),
+    responses((status = 200, body = RepoView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_repo(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    current: CurrentUser,
+    Path(name): Path<String>,
+) -> Result<Json<RepoView>> {
+    let repo = repos::require_accessible(&state.pool, &name, &current.user).await?;
+    Ok(Json(repo_view(
+        &crate::app::base_url(&state, &headers),
+        repo,
+    )))
+}
+
+/// Delete a repository and all its data.
+#[utoipa::path(delete, path = "/repos/{name}", tag = "repositories",
+    params(("name" = String, Path, description = "Repository name")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_repo(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(name): Path<String>,
+) -> Result<StatusCode> {
+    let repo = repos::require_accessible(&state.pool, &name, &current.user).await?;
+    repos::delete(&state.pool, &state.settings.data_dir, &repo).await?;
+    tracing::info!(repo = %repo.name, by = %current.user.name, "repository deleted");
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -23,7 +23,7 @@ use crate::config::Settings;
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::rate_limit::LoginLimiter;
-use crate::{accounts, api, auth, db, web};
+use crate::{accounts, api, auth, db, git_http, web};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         )));
     Router::new()
         .merge(web::routes())
+        .merge(git_http::routes())
         .merge(api)
         .route(
             "/api/v1/openapi.json",
@@ -116,6 +117,12 @@ pub fn router(state: AppState) -> Router {
             ),
         ))
         .with_state(state)
+}
+
+/// The base URL for links shown in answer to this request.
+pub fn base_url(state: &AppState, headers: &axum::http::HeaderMap) -> String {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    state.settings.base_url_for(host)
 }
 
 async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -193,6 +200,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             )
         })?;
     let addr = listener.local_addr()?;
+    let mut settings = settings;
+    settings.http = addr;
     let state = AppState::new(pool, settings);
     println!(
         "Nubo {} is listening on http://{addr}",

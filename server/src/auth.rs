@@ -234,7 +234,9 @@ pub async fn csrf_guard(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "));
-    if is_safe(request.method()) || (api && has_bearer) {
+    // Git traffic authenticates with HTTP Basic only, never with the cookie.
+    let git = request.uri().path().starts_with(crate::git_http::PREFIX);
+    if is_safe(request.method()) || (api && has_bearer) || git {
         return next.run(request).await;
     }
     let expected = match session.get::<String>(SESSION_CSRF).await {

@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Layer, LogFormat, Settings};
-use crate::{accounts, app, db, tokens};
+use crate::{accounts, app, db, repos, tokens};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -57,10 +57,22 @@ pub enum Command {
     )]
     Serve(ServeArgs),
     /// Manage user accounts
-    #[command(subcommand, after_help = "Examples:\n  echo 'long-password' | nubo user create alice --password-stdin\n  nubo user list\n  nubo user disable alice")]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  echo 'long-password' | nubo user create alice --password-stdin\n  nubo user list\n  nubo user disable alice"
+    )]
     User(UserCommand),
+    /// Manage git repositories
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  nubo repo create my-app --owner alice --description 'The app'\n  nubo repo list\n  nubo repo delete my-app"
+    )]
+    Repo(RepoCommand),
     /// Manage API tokens
-    #[command(subcommand, after_help = "Examples:\n  nubo token create alice --description 'CI'\n  nubo token list alice\n  nubo token revoke ID")]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  nubo token create alice --description 'CI'\n  nubo token list alice\n  nubo token revoke ID"
+    )]
     Token(TokenCommand),
 }
 
@@ -112,6 +124,33 @@ pub enum UserCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepoCommand {
+    /// Create an empty repository owned by a user
+    #[command(
+        after_help = "Example:\n  nubo repo create my-app --owner alice --description 'The app'"
+    )]
+    Create {
+        /// 1-100 letters, digits, '.', '_' or '-'; not ending in .git
+        name: String,
+        /// The user who owns it (has full access)
+        #[arg(long)]
+        owner: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List all repositories
+    #[command(after_help = "Examples:\n  nubo repo list\n  nubo repo list --json")]
+    List {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a repository and all its data
+    #[command(after_help = "Example:\n  nubo repo delete my-app")]
+    Delete { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -219,6 +258,47 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
                     let user = accounts::require_by_name(&pool, &name).await?;
                     accounts::set_password(&pool, &user.id, &password, false).await?;
                     eprintln!("set the password of {}", user.name);
+                }
+            }
+            Ok(())
+        }
+        Command::Repo(cmd) => {
+            let pool = db::open(&settings.data_dir).await?;
+            match cmd {
+                RepoCommand::Create {
+                    name,
+                    owner,
+                    description,
+                } => {
+                    let owner = accounts::require_by_name(&pool, &owner).await?;
+                    let repo =
+                        repos::create(&pool, &settings.data_dir, &name, &description, &owner)
+                            .await?;
+                    println!("{}", repo.clone_url(&settings.base_url()));
+                }
+                RepoCommand::List { json } => {
+                    let all = repos::list_all(&pool).await?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&all)?);
+                    } else {
+                        println!(
+                            "{:<32} {:<20} {:<26} DESCRIPTION",
+                            "NAME", "OWNER", "CREATED"
+                        );
+                        for r in all {
+                            println!(
+                                "{:<32} {:<20} {:<26} {}",
+                                r.name, r.owner, r.created_at, r.description
+                            );
+                        }
+                    }
+                }
+                RepoCommand::Delete { name } => {
+                    let repo = repos::find(&pool, &name)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("no repository named {name:?}"))?;
+                    repos::delete(&pool, &settings.data_dir, &repo).await?;
+                    eprintln!("deleted repository {}", repo.name);
                 }
             }
             Ok(())

@@ -33,6 +33,8 @@ pub struct Settings {
     pub log_level: String,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Largest git push accepted, in bytes.
+    pub max_push_bytes: u64,
     /// A session ends after this long without a request.
     pub session_idle_minutes: u64,
     /// A session ends this long after sign-in, however active.
@@ -53,6 +55,7 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             log_level: "info".into(),
             max_body_bytes: 2 * 1024 * 1024,
+            max_push_bytes: 1024 * 1024 * 1024,
             session_idle_minutes: 120,
             session_absolute_hours: 12,
             login_max_failures_per_account: 5,
@@ -72,6 +75,7 @@ pub struct Layer {
     pub log_format: Option<LogFormat>,
     pub log_level: Option<String>,
     pub max_body_bytes: Option<usize>,
+    pub max_push_bytes: Option<u64>,
     pub session_idle_minutes: Option<u64>,
     pub session_absolute_hours: Option<u64>,
     pub login_max_failures_per_account: Option<u32>,
@@ -145,6 +149,7 @@ impl Layer {
                 }
                 "LOG_LEVEL" => layer.log_level = Some(value.to_string()),
                 "MAX_BODY_BYTES" => layer.max_body_bytes = Some(num(value).map_err(bad)?),
+                "MAX_PUSH_BYTES" => layer.max_push_bytes = Some(num(value).map_err(bad)?),
                 "SESSION_IDLE_MINUTES" => {
                     layer.session_idle_minutes = Some(num(value).map_err(bad)?)
                 }
@@ -184,6 +189,7 @@ pub fn resolve(layers: &[Layer]) -> Result<Settings, ConfigError> {
             log_format,
             log_level,
             max_body_bytes,
+            max_push_bytes,
             session_idle_minutes,
             session_absolute_hours,
             login_max_failures_per_account,
@@ -224,9 +230,21 @@ impl Settings {
 
     /// The URL to show users for this server.
     pub fn base_url(&self) -> String {
-        match &self.public_url {
-            Some(u) => u.trim_end_matches('/').to_string(),
-            None => format!("http://{}", self.http),
+        self.base_url_for(None)
+    }
+
+    /// The URL to show users for a request that arrived with `host`: the
+    /// configured `public_url`, else the host the client used.
+    pub fn base_url_for(&self, host: Option<&str>) -> String {
+        let valid_host = host.filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        });
+        match (&self.public_url, valid_host) {
+            (Some(u), _) => u.trim_end_matches('/').to_string(),
+            (None, Some(h)) => format!("http://{h}"),
+            (None, None) => format!("http://{}", self.http),
         }
     }
 }
@@ -285,6 +303,16 @@ mod tests {
         assert!(s.secure_cookies());
         assert_eq!(s.base_url(), "https://nubo.example.org");
         assert!(!resolve(&[]).unwrap().secure_cookies());
+        assert_eq!(s.base_url_for(Some("other:1")), "https://nubo.example.org");
+        let plain = resolve(&[]).unwrap();
+        assert_eq!(
+            plain.base_url_for(Some("h.example:8080")),
+            "http://h.example:8080"
+        );
+        assert_eq!(
+            plain.base_url_for(Some("evil\"/x")),
+            "http://127.0.0.1:8080"
+        );
     }
 
     #[test]

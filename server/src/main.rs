@@ -8,8 +8,10 @@ mod cli;
 mod config;
 mod db;
 mod error;
+mod git_http;
 mod metrics;
 mod rate_limit;
+mod repos;
 mod tokens;
 mod web;
 

@@ -20,6 +20,7 @@ use crate::app::AppState;
 use crate::auth::{self, PageUser, SESSION_LOGIN_AT, SESSION_USER};
 use crate::db::now_ms;
 use crate::error::Error;
+use crate::repos;
 use crate::tokens;
 
 const SESSION_FLASH: &str = "flash";
@@ -29,10 +30,9 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(login_page).post(login_submit))
         .route("/logout", post(logout))
         .route("/", get(dashboard))
-        .route(
-            "/repos",
-            get(|u: PageUser| section(u, Section::Repositories)),
-        )
+        .route("/repos", get(repos_page).post(create_repo))
+        .route("/repos/{name}", get(repo_page))
+        .route("/repos/{name}/delete", post(delete_repo))
         .route(
             "/workspaces",
             get(|u: PageUser| section(u, Section::Workspaces)),
@@ -232,13 +232,100 @@ async fn dashboard(user: PageUser) -> Response {
 
 async fn section(user: PageUser, section: Section) -> Response {
     let (title, nav) = match section {
-        Section::Repositories => ("Repositories", Nav::Repositories),
         Section::Workspaces => ("Workspaces", Nav::Workspaces),
         Section::Pipelines => ("Pipelines", Nav::Pipelines),
         Section::Deployments => ("Deployments", Nav::Deployments),
     };
     let ctx = context(&user, title, nav).await;
     Html(pages::empty_section(&ctx, section)).into_response()
+}
+
+async fn repos_page(State(state): State<AppState>, user: PageUser) -> PageResult {
+    let rows = repos::list_for(&state.pool, &user.user)
+        .await?
+        .into_iter()
+        .map(|r| pages::RepoRow {
+            name: r.name,
+            description: r.description,
+            owner: r.owner,
+            created_at: r.created_at,
+        })
+        .collect();
+    let ctx = context(&user, "Repositories", Nav::Repositories).await;
+    Ok(Html(pages::repos(&ctx, rows)).into_response())
+}
+
+#[derive(Deserialize)]
+struct RepoForm {
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+async fn create_repo(
+    State(state): State<AppState>,
+    user: PageUser,
+    Form(form): Form<RepoForm>,
+) -> PageResult {
+    let name = form.name.trim();
+    match repos::create(
+        &state.pool,
+        &state.settings.data_dir,
+        name,
+        &form.description,
+        &user.user,
+    )
+    .await
+    {
+        Ok(repo) => {
+            tracing::info!(repo = %repo.name, by = %user.user.name, "repository created");
+            set_flash(
+                &user.session,
+                Flash::Ok(format!("Created repository {}.", repo.name)),
+            )
+            .await;
+            Ok(Redirect::to(&format!("/repos/{}", repo.name)).into_response())
+        }
+        Err(Error::Unprocessable(m) | Error::Conflict(m)) => {
+            set_flash(&user.session, Flash::Error(capitalise(&m))).await;
+            Ok(Redirect::to("/repos").into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn repo_page(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    user: PageUser,
+    Path(name): Path<String>,
+) -> PageResult {
+    let repo = repos::require_accessible(&state.pool, &name, &user.user).await?;
+    let page = pages::RepoPage {
+        clone_url_http: repo.clone_url(&crate::app::base_url(&state, &headers)),
+        name: repo.name.clone(),
+        description: repo.description,
+        owner: repo.owner,
+        user: user.user.name.clone(),
+    };
+    let ctx = context(&user, &repo.name, Nav::Repositories).await;
+    Ok(Html(pages::repo(&ctx, page)).into_response())
+}
+
+async fn delete_repo(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path(name): Path<String>,
+) -> PageResult {
+    let repo = repos::require_accessible(&state.pool, &name, &user.user).await?;
+    repos::delete(&state.pool, &state.settings.data_dir, &repo).await?;
+    tracing::info!(repo = %repo.name, by = %user.user.name, "repository deleted");
+    set_flash(
+        &user.session,
+        Flash::Ok(format!("Deleted repository {}.", repo.name)),
+    )
+    .await;
+    Ok(Redirect::to("/repos").into_response())
 }
 
 async fn account_page(user: PageUser) -> Response {

@@ -1,0 +1,77 @@
+// A user creates a repository in the browser, makes a token, and pushes to
+// the clone URL the page shows with the real git client.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startServer, launchBrowser, signIn, artifacts } from "./harness.mjs";
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  server?.stop();
+});
+
+function git(cwd, token, ...args) {
+  const helper = `!f() { echo username=admin; echo password=${token}; }; f`;
+  return execFileSync("git", ["-c", "credential.helper=", "-c", `credential.helper=${helper}`, "-c", "init.defaultBranch=main", ...args], {
+    cwd,
+    env: {
+      PATH: process.env.PATH,
+      HOME: cwd,
+      GIT_CONFIG_NOSYSTEM: "1",
+      GIT_TERMINAL_PROMPT: "0",
+      GIT_AUTHOR_NAME: "E2E",
+      GIT_AUTHOR_EMAIL: "e2e@example.org",
+      GIT_COMMITTER_NAME: "E2E",
+      GIT_COMMITTER_EMAIL: "e2e@example.org",
+    },
+    encoding: "utf8",
+  });
+}
+
+test("create a repository in the UI and push to its clone URL", async () => {
+  const page = await browser.context.newPage();
+  await signIn(page, server.url, "admin", server.adminPassword);
+
+  await page.goto(`${server.url}/repos`);
+  assert.match(await page.textContent("[data-testid=empty-state]"), /No repositories yet/);
+  await page.fill("form[action='/repos'] input[name=name]", "web-app");
+  await page.fill("form[action='/repos'] input[name=description]", "Made in the browser");
+  await Promise.all([page.waitForURL(`${server.url}/repos/web-app`), page.click("form[action='/repos'] button")]);
+  const cloneUrl = (await page.textContent("[data-testid=clone-url]")).trim();
+  assert.equal(cloneUrl, `${server.url}/v1/repos/web-app`);
+  await page.screenshot({ path: join(artifacts, "repository.png"), fullPage: true });
+
+  await page.goto(`${server.url}/account/tokens`);
+  await page.fill("input[name=description]", "git push");
+  await Promise.all([page.waitForLoadState("load"), page.click("form[action='/account/tokens'] button")]);
+  const token = (await page.textContent("[data-testid=new-token]")).trim();
+
+  const dir = mkdtempSync(join(tmpdir(), "nubo-e2e-git-"));
+  try {
+    git(dir, token, "clone", "-q", cloneUrl, "work");
+    const work = join(dir, "work");
+    writeFileSync(join(work, "index.html"), "<h1>hello</h1>\n");
+    git(work, token, "add", ".");
+    git(work, token, "commit", "-qm", "hello from e2e");
+    git(work, token, "push", "-q", "origin", "main");
+    const remote = git(dir, token, "ls-remote", cloneUrl);
+    assert.match(remote, /refs\/heads\/main/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  await page.goto(`${server.url}/repos`);
+  assert.ok(await page.$("tr[data-repo='web-app']"));
+  await page.close();
+});

@@ -1,0 +1,226 @@
+//! Git over HTTP(S) at CodeCommit's URL shape, `/v1/repos/{name}`: the smart
+//! protocol (v0 and v2), authenticated with HTTP Basic (user name and an API
+//! token as the password). Access is checked here, before git runs.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine;
+use futures_util::TryStreamExt;
+use nubo_git::smart_http::{self, Service};
+use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio_util::io::{ReaderStream, StreamReader};
+
+use crate::accounts::User;
+use crate::app::AppState;
+use crate::repos::{self, Repo};
+use crate::tokens;
+
+/// URL prefix of git traffic; it never uses cookies, so CSRF does not apply.
+pub const PREFIX: &str = "/v1/repos/";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/repos/{name}/info/refs", get(info_refs))
+        .route("/v1/repos/{name}/{service}", post(rpc))
+}
+
+/// A plain-text refusal, which git shows to its user.
+fn refuse(status: StatusCode, message: &str) -> Response {
+    let mut r = (status, format!("{message}\n")).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"Nubo git\""),
+        );
+    }
+    r
+}
+
+async fn basic_user(state: &AppState, headers: &HeaderMap) -> Result<User, Response> {
+    let unauthorized = || {
+        refuse(
+            StatusCode::UNAUTHORIZED,
+            "authentication required: use your Nubo user name and an API token as the password",
+        )
+    };
+    let encoded = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .ok_or_else(unauthorized)?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(unauthorized)?;
+    let (name, secret) = decoded.split_once(':').ok_or_else(unauthorized)?;
+    let user = tokens::authenticate(&state.pool, secret)
+        .await
+        .map_err(|e| e.into_response())?
+        .filter(|u| u.name.eq_ignore_ascii_case(name))
+        .ok_or_else(unauthorized)?;
+    if user.disabled {
+        return Err(refuse(StatusCode::FORBIDDEN, "this account is disabled"));
+    }
+    Ok(user)
+}
+
+async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    name: &str,
+    service: Service,
+) -> Result<(User, Repo), Response> {
+    let user = basic_user(state, headers).await?;
+    let repo = repos::require_accessible(&state.pool, name, &user)
+        .await
+        .map_err(|e| refuse(e.status(), &e.public_message()))?;
+    tracing::info!(user = %user.name, repo = %repo.name, service = service.name(), "git access allowed");
+    Ok((user, repo))
+}
+
+fn git_protocol(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("git-protocol")
+        .and_then(|v| v.to_str().ok())
+        .and_then(smart_http::sanitize_git_protocol)
+}
+
+#[derive(Deserialize)]
+struct InfoRefsQuery {
+    service: Option<String>,
+}
+
+async fn info_refs(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<InfoRefsQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(service) = q.service.as_deref().and_then(Service::from_name) else {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "only the smart HTTP protocol is served (git 1.6.6 or newer)",
+        );
+    };
+    let (_, repo) = match authorize(&state, &headers, &name, service).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let dir = repos::git_dir(&state.settings.data_dir, &repo);
+    match smart_http::advertise(&dir, service, git_protocol(&headers).as_deref()).await {
+        Ok(body) => (
+            [
+                (header::CONTENT_TYPE, service.advertisement_content_type()),
+                (header::CACHE_CONTROL, "no-cache".to_string()),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(repo = %repo.name, error = %e, "ref advertisement failed");
+            refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the server could not read this repository",
+            )
+        }
+    }
+}
+
+async fn rpc(
+    State(state): State<AppState>,
+    Path((name, service)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(service) = Service::from_name(&service) else {
+        return refuse(StatusCode::NOT_FOUND, "no such git service");
+    };
+    let expected = format!("application/x-{}-request", service.name());
+    if headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        != Some(expected.as_str())
+    {
+        return refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &format!("expected Content-Type {expected}"),
+        );
+    }
+    let (user, repo) = match authorize(&state, &headers, &name, service).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let dir = repos::git_dir(&state.settings.data_dir, &repo);
+    let mut child = match smart_http::rpc(&dir, service, git_protocol(&headers).as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start git");
+            return refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the server could not start git",
+            );
+        }
+    };
+    let (Some(mut stdin), Some(stdout), Some(mut stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the server could not start git",
+        );
+    };
+
+    // Request body -> git's stdin, streamed (gunzipped when the client
+    // compressed it), capped for pushes.
+    let gzip = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let reader = StreamReader::new(stream);
+    let mut input: Box<dyn AsyncRead + Send + Unpin> = if gzip {
+        Box::new(async_compression::tokio::bufread::GzipDecoder::new(reader))
+    } else {
+        Box::new(reader)
+    };
+    let limit = match service {
+        Service::ReceivePack => state.settings.max_push_bytes,
+        Service::UploadPack => u64::MAX,
+    };
+    let repo_name = repo.name.clone();
+    tokio::spawn(async move {
+        let mut limited = (&mut input).take(limit);
+        match tokio::io::copy(&mut limited, &mut stdin).await {
+            Ok(n) if n >= limit => {
+                // Over the limit: stop feeding git, which then rejects the
+                // truncated pack and writes nothing.
+                tracing::warn!(repo = %repo_name, "push larger than max_push_bytes refused");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(repo = %repo_name, error = %e, "request body ended early"),
+        }
+        let _ = stdin.shutdown().await;
+    });
+    tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text).await;
+        let _ = child.wait().await;
+        if !text.trim().is_empty() {
+            tracing::debug!(user = %user.name, git_stderr = %text.trim(), "git said");
+        }
+    });
+    (
+        [
+            (header::CONTENT_TYPE, service.result_content_type()),
+            (header::CACHE_CONTROL, "no-cache".to_string()),
+        ],
+        Body::from_stream(ReaderStream::new(stdout)),
+    )
+        .into_response()
+}

@@ -1,0 +1,342 @@
+//! Git hosting with the real `git` client over HTTP: clone, push, fetch in
+//! protocol v0 and v2, shallow and partial clones, access control and bad
+//! input.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{client, Server};
+use serde_json::{json, Value};
+
+/// Runs git isolated from the machine's config, with a credential helper
+/// that answers `user` / `password`.
+fn git(cwd: &Path, user: &str, password: &str, args: &[&str]) -> Output {
+    let helper = format!("!f() {{ echo username={user}; echo password={password}; }}; f");
+    Command::new("git")
+        .current_dir(cwd)
+        .env("HOME", cwd)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.org")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.org")
+        .args([
+            "-c",
+            "credential.helper=",
+            "-c",
+            &format!("credential.helper={helper}"),
+        ])
+        .args(["-c", "init.defaultBranch=main"])
+        .args(args)
+        .output()
+        .expect("git runs")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "git failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+async fn create_repo(server: &Server, token: &str, name: &str) -> Value {
+    let r = client()
+        .post(server.url("/api/v1/repos"))
+        .bearer_auth(token)
+        .json(&json!({"name": name, "description": "test repo"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn push_then_clone_with_protocol_v0_and_v2() {
+    let server = Server::start(&[]);
+    let token = server.user_with_token("alice", false);
+    let repo = create_repo(&server, &token, "my-app").await;
+    let url = repo["clone_url_http"].as_str().unwrap().to_string();
+    assert_eq!(url, server.url("/v1/repos/my-app"));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path();
+    ok(git(w, "alice", &token, &["clone", "-q", &url, "work"]));
+    let work = w.join("work");
+    std::fs::write(work.join("README.md"), "# my app\n").unwrap();
+    ok(git(&work, "alice", &token, &["add", "."]));
+    ok(git(&work, "alice", &token, &["commit", "-qm", "first"]));
+    for i in 0..3 {
+        std::fs::write(work.join("n.txt"), format!("{i}\n")).unwrap();
+        ok(git(
+            &work,
+            "alice",
+            &token,
+            &["commit", "-qam", &format!("change {i}"), "--allow-empty"],
+        ));
+    }
+    std::fs::write(work.join("n.txt"), "x\n").unwrap();
+    ok(git(&work, "alice", &token, &["add", "n.txt"]));
+    ok(git(&work, "alice", &token, &["commit", "-qm", "n"]));
+    ok(git(
+        &work,
+        "alice",
+        &token,
+        &["push", "-q", "origin", "main"],
+    ));
+    ok(git(&work, "alice", &token, &["tag", "v1"]));
+    ok(git(
+        &work,
+        "alice",
+        &token,
+        &["push", "-q", "origin", "v1", "main:feature"],
+    ));
+    let head = ok(git(&work, "alice", &token, &["rev-parse", "HEAD"]));
+
+    for version in ["0", "2"] {
+        let dir = format!("clone-v{version}");
+        ok(git(
+            w,
+            "alice",
+            &token,
+            &[
+                "-c",
+                &format!("protocol.version={version}"),
+                "clone",
+                "-q",
+                &url,
+                &dir,
+            ],
+        ));
+        let got = ok(git(&w.join(&dir), "alice", &token, &["rev-parse", "HEAD"]));
+        assert_eq!(got, head, "protocol v{version}");
+        assert_eq!(
+            std::fs::read_to_string(w.join(&dir).join("README.md")).unwrap(),
+            "# my app\n"
+        );
+        ok(git(
+            &w.join(&dir),
+            "alice",
+            &token,
+            &["fsck", "--no-progress"],
+        ));
+        let tags = ok(git(&w.join(&dir), "alice", &token, &["tag"]));
+        assert_eq!(tags.trim(), "v1");
+    }
+
+    // Shallow and partial clones.
+    ok(git(
+        w,
+        "alice",
+        &token,
+        &["clone", "-q", "--depth", "1", &url, "shallow"],
+    ));
+    let count = ok(git(
+        &w.join("shallow"),
+        "alice",
+        &token,
+        &["rev-list", "--count", "HEAD"],
+    ));
+    assert_eq!(count.trim(), "1");
+    ok(git(
+        w,
+        "alice",
+        &token,
+        &["clone", "-q", "--filter=blob:none", &url, "partial"],
+    ));
+    let filter = ok(git(
+        &w.join("partial"),
+        "alice",
+        &token,
+        &["config", "remote.origin.partialclonefilter"],
+    ));
+    assert_eq!(filter.trim(), "blob:none");
+    assert_eq!(
+        std::fs::read_to_string(w.join("partial").join("n.txt")).unwrap(),
+        "x\n"
+    );
+
+    // Deleting a branch.
+    ok(git(
+        &work,
+        "alice",
+        &token,
+        &["push", "-q", "origin", ":feature"],
+    ));
+    let refs = ok(git(&work, "alice", &token, &["ls-remote", "origin"]));
+    assert!(
+        !refs.contains("refs/heads/feature") && refs.contains("refs/heads/main"),
+        "{refs}"
+    );
+}
+
+#[tokio::test]
+async fn strangers_and_wrong_tokens_are_refused() {
+    let server = Server::start(&[]);
+    let alice = server.user_with_token("alice", false);
+    let bob = server.user_with_token("bob", false);
+    let admin = server.user_with_token("root2", true);
+    create_repo(&server, &alice, "private").await;
+    let url = server.url("/v1/repos/private");
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path();
+
+    let out = git(w, "alice", "nubo_wrong", &["ls-remote", &url]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Authentication failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A valid token under another user's name does not count.
+    let out = git(w, "alice", &bob, &["ls-remote", &url]);
+    assert!(!out.status.success());
+    // Bob's own token: the repository is not his to see.
+    let out = git(w, "bob", &bob, &["ls-remote", &url]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not found"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = client()
+        .get(server.url("/api/v1/repos/private"))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let listed: Value = client()
+        .get(server.url("/api/v1/repos"))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed, json!([]));
+    // Admins reach every repository.
+    ok(git(w, "root2", &admin, &["ls-remote", &url]));
+
+    // Dumb HTTP is not served.
+    let r = client()
+        .get(server.url("/v1/repos/private/info/refs"))
+        .basic_auth("alice", Some(&alice))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+#[tokio::test]
+async fn hostile_names_and_truncated_packs_change_nothing() {
+    let server = Server::start(&[]);
+    let token = server.user_with_token("alice", false);
+    let http = client();
+    for bad in ["../x", "a/b", "a\u{1}b", "x.git", "", &"y".repeat(101)] {
+        let r = http
+            .post(server.url("/api/v1/repos"))
+            .bearer_auth(&token)
+            .json(&json!({"name": bad}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422, "name {bad:?}");
+    }
+    create_repo(&server, &token, "target").await;
+    let r = http
+        .post(server.url("/api/v1/repos"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "TARGET"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let repos_dir = server.data_dir.join("repos");
+    assert_eq!(
+        std::fs::read_dir(&repos_dir).unwrap().count(),
+        1,
+        "only one repository on disk"
+    );
+
+    // A push whose pack is cut short: git refuses it and no ref moves.
+    let zero = "0".repeat(40);
+    let new = "1".repeat(40);
+    let command = format!("{zero} {new} refs/heads/main\0report-status\n");
+    let mut body = format!("{:04x}{command}0000", command.len() + 4).into_bytes();
+    body.extend_from_slice(b"PACK\0\0\0\x02\0\0\0\x05\x95");
+    let r = http
+        .post(server.url("/v1/repos/target/git-receive-pack"))
+        .basic_auth("alice", Some(&token))
+        .header("content-type", "application/x-git-receive-pack-request")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&r.bytes().await.unwrap()).into_owned();
+    assert!(!text.contains("ok refs/heads/main"), "{text}");
+    let tmp = tempfile::tempdir().unwrap();
+    let refs = ok(git(
+        tmp.path(),
+        "alice",
+        &token,
+        &["ls-remote", &server.url("/v1/repos/target")],
+    ));
+    assert_eq!(refs.trim(), "", "no ref was created");
+
+    // A wrong content type is refused before git runs.
+    let r = http
+        .post(server.url("/v1/repos/target/git-receive-pack"))
+        .basic_auth("alice", Some(&token))
+        .body("0000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+}
+
+#[tokio::test]
+async fn deleting_a_repository_removes_it() {
+    let server = Server::start(&[]);
+    let token = server.user_with_token("alice", false);
+    create_repo(&server, &token, "doomed").await;
+    let r = client()
+        .delete(server.url("/api/v1/repos/doomed"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        std::fs::read_dir(server.data_dir.join("repos"))
+            .unwrap()
+            .count(),
+        0
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let out = git(
+        tmp.path(),
+        "alice",
+        &token,
+        &["ls-remote", &server.url("/v1/repos/doomed")],
+    );
+    assert!(!out.status.success());
+    // The CLI sees the same store.
+    let out = server.cli(&["repo", "create", "from-cli", "--owner", "alice"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = server.cli(&["repo", "list", "--json"], None);
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed[0]["name"], "from-cli");
+    assert_eq!(listed[0]["owner"], "alice");
+}
