@@ -156,6 +156,18 @@ async fn rpc(
         Ok(v) => v,
         Err(r) => return r,
     };
+    if service == Service::ReceivePack {
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > state.settings.max_push_bytes) {
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("this push is larger than the server's limit of {} bytes", state.settings.max_push_bytes),
+            );
+        }
+    }
     let dir = repos::git_dir(&state.settings.data_dir, &repo);
     let mut child = match smart_http::rpc(&dir, service, git_protocol(&headers).as_deref()) {
         Ok(c) => c,

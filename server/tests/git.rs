@@ -340,3 +340,80 @@ async fn deleting_a_repository_removes_it() {
     assert_eq!(listed[0]["name"], "from-cli");
     assert_eq!(listed[0]["owner"], "alice");
 }
+
+/// Pseudo-random bytes that do not compress.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn pushes_over_the_size_limit_are_refused() {
+    let server = Server::start(&[("NUBO_MAX_PUSH_BYTES", "65536")]);
+    let token = server.user_with_token("alice", false);
+    create_repo(&server, &token, "small").await;
+    let url = server.url("/v1/repos/small");
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path();
+    for (dir, size, buffer) in [("a", 200_000, "1048576"), ("b", 3_000_000, "1048576")] {
+        // "a" is sent with a Content-Length, "b" in chunks (over http.postBuffer).
+        ok(git(w, "alice", &token, &["init", "-q", dir]));
+        let work = w.join(dir);
+        std::fs::write(work.join("big.bin"), noise(size, size as u64)).unwrap();
+        ok(git(&work, "alice", &token, &["add", "."]));
+        ok(git(&work, "alice", &token, &["commit", "-qm", "big"]));
+        let out = git(&work, "alice", &token, &["-c", &format!("http.postBuffer={buffer}"), "push", &url, "main"]);
+        assert!(!out.status.success(), "a {size}-byte push was accepted");
+    }
+    let refs = ok(git(w, "alice", &token, &["ls-remote", &url]));
+    assert_eq!(refs.trim(), "", "no ref was created");
+    // A small push still works.
+    ok(git(w, "alice", &token, &["init", "-q", "c"]));
+    std::fs::write(w.join("c").join("a.txt"), "small\n").unwrap();
+    ok(git(&w.join("c"), "alice", &token, &["add", "."]));
+    ok(git(&w.join("c"), "alice", &token, &["commit", "-qm", "small"]));
+    ok(git(&w.join("c"), "alice", &token, &["push", "-q", &url, "main"]));
+}
+
+#[tokio::test]
+async fn concurrent_pushes_to_one_branch_have_one_winner() {
+    let server = Server::start(&[]);
+    let token = server.user_with_token("alice", false);
+    create_repo(&server, &token, "race").await;
+    let url = server.url("/v1/repos/race");
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path().to_path_buf();
+    ok(git(&w, "alice", &token, &["init", "-q", "seed"]));
+    std::fs::write(w.join("seed").join("f"), "0\n").unwrap();
+    ok(git(&w.join("seed"), "alice", &token, &["add", "."]));
+    ok(git(&w.join("seed"), "alice", &token, &["commit", "-qm", "seed"]));
+    ok(git(&w.join("seed"), "alice", &token, &["push", "-q", &url, "main"]));
+    let mut clones = Vec::new();
+    for i in 0..4 {
+        let dir = format!("c{i}");
+        ok(git(&w, "alice", &token, &["clone", "-q", &url, &dir]));
+        std::fs::write(w.join(&dir).join("f"), format!("writer {i}\n")).unwrap();
+        ok(git(&w.join(&dir), "alice", &token, &["commit", "-qam", &format!("writer {i}")]));
+        clones.push(w.join(dir));
+    }
+    let handles: Vec<_> = clones
+        .into_iter()
+        .map(|dir| {
+            let (token, url) = (token.clone(), url.clone());
+            std::thread::spawn(move || git(&dir, "alice", &token, &["push", "-q", &url, "main"]).status.success())
+        })
+        .collect();
+    let winners = handles.into_iter().map(|h| h.join().unwrap()).filter(|ok| *ok).count();
+    assert_eq!(winners, 1, "exactly one of the racing pushes wins");
+    ok(git(&w, "alice", &token, &["clone", "-q", &url, "check"]));
+    ok(git(&w.join("check"), "alice", &token, &["fsck", "--no-progress", "--strict"]));
+    let log = ok(git(&w.join("check"), "alice", &token, &["log", "--format=%s"]));
+    assert_eq!(log.lines().count(), 2, "{log}");
+}
