@@ -50,8 +50,9 @@ impl AppState {
     }
 }
 
-/// The whole application router.
-pub fn router(state: AppState) -> Router {
+/// The whole application router. `tls` marks the router of the HTTPS
+/// listener, whose cookies are always `Secure`.
+pub fn router(state: AppState, tls: bool) -> Router {
     let (api, openapi) = api::router();
     let openapi_json: Arc<str> = serde_json::to_string_pretty(&openapi)
         .unwrap_or_else(|_| "{}".into())
@@ -60,7 +61,7 @@ pub fn router(state: AppState) -> Router {
         .with_name("nubo_session")
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
-        .with_secure(state.settings.secure_cookies())
+        .with_secure(tls || state.settings.secure_cookies())
         .with_expiry(Expiry::OnInactivity(time::Duration::minutes(
             state.settings.session_idle_minutes as i64,
         )));
@@ -203,6 +204,33 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let mut settings = settings;
     settings.http = addr;
     let state = AppState::new(pool, settings);
+    let tls_handle = axum_server::Handle::new();
+    if let Some(https) = state.settings.https {
+        let pem = crate::tls::load_or_generate(&state.settings)?;
+        let config = axum_server::tls_rustls::RustlsConfig::from_pem(pem.cert, pem.key)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot use the TLS certificate {}: {e}",
+                    pem.source.display()
+                )
+            })?;
+        let app = router(state.clone(), true).into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum_server::bind_rustls(https, config).handle(tls_handle.clone());
+        tokio::spawn(async move {
+            if let Err(e) = server.serve(app).await {
+                tracing::error!(error = %e, "the HTTPS listener stopped");
+            }
+        });
+        let bound = tls_handle.listening().await.ok_or_else(|| {
+            anyhow::anyhow!("cannot listen on {https} (choose another address with --https)")
+        })?;
+        println!(
+            "Nubo {} is listening on https://{bound} (certificate: {})",
+            env!("CARGO_PKG_VERSION"),
+            pem.source.display()
+        );
+    }
     println!(
         "Nubo {} is listening on http://{addr}",
         env!("CARGO_PKG_VERSION")
@@ -210,10 +238,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(%addr, data_dir = %state.settings.data_dir.display(), "listening");
     axum::serve(
         listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        router(state, false).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;
+    tls_handle.graceful_shutdown(Some(Duration::from_secs(5)));
     tracing::info!("stopped");
     Ok(())
 }

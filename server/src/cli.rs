@@ -53,7 +53,7 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Run the server
     #[command(
-        after_help = "Examples:\n  nubo serve\n  nubo serve --http 0.0.0.0:8080 --public-url https://nubo.example.org\n  NUBO_DATA_DIR=/srv/nubo nubo serve --log-format json"
+        after_help = "Examples:\n  nubo serve\n  nubo serve --http 0.0.0.0:8080 --public-url https://nubo.example.org\n  nubo serve --https 127.0.0.1:8443   # self-signed certificate in <data-dir>/tls/\n  NUBO_DATA_DIR=/srv/nubo nubo serve --log-format json"
     )]
     Serve(ServeArgs),
     /// Manage user accounts
@@ -81,6 +81,15 @@ pub struct ServeArgs {
     /// Address for plain HTTP [default: 127.0.0.1:8080] [env: NUBO_HTTP]
     #[arg(long, value_name = "ADDR")]
     pub http: Option<SocketAddr>,
+    /// Also serve HTTPS on this address [env: NUBO_HTTPS]
+    #[arg(long, value_name = "ADDR")]
+    pub https: Option<SocketAddr>,
+    /// PEM certificate chain for HTTPS (default: self-signed, generated into the data dir) [env: NUBO_TLS_CERT]
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert [env: NUBO_TLS_KEY]
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// The URL users reach Nubo at; https:// makes cookies Secure [env: NUBO_PUBLIC_URL]
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
@@ -193,6 +202,9 @@ pub fn settings(global: &GlobalArgs, serve: Option<&ServeArgs>) -> anyhow::Resul
     };
     if let Some(s) = serve {
         flags.http = s.http;
+        flags.https = s.https;
+        flags.tls_cert = s.tls_cert.clone();
+        flags.tls_key = s.tls_key.clone();
         flags.public_url = s.public_url.clone();
     }
     layers.push(flags);

@@ -26,6 +26,12 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Address of the plain HTTP listener.
     pub http: SocketAddr,
+    /// Address of the HTTPS listener, if any.
+    pub https: Option<SocketAddr>,
+    /// PEM certificate chain and key for HTTPS; without them a self-signed
+    /// certificate is generated into the data dir.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     /// The URL users reach Nubo at; `https://` makes session cookies `Secure`.
     pub public_url: Option<String>,
     pub log_format: LogFormat,
@@ -51,6 +57,9 @@ impl Default for Settings {
         Settings {
             data_dir: PathBuf::from("./nubo-data"),
             http: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            https: None,
+            tls_cert: None,
+            tls_key: None,
             public_url: None,
             log_format: LogFormat::Text,
             log_level: "info".into(),
@@ -71,6 +80,9 @@ impl Default for Settings {
 pub struct Layer {
     pub data_dir: Option<PathBuf>,
     pub http: Option<SocketAddr>,
+    pub https: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub public_url: Option<String>,
     pub log_format: Option<LogFormat>,
     pub log_level: Option<String>,
@@ -139,6 +151,9 @@ impl Layer {
             match key {
                 "DATA_DIR" => layer.data_dir = Some(PathBuf::from(value)),
                 "HTTP" => layer.http = Some(num(value).map_err(bad)?),
+                "HTTPS" => layer.https = Some(num(value).map_err(bad)?),
+                "TLS_CERT" => layer.tls_cert = Some(PathBuf::from(value)),
+                "TLS_KEY" => layer.tls_key = Some(PathBuf::from(value)),
                 "PUBLIC_URL" => layer.public_url = Some(value.to_string()),
                 "LOG_FORMAT" => {
                     layer.log_format = Some(match value {
@@ -198,6 +213,15 @@ pub fn resolve(layers: &[Layer]) -> Result<Settings, ConfigError> {
         );
         if l.public_url.is_some() {
             s.public_url = l.public_url.clone();
+        }
+        if l.https.is_some() {
+            s.https = l.https;
+        }
+        if l.tls_cert.is_some() {
+            s.tls_cert = l.tls_cert.clone();
+        }
+        if l.tls_key.is_some() {
+            s.tls_key = l.tls_key.clone();
         }
     }
     if s.max_body_bytes < 1024 {

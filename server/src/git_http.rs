@@ -164,7 +164,10 @@ async fn rpc(
         if declared.is_some_and(|n| n > state.settings.max_push_bytes) {
             return refuse(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("this push is larger than the server's limit of {} bytes", state.settings.max_push_bytes),
+                &format!(
+                    "this push is larger than the server's limit of {} bytes",
+                    state.settings.max_push_bytes
+                ),
             );
         }
     }

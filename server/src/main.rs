@@ -12,6 +12,7 @@ mod git_http;
 mod metrics;
 mod rate_limit;
 mod repos;
+mod tls;
 mod tokens;
 mod web;
 

@@ -19,6 +19,9 @@ fn git(cwd: &Path, user: &str, password: &str, args: &[&str]) -> Output {
         .env("HOME", cwd)
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_TERMINAL_PROMPT", "0")
+        // Some machines point git at a fixed CA bundle; tests choose their own.
+        .env_remove("GIT_SSL_CAINFO")
+        .env_remove("GIT_SSL_CAPATH")
         .env("GIT_AUTHOR_NAME", "Test")
         .env("GIT_AUTHOR_EMAIL", "test@example.org")
         .env("GIT_COMMITTER_NAME", "Test")
@@ -369,7 +372,18 @@ async fn pushes_over_the_size_limit_are_refused() {
         std::fs::write(work.join("big.bin"), noise(size, size as u64)).unwrap();
         ok(git(&work, "alice", &token, &["add", "."]));
         ok(git(&work, "alice", &token, &["commit", "-qm", "big"]));
-        let out = git(&work, "alice", &token, &["-c", &format!("http.postBuffer={buffer}"), "push", &url, "main"]);
+        let out = git(
+            &work,
+            "alice",
+            &token,
+            &[
+                "-c",
+                &format!("http.postBuffer={buffer}"),
+                "push",
+                &url,
+                "main",
+            ],
+        );
         assert!(!out.status.success(), "a {size}-byte push was accepted");
     }
     let refs = ok(git(w, "alice", &token, &["ls-remote", &url]));
@@ -378,8 +392,18 @@ async fn pushes_over_the_size_limit_are_refused() {
     ok(git(w, "alice", &token, &["init", "-q", "c"]));
     std::fs::write(w.join("c").join("a.txt"), "small\n").unwrap();
     ok(git(&w.join("c"), "alice", &token, &["add", "."]));
-    ok(git(&w.join("c"), "alice", &token, &["commit", "-qm", "small"]));
-    ok(git(&w.join("c"), "alice", &token, &["push", "-q", &url, "main"]));
+    ok(git(
+        &w.join("c"),
+        "alice",
+        &token,
+        &["commit", "-qm", "small"],
+    ));
+    ok(git(
+        &w.join("c"),
+        "alice",
+        &token,
+        &["push", "-q", &url, "main"],
+    ));
 }
 
 #[tokio::test]
@@ -393,27 +417,137 @@ async fn concurrent_pushes_to_one_branch_have_one_winner() {
     ok(git(&w, "alice", &token, &["init", "-q", "seed"]));
     std::fs::write(w.join("seed").join("f"), "0\n").unwrap();
     ok(git(&w.join("seed"), "alice", &token, &["add", "."]));
-    ok(git(&w.join("seed"), "alice", &token, &["commit", "-qm", "seed"]));
-    ok(git(&w.join("seed"), "alice", &token, &["push", "-q", &url, "main"]));
+    ok(git(
+        &w.join("seed"),
+        "alice",
+        &token,
+        &["commit", "-qm", "seed"],
+    ));
+    ok(git(
+        &w.join("seed"),
+        "alice",
+        &token,
+        &["push", "-q", &url, "main"],
+    ));
     let mut clones = Vec::new();
     for i in 0..4 {
         let dir = format!("c{i}");
         ok(git(&w, "alice", &token, &["clone", "-q", &url, &dir]));
         std::fs::write(w.join(&dir).join("f"), format!("writer {i}\n")).unwrap();
-        ok(git(&w.join(&dir), "alice", &token, &["commit", "-qam", &format!("writer {i}")]));
+        ok(git(
+            &w.join(&dir),
+            "alice",
+            &token,
+            &["commit", "-qam", &format!("writer {i}")],
+        ));
         clones.push(w.join(dir));
     }
     let handles: Vec<_> = clones
         .into_iter()
         .map(|dir| {
             let (token, url) = (token.clone(), url.clone());
-            std::thread::spawn(move || git(&dir, "alice", &token, &["push", "-q", &url, "main"]).status.success())
+            std::thread::spawn(move || {
+                git(&dir, "alice", &token, &["push", "-q", &url, "main"])
+                    .status
+                    .success()
+            })
         })
         .collect();
-    let winners = handles.into_iter().map(|h| h.join().unwrap()).filter(|ok| *ok).count();
+    let winners = handles
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .filter(|ok| *ok)
+        .count();
     assert_eq!(winners, 1, "exactly one of the racing pushes wins");
     ok(git(&w, "alice", &token, &["clone", "-q", &url, "check"]));
-    ok(git(&w.join("check"), "alice", &token, &["fsck", "--no-progress", "--strict"]));
-    let log = ok(git(&w.join("check"), "alice", &token, &["log", "--format=%s"]));
+    ok(git(
+        &w.join("check"),
+        "alice",
+        &token,
+        &["fsck", "--no-progress", "--strict"],
+    ));
+    let log = ok(git(
+        &w.join("check"),
+        "alice",
+        &token,
+        &["log", "--format=%s"],
+    ));
     assert_eq!(log.lines().count(), 2, "{log}");
+}
+
+#[tokio::test]
+async fn https_with_the_generated_certificate() {
+    let mut server = Server::start(&[("NUBO_HTTPS", "127.0.0.1:0")]);
+    let https = server
+        .https_base
+        .clone()
+        .expect("the server listens on HTTPS");
+    let ca = server.data_dir.join("tls").join("cert.pem");
+    assert!(ca.exists(), "a self-signed certificate was generated");
+    let token = server.user_with_token("alice", false);
+    create_repo(&server, &token, "secure").await;
+    let url = format!("{https}/v1/repos/secure");
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path();
+
+    // Without trusting the certificate, git refuses to talk.
+    let out = git(w, "alice", &token, &["ls-remote", &url]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("certificate"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let ca_opt = format!("http.sslCAInfo={}", ca.display());
+    ok(git(w, "alice", &token, &["init", "-q", "work"]));
+    std::fs::write(w.join("work").join("a.txt"), "over tls\n").unwrap();
+    ok(git(&w.join("work"), "alice", &token, &["add", "."]));
+    ok(git(
+        &w.join("work"),
+        "alice",
+        &token,
+        &["commit", "-qm", "tls"],
+    ));
+    ok(git(
+        &w.join("work"),
+        "alice",
+        &token,
+        &["-c", &ca_opt, "push", "-q", &url, "main"],
+    ));
+    ok(git(
+        w,
+        "alice",
+        &token,
+        &["-c", &ca_opt, "clone", "-q", &url, "back"],
+    ));
+    assert_eq!(
+        std::fs::read_to_string(w.join("back").join("a.txt")).unwrap(),
+        "over tls\n"
+    );
+
+    // Cookies set over HTTPS are Secure.
+    let out = Command::new("curl")
+        .args(["-s", "-D", "-", "-o", "/dev/null", "--cacert"])
+        .arg(&ca)
+        .arg(format!("{https}/login"))
+        .output()
+        .expect("curl is installed by scripts/setup.sh");
+    let headers = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    let cookie = headers
+        .lines()
+        .find(|l| l.starts_with("set-cookie: nubo_session="))
+        .expect("session cookie");
+    assert!(
+        cookie.contains("secure") && cookie.contains("httponly"),
+        "{cookie}"
+    );
+
+    // The certificate is kept across restarts.
+    let before = std::fs::read(&ca).unwrap();
+    let dir = server.data_dir.clone();
+    server.kill();
+    let again = Server::start_in(&dir, &[("NUBO_HTTPS", "127.0.0.1:0")], &[]);
+    assert!(again.https_base.is_some());
+    assert_eq!(std::fs::read(&ca).unwrap(), before);
 }

@@ -14,6 +14,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_nubo");
 pub struct Server {
     pub child: Child,
     pub base: String,
+    /// The HTTPS base URL, when the server was started with `--https`.
+    pub https_base: Option<String>,
     /// The first-start admin password, when this start printed one.
     pub admin_password: Option<String>,
     pub data_dir: PathBuf,
@@ -70,6 +72,7 @@ impl Server {
             }
         });
         let mut admin_password = None;
+        let mut https_base = None;
         let base = loop {
             let line = match rx.recv_timeout(Duration::from_secs(60)) {
                 Ok(l) => l,
@@ -79,12 +82,22 @@ impl Server {
                 admin_password = Some(pw.trim().to_string());
             }
             if let Some(url) = line.split("is listening on ").nth(1) {
-                break url.trim().to_string();
+                let url = url
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                if url.starts_with("https://") {
+                    https_base = Some(url);
+                    continue;
+                }
+                break url;
             }
         };
         Server {
             child,
             base,
+            https_base,
             admin_password,
             data_dir: data_dir.to_path_buf(),
             stderr,
