@@ -5,8 +5,10 @@
 //! server *before* anything here is called. This crate knows repositories
 //! and the protocol, not users.
 
+pub mod crypto;
 pub mod repo_name;
 pub mod smart_http;
+pub mod store;
 
 /// Errors of git hosting.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +17,8 @@ pub enum Error {
     InvalidName(String),
     #[error("git failed: {0}")]
     Git(String),
+    #[error("{0}")]
+    Crypto(String),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -60,7 +60,12 @@ pub fn sanitize_git_protocol(header: &str) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join(":"))
 }
 
-fn command(repo: &Path, service: Service, git_protocol: Option<&str>) -> Command {
+fn command(
+    repo: &Path,
+    service: Service,
+    git_protocol: Option<&str>,
+    env: &[(String, String)],
+) -> Command {
     let mut cmd = Command::new("git");
     cmd.arg(service.subcommand())
         .arg("--stateless-rpc")
@@ -75,6 +80,9 @@ fn command(repo: &Path, service: Service, git_protocol: Option<&str>) -> Command
     if let Some(p) = git_protocol {
         cmd.env("GIT_PROTOCOL", p);
     }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     cmd
 }
 
@@ -85,7 +93,7 @@ pub async fn advertise(
     service: Service,
     git_protocol: Option<&str>,
 ) -> Result<Vec<u8>> {
-    let output = command(repo, service, git_protocol)
+    let output = command(repo, service, git_protocol, &[])
         .arg("--advertise-refs")
         .arg(repo)
         .stdin(Stdio::null())
@@ -103,9 +111,17 @@ pub async fn advertise(
 }
 
 /// Starts one stateless RPC exchange: the caller streams the request body
-/// into the child's stdin and its stdout out as the response.
-pub fn rpc(repo: &Path, service: Service, git_protocol: Option<&str>) -> Result<Child> {
-    Ok(command(repo, service, git_protocol).arg(repo).spawn()?)
+/// into the child's stdin and its stdout out as the response. `env` reaches
+/// git and its hooks.
+pub fn rpc(
+    repo: &Path,
+    service: Service,
+    git_protocol: Option<&str>,
+    env: &[(String, String)],
+) -> Result<Child> {
+    Ok(command(repo, service, git_protocol, env)
+        .arg(repo)
+        .spawn()?)
 }
 
 /// Encodes one pkt-line.
@@ -133,6 +149,10 @@ pub async fn init_bare(path: &Path) -> Result<()> {
         ("uploadpack.allowFilter", "true"),
         ("uploadpack.allowReachableSHA1InWant", "true"),
         ("receive.fsckObjects", "true"),
+        // Every push arrives as one pack in quarantine, for the pre-receive
+        // hook to store encrypted.
+        ("receive.unpackLimit", "1"),
+        ("gc.auto", "0"),
     ] {
         let output = Command::new("git")
             .arg("-C")

@@ -310,7 +310,7 @@ async fn create_repo(
 ) -> Result<impl IntoResponse> {
     let repo = repos::create(
         &state.pool,
-        &state.settings.data_dir,
+        &state.master,
         &body.name,
         &body.description,
         &current.user,
@@ -350,7 +350,13 @@ async fn delete_repo(
     Path(name): Path<String>,
 ) -> Result<StatusCode> {
     let repo = repos::require_accessible(&state.pool, &name, &current.user).await?;
-    repos::delete(&state.pool, &state.settings.data_dir, &repo).await?;
+    repos::delete(
+        &state.pool,
+        &state.settings.data_dir,
+        &state.cache_dir,
+        &repo,
+    )
+    .await?;
     tracing::info!(repo = %repo.name, by = %current.user.name, "repository deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,7 +1,9 @@
 //! The HTTP application: shared state, the router with its layers, and
 //! `nubo serve`.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +23,7 @@ use tracing::Level;
 
 use crate::config::Settings;
 use crate::error::Error;
+use crate::keys::{self, MasterKey};
 use crate::metrics::Metrics;
 use crate::rate_limit::LoginLimiter;
 use crate::{accounts, api, auth, db, git_http, web};
@@ -32,17 +35,30 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub limiter: Arc<LoginLimiter>,
     pub metrics: Arc<Metrics>,
+    pub master: Arc<MasterKey>,
+    pub cache_dir: PathBuf,
+    repo_locks: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl AppState {
-    pub fn new(pool: SqlitePool, settings: Settings) -> Self {
+    /// The lock that serialises work on one repository's working copy.
+    pub fn repo_lock(&self, repo_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.repo_locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(repo_id.to_string()).or_default().clone()
+    }
+
+    pub fn new(pool: SqlitePool, settings: Settings, master: MasterKey) -> Self {
         let limiter = LoginLimiter::new(
             settings.login_max_failures_per_account,
             settings.login_max_failures_per_address,
             Duration::from_secs(settings.login_window_seconds),
         );
+        let cache_dir = settings.effective_cache_dir();
         AppState {
             pool,
+            master: Arc::new(master),
+            cache_dir,
+            repo_locks: Arc::default(),
             settings: Arc::new(settings),
             limiter: Arc::new(limiter),
             metrics: Arc::new(Metrics::default()),
@@ -173,6 +189,7 @@ async fn not_found(request: Request) -> Response {
 /// SIGINT/SIGTERM.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let pool = db::open(&settings.data_dir).await?;
+    let master = keys::load_or_create(&settings, &pool).await?;
     if let Some(password) = accounts::bootstrap_admin(&pool).await? {
         // Printed to stdout, never logged: it is a secret and shown once.
         println!(
@@ -203,7 +220,18 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let mut settings = settings;
     settings.http = addr;
-    let state = AppState::new(pool, settings);
+    let settings_copy = settings.clone();
+    let state = AppState::new(pool, settings, MasterKey::new(settings_copy, master));
+    // Working copies are rebuilt from the durable store on demand; whatever
+    // an earlier process left there is not trusted.
+    let _ = std::fs::remove_dir_all(&state.cache_dir);
+    std::fs::create_dir_all(&state.cache_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create the cache dir {}: {e}",
+            state.cache_dir.display()
+        )
+    })?;
+    restrict(&state.cache_dir);
     let tls_handle = axum_server::Handle::new();
     if let Some(https) = state.settings.https {
         let pem = crate::tls::load_or_generate(&state.settings)?;
@@ -264,3 +292,12 @@ async fn shutdown_signal() {
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
+
+#[cfg(unix)]
+fn restrict(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+}
+
+#[cfg(not(unix))]
+fn restrict(_dir: &std::path::Path) {}

@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Layer, LogFormat, Settings};
-use crate::{accounts, app, db, repos, tokens};
+use crate::{accounts, app, db, hook, keys, repos, tokens};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,6 +41,9 @@ pub struct GlobalArgs {
     /// Directory holding the database and all state [default: ./nubo-data] [env: NUBO_DATA_DIR]
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Master key file that wraps the repositories' data keys [default: <data-dir>/master.key] [env: NUBO_MASTER_KEY_FILE]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
     /// Log format [env: NUBO_LOG_FORMAT]
     #[arg(long, global = true, value_enum)]
     pub log_format: Option<LogFormat>,
@@ -68,6 +71,12 @@ pub enum Command {
         after_help = "Examples:\n  nubo repo create my-app --owner alice --description 'The app'\n  nubo repo list\n  nubo repo delete my-app"
     )]
     Repo(RepoCommand),
+    /// Manage the master key
+    #[command(subcommand, after_help = "Example:\n  nubo key rotate")]
+    Key(KeyCommand),
+    /// Run by git inside repositories; not for people
+    #[command(subcommand, hide = true)]
+    Hook(HookCommand),
     /// Manage API tokens
     #[command(
         subcommand,
@@ -90,6 +99,9 @@ pub struct ServeArgs {
     /// PEM private key for --tls-cert [env: NUBO_TLS_KEY]
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Directory for plaintext working copies of repositories [default: RAM under /dev/shm] [env: NUBO_CACHE_DIR]
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
     /// The URL users reach Nubo at; https:// makes cookies Secure [env: NUBO_PUBLIC_URL]
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
@@ -133,6 +145,23 @@ pub enum UserCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Re-wrap every repository's data key under a new master key, written
+    /// to the master key file; data is not re-encrypted. A running server
+    /// picks the new key up by itself.
+    #[command(
+        after_help = "Examples:\n  nubo key rotate\n  nubo --master-key-file /etc/nubo/master.key key rotate"
+    )]
+    Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HookCommand {
+    /// git's pre-receive hook: store the pushed pack and refs, encrypted
+    PreReceive,
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,6 +225,7 @@ pub fn settings(global: &GlobalArgs, serve: Option<&ServeArgs>) -> anyhow::Resul
     layers.push(Layer::from_env(std::env::vars())?);
     let mut flags = Layer {
         data_dir: global.data_dir.clone(),
+        master_key_file: global.master_key_file.clone(),
         log_format: global.log_format,
         log_level: global.log_level.clone(),
         ..Layer::default()
@@ -203,6 +233,7 @@ pub fn settings(global: &GlobalArgs, serve: Option<&ServeArgs>) -> anyhow::Resul
     if let Some(s) = serve {
         flags.http = s.http;
         flags.https = s.https;
+        flags.cache_dir = s.cache_dir.clone();
         flags.tls_cert = s.tls_cert.clone();
         flags.tls_key = s.tls_key.clone();
         flags.public_url = s.public_url.clone();
@@ -283,9 +314,9 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
                     description,
                 } => {
                     let owner = accounts::require_by_name(&pool, &owner).await?;
-                    let repo =
-                        repos::create(&pool, &settings.data_dir, &name, &description, &owner)
-                            .await?;
+                    let key = keys::load_or_create(&settings, &pool).await?;
+                    let master = keys::MasterKey::new(settings.clone(), key);
+                    let repo = repos::create(&pool, &master, &name, &description, &owner).await?;
                     println!("{}", repo.clone_url(&settings.base_url()));
                 }
                 RepoCommand::List { json } => {
@@ -309,12 +340,28 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
                     let repo = repos::find(&pool, &name)
                         .await?
                         .ok_or_else(|| anyhow::anyhow!("no repository named {name:?}"))?;
-                    repos::delete(&pool, &settings.data_dir, &repo).await?;
+                    repos::delete(
+                        &pool,
+                        &settings.data_dir,
+                        &settings.effective_cache_dir(),
+                        &repo,
+                    )
+                    .await?;
                     eprintln!("deleted repository {}", repo.name);
                 }
             }
             Ok(())
         }
+        Command::Key(KeyCommand::Rotate) => {
+            let pool = db::open(&settings.data_dir).await?;
+            let n = keys::rotate(&settings, &pool).await?;
+            eprintln!(
+                "re-wrapped {n} data key(s) under a new master key in {}; the old key no longer opens them",
+                keys::key_path(&settings).display()
+            );
+            Ok(())
+        }
+        Command::Hook(HookCommand::PreReceive) => hook::pre_receive(&settings).await,
         Command::Token(cmd) => {
             let pool = db::open(&settings.data_dir).await?;
             match cmd {

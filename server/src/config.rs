@@ -41,6 +41,11 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Largest git push accepted, in bytes.
     pub max_push_bytes: u64,
+    /// The master key file (default `<data_dir>/master.key`).
+    pub master_key_file: Option<PathBuf>,
+    /// Where plaintext working copies of repositories live (default: RAM
+    /// under /dev/shm when present, else `<data_dir>/cache`).
+    pub cache_dir: Option<PathBuf>,
     /// A session ends after this long without a request.
     pub session_idle_minutes: u64,
     /// A session ends this long after sign-in, however active.
@@ -65,6 +70,8 @@ impl Default for Settings {
             log_level: "info".into(),
             max_body_bytes: 2 * 1024 * 1024,
             max_push_bytes: 1024 * 1024 * 1024,
+            master_key_file: None,
+            cache_dir: None,
             session_idle_minutes: 120,
             session_absolute_hours: 12,
             login_max_failures_per_account: 5,
@@ -88,6 +95,8 @@ pub struct Layer {
     pub log_level: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub max_push_bytes: Option<u64>,
+    pub master_key_file: Option<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
     pub session_idle_minutes: Option<u64>,
     pub session_absolute_hours: Option<u64>,
     pub login_max_failures_per_account: Option<u32>,
@@ -154,6 +163,8 @@ impl Layer {
                 "HTTPS" => layer.https = Some(num(value).map_err(bad)?),
                 "TLS_CERT" => layer.tls_cert = Some(PathBuf::from(value)),
                 "TLS_KEY" => layer.tls_key = Some(PathBuf::from(value)),
+                "MASTER_KEY_FILE" => layer.master_key_file = Some(PathBuf::from(value)),
+                "CACHE_DIR" => layer.cache_dir = Some(PathBuf::from(value)),
                 "PUBLIC_URL" => layer.public_url = Some(value.to_string()),
                 "LOG_FORMAT" => {
                     layer.log_format = Some(match value {
@@ -223,6 +234,12 @@ pub fn resolve(layers: &[Layer]) -> Result<Settings, ConfigError> {
         if l.tls_key.is_some() {
             s.tls_key = l.tls_key.clone();
         }
+        if l.master_key_file.is_some() {
+            s.master_key_file = l.master_key_file.clone();
+        }
+        if l.cache_dir.is_some() {
+            s.cache_dir = l.cache_dir.clone();
+        }
     }
     if s.max_body_bytes < 1024 {
         return Err(ConfigError::Invalid(
@@ -245,6 +262,22 @@ pub fn resolve(layers: &[Layer]) -> Result<Settings, ConfigError> {
 }
 
 impl Settings {
+    /// The directory of plaintext repository working copies.
+    pub fn effective_cache_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.cache_dir {
+            return dir.clone();
+        }
+        let shm = std::path::Path::new("/dev/shm");
+        if shm.is_dir() {
+            use sha2::Digest;
+            let abs =
+                std::fs::canonicalize(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone());
+            let hash = hex::encode(sha2::Sha256::digest(abs.to_string_lossy().as_bytes()));
+            return shm.join(format!("nubo-cache-{}", &hash[..16]));
+        }
+        self.data_dir.join("cache")
+    }
+
     /// Whether cookies must carry the `Secure` attribute.
     pub fn secure_cookies(&self) -> bool {
         self.public_url

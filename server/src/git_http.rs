@@ -112,7 +112,28 @@ async fn info_refs(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let dir = repos::git_dir(&state.settings.data_dir, &repo);
+    let dir = {
+        let lock = state.repo_lock(&repo.id);
+        let _guard = lock.lock().await;
+        match repos::ensure_cache(
+            &state.pool,
+            &state.master,
+            &state.settings.data_dir,
+            &state.cache_dir,
+            &repo,
+        )
+        .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(repo = %repo.name, error = %e, "working copy unavailable");
+                return refuse(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the server could not read this repository",
+                );
+            }
+        }
+    };
     match smart_http::advertise(&dir, service, git_protocol(&headers).as_deref()).await {
         Ok(body) => (
             [
@@ -171,8 +192,35 @@ async fn rpc(
             );
         }
     }
-    let dir = repos::git_dir(&state.settings.data_dir, &repo);
-    let mut child = match smart_http::rpc(&dir, service, git_protocol(&headers).as_deref()) {
+    // Pushes hold the repository's lock until git is done, so the working
+    // copy and the durable refs cannot diverge; fetches hold it only while
+    // the working copy is brought up to date.
+    let lock = state.repo_lock(&repo.id);
+    let guard = lock.lock_owned().await;
+    let dir = match repos::ensure_cache(
+        &state.pool,
+        &state.master,
+        &state.settings.data_dir,
+        &state.cache_dir,
+        &repo,
+    )
+    .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(repo = %repo.name, error = %e, "working copy unavailable");
+            return refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the server could not read this repository",
+            );
+        }
+    };
+    let guard = match service {
+        Service::ReceivePack => Some(guard),
+        Service::UploadPack => None,
+    };
+    let env = hook_env(&state, &repo, &user);
+    let mut child = match smart_http::rpc(&dir, service, git_protocol(&headers).as_deref(), &env) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot start git");
@@ -226,6 +274,7 @@ async fn rpc(
         let mut text = String::new();
         let _ = stderr.read_to_string(&mut text).await;
         let _ = child.wait().await;
+        drop(guard);
         if !text.trim().is_empty() {
             tracing::debug!(user = %user.name, git_stderr = %text.trim(), "git said");
         }
@@ -238,4 +287,29 @@ async fn rpc(
         Body::from_stream(ReaderStream::new(stdout)),
     )
         .into_response()
+}
+
+/// What the pre-receive hook (`nubo hook pre-receive`) needs to store a
+/// push: where the data and the key are, which repository, who pushes.
+fn hook_env(state: &AppState, repo: &Repo, user: &User) -> Vec<(String, String)> {
+    let exe = std::env::current_exe()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "nubo".into());
+    let abs = |p: std::path::PathBuf| {
+        std::path::absolute(&p)
+            .unwrap_or(p)
+            .to_string_lossy()
+            .into_owned()
+    };
+    vec![
+        ("NUBO_EXE".into(), exe),
+        ("NUBO_DATA_DIR".into(), abs(state.settings.data_dir.clone())),
+        (
+            "NUBO_MASTER_KEY_FILE".into(),
+            abs(crate::keys::key_path(&state.settings)),
+        ),
+        ("NUBO_REPO_ID".into(), repo.id.clone()),
+        ("NUBO_PUSHER".into(), user.name.clone()),
+        ("NUBO_LOG_LEVEL".into(), "warn".into()),
+    ]
 }

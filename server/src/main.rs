@@ -9,6 +9,8 @@ mod config;
 mod db;
 mod error;
 mod git_http;
+mod hook;
+mod keys;
 mod metrics;
 mod rate_limit;
 mod repos;

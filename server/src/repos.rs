@@ -1,4 +1,6 @@
-//! Repositories: metadata in the database, a bare git repository on disk.
+//! Repositories: metadata and wrapped data keys in the database, encrypted
+//! packs and refs snapshots in the durable store, and a plaintext working
+//! copy in the cache dir that git serves from, rebuilt on demand.
 //!
 //! Access until IAM policies arrive: a repository's creator has full access
 //! to it, administrators to all; nobody else sees it.
@@ -9,9 +11,13 @@ use serde::Serialize;
 use sqlx::SqlitePool;
 use utoipa::ToSchema;
 
+use nubo_git::crypto::SecretKey;
+use nubo_git::store::DurableStore;
+
 use crate::accounts::User;
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{Error, Result};
+use crate::keys::MasterKey;
 
 /// A repository as users see it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -32,6 +38,11 @@ type Row = (String, String, String, String, String, i64);
 const SELECT: &str = "SELECT r.id, r.name, r.description, u.name, r.created_by, r.created_at
                       FROM repos r JOIN users u ON u.id = r.created_by";
 
+/// The durable store of a data dir.
+pub fn durable_store(data_dir: &Path) -> DurableStore {
+    DurableStore::new(data_dir.join("store"))
+}
+
 fn from_row(r: Row) -> Repo {
     Repo {
         id: r.0,
@@ -43,9 +54,9 @@ fn from_row(r: Row) -> Repo {
     }
 }
 
-/// Where a repository's bare git directory lives.
-pub fn git_dir(data_dir: &Path, repo: &Repo) -> PathBuf {
-    data_dir.join("repos").join(format!("{}.git", repo.id))
+/// Where a repository's plaintext working copy lives in the cache dir.
+pub fn cache_git_dir(cache_dir: &Path, repo: &Repo) -> PathBuf {
+    cache_dir.join(format!("{}.git", repo.id))
 }
 
 impl Repo {
@@ -70,11 +81,11 @@ fn validate_description(description: &str) -> Result<String> {
     Ok(d.to_string())
 }
 
-/// Creates the bare repository, then its record: a record never points at a
-/// missing repository, whatever moment the process dies.
+/// Creates a repository: a fresh data key, wrapped by the master key, and
+/// the record. Nothing is stored until the first push.
 pub async fn create(
     pool: &SqlitePool,
-    data_dir: &Path,
+    master: &MasterKey,
     name: &str,
     description: &str,
     creator: &User,
@@ -95,34 +106,117 @@ pub async fn create(
         owner_id: creator.id.clone(),
         created_at: rfc3339(now),
     };
-    let dir = git_dir(data_dir, &repo);
-    std::fs::create_dir_all(dir.parent().unwrap_or(data_dir))
-        .map_err(|e| Error::Internal(format!("cannot create the repository store: {e}")))?;
-    nubo_git::smart_http::init_bare(&dir)
-        .await
-        .map_err(|e| Error::Internal(format!("cannot create repository: {e}")))?;
+    let wrapped = master.wrap(&repo.id, &SecretKey::generate());
     let inserted = sqlx::query(
-        "INSERT INTO repos (id, name, description, created_by, created_at) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO repos (id, name, description, created_by, created_at, wrapped_key, refs_version)
+         VALUES ($1, $2, $3, $4, $5, $6, 0)",
     )
     .bind(&repo.id)
     .bind(&repo.name)
     .bind(&repo.description)
     .bind(&creator.id)
     .bind(now)
+    .bind(&wrapped)
     .execute(pool)
     .await;
     match inserted {
         Ok(_) => Ok(repo),
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&dir);
-            match e {
-                sqlx::Error::Database(d) if d.is_unique_violation() => Err(Error::Conflict(
-                    format!("a repository named {name:?} already exists"),
-                )),
-                other => Err(other.into()),
-            }
-        }
+        Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Err(Error::Conflict(format!(
+            "a repository named {name:?} already exists"
+        ))),
+        Err(e) => Err(e.into()),
     }
+}
+
+/// The repository's data key.
+pub async fn data_key(pool: &SqlitePool, master: &MasterKey, repo: &Repo) -> Result<SecretKey> {
+    let wrapped: String = sqlx::query_scalar("SELECT wrapped_key FROM repos WHERE id = $1")
+        .bind(&repo.id)
+        .fetch_one(pool)
+        .await?;
+    master.unwrap(pool, &repo.id, &wrapped).await
+}
+
+/// Prepares an empty working copy: push hooks into the durable store, one
+/// pack per push, filters for partial clones.
+async fn init_cache(dir: &Path) -> Result<()> {
+    nubo_git::smart_http::init_bare(dir)
+        .await
+        .map_err(|e| Error::Internal(format!("cannot create a working copy: {e}")))?;
+    let hook = dir.join("hooks").join("pre-receive");
+    std::fs::create_dir_all(dir.join("hooks")).map_err(|e| Error::Internal(e.to_string()))?;
+    std::fs::write(&hook, "#!/bin/sh\n# Stores the pushed pack and refs, encrypted, before git accepts them.\nexec \"$NUBO_EXE\" hook pre-receive\n")
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| Error::Internal(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// The file in a working copy that records which durable version it holds.
+pub fn version_file(git_dir: &Path) -> PathBuf {
+    git_dir.join("nubo-refs-version")
+}
+
+fn cached_version(git_dir: &Path) -> i64 {
+    std::fs::read_to_string(version_file(git_dir))
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Makes the working copy of `repo` current with the durable store and
+/// returns its path. Callers hold the repository's lock.
+pub async fn ensure_cache(
+    pool: &SqlitePool,
+    master: &MasterKey,
+    data_dir: &Path,
+    cache_dir: &Path,
+    repo: &Repo,
+) -> Result<PathBuf> {
+    let dir = cache_git_dir(cache_dir, repo);
+    if !dir.join("HEAD").exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(cache_dir)
+            .map_err(|e| Error::Internal(format!("cannot create the cache dir: {e}")))?;
+        init_cache(&dir).await?;
+    }
+    let have = cached_version(&dir);
+    let current: i64 = sqlx::query_scalar("SELECT refs_version FROM repos WHERE id = $1")
+        .bind(&repo.id)
+        .fetch_one(pool)
+        .await?;
+    if have == current {
+        return Ok(dir);
+    }
+    let packs: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM repo_packs WHERE repo_id = $1 AND version > $2 ORDER BY version",
+    )
+    .bind(&repo.id)
+    .bind(have)
+    .fetch_all(pool)
+    .await?;
+    let key = data_key(pool, master, repo).await?;
+    let store = durable_store(data_dir);
+    let (repo_id, target) = (repo.id.clone(), dir.clone());
+    tokio::task::spawn_blocking(move || {
+        nubo_git::store::restore_into_cache(&store, &repo_id, &key, &target, &packs, current)
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))?
+    .map_err(|e| {
+        Error::Internal(format!(
+            "cannot restore repository {} from the durable store: {e}",
+            repo.name
+        ))
+    })?;
+    std::fs::write(version_file(&dir), current.to_string())
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    tracing::debug!(repo = %repo.name, from = have, to = current, "working copy restored");
+    Ok(dir)
 }
 
 pub async fn find(pool: &SqlitePool, name: &str) -> Result<Option<Repo>> {
@@ -164,15 +258,21 @@ pub async fn list_all(pool: &SqlitePool) -> Result<Vec<Repo>> {
     Ok(rows.into_iter().map(from_row).collect())
 }
 
-/// Deletes the record, then the files.
-pub async fn delete(pool: &SqlitePool, data_dir: &Path, repo: &Repo) -> Result<()> {
+/// Deletes the record (and with it the wrapped data key: the ciphertext is
+/// unreadable from then on), then the stored objects and the working copy.
+pub async fn delete(
+    pool: &SqlitePool,
+    data_dir: &Path,
+    cache_dir: &Path,
+    repo: &Repo,
+) -> Result<()> {
     sqlx::query("DELETE FROM repos WHERE id = $1")
         .bind(&repo.id)
         .execute(pool)
         .await?;
-    let dir = git_dir(data_dir, repo);
-    if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
-        tracing::warn!(repo = %repo.name, error = %e, "repository files were not removed");
+    if let Err(e) = durable_store(data_dir).delete_repo(&repo.id) {
+        tracing::warn!(repo = %repo.name, error = %e, "stored objects were not removed");
     }
+    let _ = tokio::fs::remove_dir_all(cache_git_dir(cache_dir, repo)).await;
     Ok(())
 }

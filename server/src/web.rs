@@ -270,7 +270,7 @@ async fn create_repo(
     let name = form.name.trim();
     match repos::create(
         &state.pool,
-        &state.settings.data_dir,
+        &state.master,
         name,
         &form.description,
         &user.user,
@@ -318,7 +318,13 @@ async fn delete_repo(
     Path(name): Path<String>,
 ) -> PageResult {
     let repo = repos::require_accessible(&state.pool, &name, &user.user).await?;
-    repos::delete(&state.pool, &state.settings.data_dir, &repo).await?;
+    repos::delete(
+        &state.pool,
+        &state.settings.data_dir,
+        &state.cache_dir,
+        &repo,
+    )
+    .await?;
     tracing::info!(repo = %repo.name, by = %user.user.name, "repository deleted");
     set_flash(
         &user.session,

@@ -4,61 +4,10 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use common::{client, Server};
+use common::{client, create_repo, git, ok, Server};
 use serde_json::{json, Value};
-
-/// Runs git isolated from the machine's config, with a credential helper
-/// that answers `user` / `password`.
-fn git(cwd: &Path, user: &str, password: &str, args: &[&str]) -> Output {
-    let helper = format!("!f() {{ echo username={user}; echo password={password}; }}; f");
-    Command::new("git")
-        .current_dir(cwd)
-        .env("HOME", cwd)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        // Some machines point git at a fixed CA bundle; tests choose their own.
-        .env_remove("GIT_SSL_CAINFO")
-        .env_remove("GIT_SSL_CAPATH")
-        .env("GIT_AUTHOR_NAME", "Test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.org")
-        .env("GIT_COMMITTER_NAME", "Test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.org")
-        .args([
-            "-c",
-            "credential.helper=",
-            "-c",
-            &format!("credential.helper={helper}"),
-        ])
-        .args(["-c", "init.defaultBranch=main"])
-        .args(args)
-        .output()
-        .expect("git runs")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "git failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-async fn create_repo(server: &Server, token: &str, name: &str) -> Value {
-    let r = client()
-        .post(server.url("/api/v1/repos"))
-        .bearer_auth(token)
-        .json(&json!({"name": name, "description": "test repo"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    r.json().await.unwrap()
-}
 
 #[tokio::test]
 async fn push_then_clone_with_protocol_v0_and_v2() {
@@ -262,11 +211,12 @@ async fn hostile_names_and_truncated_packs_change_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status(), 409);
-    let repos_dir = server.data_dir.join("repos");
+    let out = server.cli(&["repo", "list", "--json"], None);
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
-        std::fs::read_dir(&repos_dir).unwrap().count(),
+        listed.as_array().unwrap().len(),
         1,
-        "only one repository on disk"
+        "only one repository exists"
     );
 
     // A push whose pack is cut short: git refuses it and no ref moves.
@@ -293,6 +243,10 @@ async fn hostile_names_and_truncated_packs_change_nothing() {
         &["ls-remote", &server.url("/v1/repos/target")],
     ));
     assert_eq!(refs.trim(), "", "no ref was created");
+    assert!(
+        !server.data_dir.join("store").exists(),
+        "nothing reached the durable store"
+    );
 
     // A wrong content type is refused before git runs.
     let r = http
@@ -310,6 +264,25 @@ async fn deleting_a_repository_removes_it() {
     let server = Server::start(&[]);
     let token = server.user_with_token("alice", false);
     create_repo(&server, &token, "doomed").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path();
+    ok(git(w, "alice", &token, &["init", "-q", "work"]));
+    std::fs::write(w.join("work").join("f"), "x\n").unwrap();
+    ok(git(&w.join("work"), "alice", &token, &["add", "."]));
+    ok(git(
+        &w.join("work"),
+        "alice",
+        &token,
+        &["commit", "-qm", "x"],
+    ));
+    ok(git(
+        &w.join("work"),
+        "alice",
+        &token,
+        &["push", "-q", &server.url("/v1/repos/doomed"), "main"],
+    ));
+    let stored = server.data_dir.join("store").join("repos");
+    assert_eq!(std::fs::read_dir(&stored).unwrap().count(), 1);
     let r = client()
         .delete(server.url("/api/v1/repos/doomed"))
         .bearer_auth(&token)
@@ -318,12 +291,10 @@ async fn deleting_a_repository_removes_it() {
         .unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(
-        std::fs::read_dir(server.data_dir.join("repos"))
-            .unwrap()
-            .count(),
-        0
+        std::fs::read_dir(&stored).unwrap().count(),
+        0,
+        "stored objects are gone"
     );
-    let tmp = tempfile::tempdir().unwrap();
     let out = git(
         tmp.path(),
         "alice",

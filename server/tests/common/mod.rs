@@ -42,6 +42,9 @@ impl Server {
             .args(args)
             .args(["serve", "--http", "127.0.0.1:0"])
             .env_remove("NUBO_CONFIG")
+            // Working copies next to the data dir, not in /dev/shm: a killed
+            // test server leaves nothing behind once its temp dir goes.
+            .env("NUBO_CACHE_DIR", data_dir.with_extension("cache"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -223,4 +226,55 @@ pub async fn sign_in(server: &Server, user: &str, password: &str) -> (String, St
     assert_eq!(home.status(), 200);
     let csrf = csrf_from_page(&home.text().await.unwrap());
     (cookie, csrf)
+}
+
+/// Runs git isolated from the machine's config, with a credential helper
+/// that answers `user` / `password`.
+pub fn git(cwd: &Path, user: &str, password: &str, args: &[&str]) -> Output {
+    let helper = format!("!f() {{ echo username={user}; echo password={password}; }}; f");
+    Command::new("git")
+        .current_dir(cwd)
+        .env("HOME", cwd)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        // Some machines point git at a fixed CA bundle; tests choose their own.
+        .env_remove("GIT_SSL_CAINFO")
+        .env_remove("GIT_SSL_CAPATH")
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.org")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.org")
+        .args([
+            "-c",
+            "credential.helper=",
+            "-c",
+            &format!("credential.helper={helper}"),
+        ])
+        .args(["-c", "init.defaultBranch=main"])
+        .args(args)
+        .output()
+        .expect("git runs")
+}
+
+pub fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "git failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Creates a repository through the API; returns its JSON.
+pub async fn create_repo(server: &Server, token: &str, name: &str) -> serde_json::Value {
+    let r = client()
+        .post(server.url("/api/v1/repos"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"name": name, "description": "test repo"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r.json().await.unwrap()
 }
