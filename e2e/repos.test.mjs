@@ -71,6 +71,12 @@ test("create a repository in the UI and push to its clone URL", async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 
+  await page.goto(`${server.url}/repos/web-app`);
+  const pushes = await page.textContent("[data-testid=pushes]");
+  assert.match(pushes, /refs\/heads\/main/);
+  assert.match(pushes, /admin/);
+  await page.screenshot({ path: join(artifacts, "repository-pushed.png"), fullPage: true });
+
   await page.goto(`${server.url}/repos`);
   assert.ok(await page.$("tr[data-repo='web-app']"));
   await page.close();

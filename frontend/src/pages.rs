@@ -394,6 +394,26 @@ pub struct RepoPage {
     pub clone_url_http: String,
     /// The viewer's user name, for the credential instructions.
     pub user: String,
+    /// Recent ref updates, newest first.
+    pub pushes: Vec<PushRow>,
+}
+
+/// One pushed ref update.
+#[derive(Debug, Clone)]
+pub struct PushRow {
+    pub ref_name: String,
+    pub old: String,
+    pub new: String,
+    pub pusher: String,
+    pub time: String,
+}
+
+fn short(sha: &str) -> String {
+    if sha.chars().all(|c| c == '0') {
+        "—".to_string()
+    } else {
+        sha.chars().take(10).collect()
+    }
 }
 
 /// One repository: clone URL with a copy button and the commands to use it.
@@ -406,6 +426,31 @@ pub fn repo(ctx: &PageContext, repo: RepoPage) -> String {
     );
     let description =
         (!repo.description.is_empty()).then(|| view! { <p>{repo.description.clone()}</p> });
+    let pushes = if repo.pushes.is_empty() {
+        view! { <p class="muted">"Nothing pushed yet."</p> }.into_any()
+    } else {
+        let rows = repo
+            .pushes
+            .iter()
+            .map(|p| {
+                view! {
+                    <tr>
+                        <td><code>{p.ref_name.clone()}</code></td>
+                        <td><code>{short(&p.old)}</code>" → "<code>{short(&p.new)}</code></td>
+                        <td>{p.pusher.clone()}</td>
+                        <td><time datetime=p.time.clone() data-relative>{p.time.clone()}</time></td>
+                    </tr>
+                }
+            })
+            .collect_view();
+        view! {
+            <table>
+                <thead><tr><th>"Ref"</th><th>"Change"</th><th>"Pusher"</th><th>"When"</th></tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        }
+        .into_any()
+    };
     let content = view! {
         <section class="card">
             {description}
@@ -416,6 +461,10 @@ pub fn repo(ctx: &PageContext, repo: RepoPage) -> String {
             <p>"When git asks, sign in with your user name " <code>{repo.user.clone()}</code>
                " and an " <a href="/account/tokens">"API token"</a> " as the password. To let git remember it for a while:"</p>
             <pre>{format!("git config --global credential.helper cache\n{clone}")}</pre>
+        </section>
+        <section class="card" data-testid="pushes">
+            <h2>"Recent pushes"</h2>
+            {pushes}
         </section>
         <section class="card">
             <h2>"Delete this repository"</h2>

@@ -26,3 +26,15 @@ CREATE TABLE keyring (
     check_value TEXT NOT NULL,
     updated_at BIGINT NOT NULL
 );
+
+-- Every ref update a push made, in the order of the repository's versions.
+CREATE TABLE ref_updates (
+    repo_id TEXT NOT NULL REFERENCES repos (id) ON DELETE CASCADE,
+    version BIGINT NOT NULL,
+    ref_name TEXT NOT NULL,
+    old_sha TEXT NOT NULL,
+    new_sha TEXT NOT NULL,
+    pusher TEXT NOT NULL,
+    pushed_at BIGINT NOT NULL,
+    PRIMARY KEY (repo_id, version, ref_name)
+);

@@ -49,7 +49,8 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_users, create_user))
         .routes(routes!(get_user, update_user))
         .routes(routes!(list_repos, create_repo))
-        .routes(routes!(get_repo, delete_repo));
+        .routes(routes!(get_repo, delete_repo))
+        .routes(routes!(list_pushes));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api)
         .split_for_parts();
@@ -359,4 +360,19 @@ async fn delete_repo(
     .await?;
     tracing::info!(repo = %repo.name, by = %current.user.name, "repository deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The ref updates pushed to a repository, newest first (at most 100).
+#[utoipa::path(get, path = "/repos/{name}/pushes", tag = "repositories",
+    params(("name" = String, Path, description = "Repository name")),
+    responses((status = 200, body = Vec<crate::events::RefUpdate>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn list_pushes(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<crate::events::RefUpdate>>> {
+    let repo = repos::require_accessible(&state.pool, &name, &current.user).await?;
+    Ok(Json(
+        crate::events::list(&state.pool, &repo.id, &repo.name, 100).await?,
+    ))
 }

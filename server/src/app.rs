@@ -37,6 +37,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub master: Arc<MasterKey>,
     pub cache_dir: PathBuf,
+    pub events: crate::events::EventBus,
     repo_locks: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
@@ -58,6 +59,7 @@ impl AppState {
             pool,
             master: Arc::new(master),
             cache_dir,
+            events: crate::events::EventBus::default(),
             repo_locks: Arc::default(),
             settings: Arc::new(settings),
             limiter: Arc::new(limiter),
@@ -232,6 +234,19 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         )
     })?;
     restrict(&state.cache_dir);
+    // The first subscriber of push events: counts them for /metrics.
+    let mut pushes = state.events.subscribe();
+    let metrics = state.metrics.clone();
+    tokio::spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match pushes.recv().await {
+                Ok(_) => metrics.count_ref_update(),
+                Err(RecvError::Lagged(n)) => (0..n).for_each(|_| metrics.count_ref_update()),
+                Err(RecvError::Closed) => break,
+            }
+        }
+    });
     let tls_handle = axum_server::Handle::new();
     if let Some(https) = state.settings.https {
         let pem = crate::tls::load_or_generate(&state.settings)?;

@@ -17,6 +17,7 @@ use tokio_util::io::{ReaderStream, StreamReader};
 
 use crate::accounts::User;
 use crate::app::AppState;
+use crate::events;
 use crate::repos::{self, Repo};
 use crate::tokens;
 
@@ -220,6 +221,10 @@ async fn rpc(
         Service::UploadPack => None,
     };
     let env = hook_env(&state, &repo, &user);
+    let version_before = std::fs::read_to_string(repos::version_file(&dir))
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .unwrap_or(0);
     let mut child = match smart_http::rpc(&dir, service, git_protocol(&headers).as_deref(), &env) {
         Ok(c) => c,
         Err(e) => {
@@ -270,10 +275,25 @@ async fn rpc(
         }
         let _ = stdin.shutdown().await;
     });
+    let (pool, bus, repo_id, repo_name) = (
+        state.pool.clone(),
+        state.events.clone(),
+        repo.id.clone(),
+        repo.name.clone(),
+    );
     tokio::spawn(async move {
         let mut text = String::new();
         let _ = stderr.read_to_string(&mut text).await;
         let _ = child.wait().await;
+        if guard.is_some() {
+            // Publish what this push recorded (nothing if it was refused).
+            match events::since(&pool, &repo_id, &repo_name, version_before).await {
+                Ok(updates) => updates.into_iter().for_each(|u| bus.publish(u)),
+                Err(e) => {
+                    tracing::warn!(repo = %repo_name, error = %e, "push events not published")
+                }
+            }
+        }
         drop(guard);
         if !text.trim().is_empty() {
             tracing::debug!(user = %user.name, git_stderr = %text.trim(), "git said");

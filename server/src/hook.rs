@@ -3,6 +3,7 @@
 //! the new refs snapshot encrypted and durably, then advances the
 //! repository's refs version with a compare-and-swap. Only then does it
 //! exit 0 and git accept the push: an acknowledged push is always stored.
+//! The ref updates are recorded in the same transaction.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -61,6 +62,26 @@ pub async fn pre_receive(settings: &Settings) -> anyhow::Result<()> {
             .await?;
     if moved.rows_affected() != 1 {
         bail!("another push to this repository landed first; fetch and push again");
+    }
+    let pusher = std::env::var("NUBO_PUSHER").unwrap_or_default();
+    let now = db::now_ms();
+    for line in updates.lines().filter(|l| !l.trim().is_empty()) {
+        let mut parts = line.split_whitespace();
+        if let (Some(old), Some(new), Some(name)) = (parts.next(), parts.next(), parts.next()) {
+            sqlx::query(
+                "INSERT INTO ref_updates (repo_id, version, ref_name, old_sha, new_sha, pusher, pushed_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&repo_id)
+            .bind(next)
+            .bind(name)
+            .bind(old)
+            .bind(new)
+            .bind(&pusher)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
     }
     for pack in &packs {
         sqlx::query("INSERT INTO repo_packs (repo_id, name, version) VALUES ($1, $2, $3)")

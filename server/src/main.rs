@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod db;
 mod error;
+mod events;
 mod git_http;
 mod hook;
 mod keys;

@@ -19,6 +19,7 @@ struct Histogram {
 
 pub struct Metrics {
     started: Instant,
+    ref_updates: std::sync::atomic::AtomicU64,
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
 }
@@ -27,6 +28,7 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             started: Instant::now(),
+            ref_updates: Default::default(),
             requests: Mutex::default(),
             latency: Mutex::default(),
         }
@@ -55,6 +57,12 @@ impl Metrics {
         h.count += 1;
     }
 
+    /// Counts one pushed ref update.
+    pub fn count_ref_update(&self) {
+        self.ref_updates
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The Prometheus text exposition format.
     pub fn render(&self, users: i64) -> String {
         let mut out = String::new();
@@ -78,6 +86,12 @@ impl Metrics {
             "# HELP nubo_users Number of user accounts.\n# TYPE nubo_users gauge"
         );
         let _ = writeln!(out, "nubo_users {users}");
+        let _ = writeln!(out, "# HELP nubo_git_ref_updates_total Ref updates accepted from pushes.\n# TYPE nubo_git_ref_updates_total counter");
+        let _ = writeln!(
+            out,
+            "nubo_git_ref_updates_total {}",
+            self.ref_updates.load(std::sync::atomic::Ordering::Relaxed)
+        );
         let _ = writeln!(out, "# HELP nubo_http_requests_total HTTP requests by method, route and status.\n# TYPE nubo_http_requests_total counter");
         for ((method, route, status), n) in self
             .requests

@@ -301,7 +301,19 @@ async fn repo_page(
     Path(name): Path<String>,
 ) -> PageResult {
     let repo = repos::require_accessible(&state.pool, &name, &user.user).await?;
+    let pushes = crate::events::list(&state.pool, &repo.id, &repo.name, 20)
+        .await?
+        .into_iter()
+        .map(|u| pages::PushRow {
+            ref_name: u.ref_name,
+            old: u.old,
+            new: u.new,
+            pusher: u.pusher,
+            time: u.time,
+        })
+        .collect();
     let page = pages::RepoPage {
+        pushes,
         clone_url_http: repo.clone_url(&crate::app::base_url(&state, &headers)),
         name: repo.name.clone(),
         description: repo.description,

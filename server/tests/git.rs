@@ -126,6 +126,59 @@ async fn push_then_clone_with_protocol_v0_and_v2() {
         !refs.contains("refs/heads/feature") && refs.contains("refs/heads/main"),
         "{refs}"
     );
+
+    // Every ref update was recorded, newest first, and published.
+    let pushes: Value = client()
+        .get(server.url("/api/v1/repos/my-app/pushes"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let zero = "0".repeat(40);
+    let updates: Vec<(String, bool, bool)> = pushes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            assert_eq!(u["pusher"], "alice");
+            (
+                u["ref"].as_str().unwrap().to_string(),
+                u["old"] == zero.as_str(),
+                u["new"] == zero.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        updates,
+        [
+            ("refs/heads/feature".to_string(), false, true),
+            ("refs/heads/feature".to_string(), true, false),
+            ("refs/tags/v1".to_string(), true, false),
+            ("refs/heads/main".to_string(), true, false),
+        ]
+    );
+    let mut counted = String::new();
+    for _ in 0..50 {
+        counted = client()
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if counted.contains("nubo_git_ref_updates_total 4") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        counted.contains("nubo_git_ref_updates_total 4"),
+        "{counted}"
+    );
 }
 
 #[tokio::test]
@@ -247,6 +300,16 @@ async fn hostile_names_and_truncated_packs_change_nothing() {
         !server.data_dir.join("store").exists(),
         "nothing reached the durable store"
     );
+    let pushes: Value = http
+        .get(server.url("/api/v1/repos/target/pushes"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pushes, json!([]), "a refused push records no event");
 
     // A wrong content type is refused before git runs.
     let r = http

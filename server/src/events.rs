@@ -1,0 +1,103 @@
+//! Push events: every ref update is recorded by the pre-receive hook (in the
+//! transaction that accepts the push) and, once git is done, published on
+//! the server's in-process bus for other features to subscribe to.
+
+use serde::Serialize;
+use sqlx::SqlitePool;
+use tokio::sync::broadcast;
+use utoipa::ToSchema;
+
+use crate::db::rfc3339;
+use crate::error::Result;
+
+/// One ref update of one push.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RefUpdate {
+    pub repo: String,
+    /// The repository's version this push created.
+    pub version: i64,
+    #[serde(rename = "ref")]
+    pub ref_name: String,
+    /// All zeros when the ref was created.
+    pub old: String,
+    /// All zeros when the ref was deleted.
+    pub new: String,
+    pub pusher: String,
+    /// RFC 3339.
+    pub time: String,
+}
+
+/// The in-process event bus.
+#[derive(Clone)]
+pub struct EventBus {
+    sender: broadcast::Sender<RefUpdate>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        EventBus {
+            sender: broadcast::channel(1024).0,
+        }
+    }
+}
+
+impl EventBus {
+    pub fn subscribe(&self) -> broadcast::Receiver<RefUpdate> {
+        self.sender.subscribe()
+    }
+
+    pub fn publish(&self, event: RefUpdate) {
+        // No subscriber is not an error.
+        let _ = self.sender.send(event);
+    }
+}
+
+type Row = (String, i64, String, String, String, String, i64);
+
+fn from_row(repo: &str, r: Row) -> RefUpdate {
+    RefUpdate {
+        repo: repo.to_string(),
+        version: r.1,
+        ref_name: r.2,
+        old: r.3,
+        new: r.4,
+        pusher: r.5,
+        time: rfc3339(r.6),
+    }
+}
+
+/// The ref updates of a repository, newest first.
+pub async fn list(
+    pool: &SqlitePool,
+    repo_id: &str,
+    repo_name: &str,
+    limit: i64,
+) -> Result<Vec<RefUpdate>> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT repo_id, version, ref_name, old_sha, new_sha, pusher, pushed_at FROM ref_updates
+         WHERE repo_id = $1 ORDER BY version DESC, ref_name LIMIT $2",
+    )
+    .bind(repo_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| from_row(repo_name, r)).collect())
+}
+
+/// The ref updates of versions after `after`, oldest first.
+pub async fn since(
+    pool: &SqlitePool,
+    repo_id: &str,
+    repo_name: &str,
+    after: i64,
+) -> Result<Vec<RefUpdate>> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT repo_id, version, ref_name, old_sha, new_sha, pusher, pushed_at FROM ref_updates
+         WHERE repo_id = $1 AND version > $2 ORDER BY version, ref_name",
+    )
+    .bind(repo_id)
+    .bind(after)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| from_row(repo_name, r)).collect())
+}
