@@ -56,6 +56,7 @@ pub(crate) fn shell(ctx: &PageContext, content: impl IntoView + 'static) -> Stri
                     <div class="nav-section">"Settings"</div>
                     {nav_link(nav, Nav::Account, "/account", "Account")}
                     {nav_link(nav, Nav::Tokens, "/account/tokens", "API tokens")}
+                    {nav_link(nav, Nav::GitCredentials, "/account/git-credentials", "Git credentials")}
                     {admin_link}
                 </nav>
                 <div class="sidebar-foot">

@@ -36,6 +36,7 @@ pub enum Nav {
     Deployments,
     Account,
     Tokens,
+    GitCredentials,
     Admin,
     None,
 }

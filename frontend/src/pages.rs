@@ -476,3 +476,82 @@ pub fn repo(ctx: &PageContext, repo: RepoPage) -> String {
     };
     shell(ctx, content)
 }
+
+/// A row of the git credential list.
+#[derive(Debug, Clone)]
+pub struct GitCredentialRow {
+    pub id: String,
+    pub username: String,
+    /// "all repositories, read-write" and the like.
+    pub scope: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+}
+
+/// HTTPS git credentials: generate (shown once), list, revoke.
+pub fn git_credentials(
+    ctx: &PageContext,
+    rows: Vec<GitCredentialRow>,
+    new: Option<(String, String)>,
+) -> String {
+    let new = new.map(|(username, password)| {
+        view! {
+            <section class="card">
+                <h2>"Your new git credential"</h2>
+                <p class="muted">"Copy the password now: Nubo stores only a hash and cannot show it again."</p>
+                <p>"User name"</p>
+                <div class="secret"><code id="git-username" data-testid="git-username">{username}</code>
+                    <button type="button" class="secondary" data-copy="git-username" hidden>"Copy"</button></div>
+                <p>"Password"</p>
+                <div class="secret"><code id="git-password" data-testid="git-password">{password}</code>
+                    <button type="button" class="secondary" data-copy="git-password" hidden>"Copy"</button></div>
+            </section>
+        }
+    });
+    let csrf = ctx.csrf.clone();
+    let list = if rows.is_empty() {
+        view! { <p class="muted">"No git credentials yet."</p> }.into_any()
+    } else {
+        let rows = rows
+            .into_iter()
+            .map(|r| {
+                let action = format!("/account/git-credentials/{}/revoke", r.id);
+                let expires = r.expires_at.clone().unwrap_or_else(|| "never".into());
+                view! {
+                    <tr>
+                        <td><code>{r.username}</code></td>
+                        <td>{r.scope}</td>
+                        <td><time datetime=r.created_at.clone() data-relative>{r.created_at.clone()}</time></td>
+                        <td>{expires}</td>
+                        <td>
+                            <form class="inline" method="post" action=action data-confirm="Revoke this credential? git will stop accepting it.">
+                                <input type="hidden" name="csrf_token" value=csrf.clone()/>
+                                <button type="submit" class="danger">"Revoke"</button>
+                            </form>
+                        </td>
+                    </tr>
+                }
+            })
+            .collect_view();
+        view! {
+            <table>
+                <thead><tr><th>"User name"</th><th>"Scope"</th><th>"Created"</th><th>"Expires"</th><th></th></tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        }
+        .into_any()
+    };
+    let content = view! {
+        {new}
+        <section class="card">
+            <h2>"HTTPS git credentials"</h2>
+            <p class="muted">"A generated user name and password for git over HTTPS, like CodeCommit's. Temporary, scoped credentials come from the API (" <code>"POST /api/v1/me/temporary-credentials"</code> ")."</p>
+            <form method="post" action="/account/git-credentials">
+                <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
+                <button type="submit">"Generate credentials"</button>
+            </form>
+        </section>
+        <section class="card"><h2>"Your git credentials"</h2>{list}</section>
+    };
+    shell(ctx, content)
+}

@@ -14,6 +14,7 @@ use crate::accounts::{self, User};
 use crate::app::AppState;
 use crate::auth::{CurrentUser, Via};
 use crate::error::{Error, ErrorBody, Json, Result};
+use crate::git_credentials;
 use crate::repos::{self, Repo};
 use crate::tokens::{self, TokenInfo};
 
@@ -50,7 +51,10 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(get_user, update_user))
         .routes(routes!(list_repos, create_repo))
         .routes(routes!(get_repo, delete_repo))
-        .routes(routes!(list_pushes));
+        .routes(routes!(list_pushes))
+        .routes(routes!(list_git_credentials, create_git_credential))
+        .routes(routes!(revoke_git_credential))
+        .routes(routes!(create_temporary_credential));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api)
         .split_for_parts();
@@ -375,4 +379,80 @@ async fn list_pushes(
     Ok(Json(
         crate::events::list(&state.pool, &repo.id, &repo.name, 100).await?,
     ))
+}
+
+/// List my HTTPS git credentials (no passwords).
+#[utoipa::path(get, path = "/me/git-credentials", tag = "credentials",
+    responses((status = 200, body = Vec<git_credentials::GitCredential>), (status = 401, body = ErrorBody)))]
+async fn list_git_credentials(
+    State(state): State<AppState>,
+    current: CurrentUser,
+) -> Result<Json<Vec<git_credentials::GitCredential>>> {
+    Ok(Json(
+        git_credentials::list(&state.pool, &current.user.id).await?,
+    ))
+}
+
+/// Generate an HTTPS git credential: a user name and password for git,
+/// shown only in this response.
+#[utoipa::path(post, path = "/me/git-credentials", tag = "credentials",
+    responses((status = 201, body = git_credentials::NewGitCredential), (status = 401, body = ErrorBody)))]
+async fn create_git_credential(
+    State(state): State<AppState>,
+    current: CurrentUser,
+) -> Result<impl IntoResponse> {
+    let made = git_credentials::create(&state.pool, &current.user, None).await?;
+    Ok((StatusCode::CREATED, Json(made)))
+}
+
+/// Revoke one of my git credentials.
+#[utoipa::path(delete, path = "/me/git-credentials/{id}", tag = "credentials",
+    params(("id" = String, Path, description = "Credential id")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn revoke_git_credential(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    git_credentials::revoke(&state.pool, &current.user.id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// What a temporary credential may do.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemporaryCredentialRequest {
+    /// Repositories it is limited to; omit for all the repositories you can access.
+    pub repos: Option<Vec<String>>,
+    /// `read` (GitPull) or `read-write` (GitPull and GitPush).
+    pub access: String,
+    /// Lifetime in seconds, at most 43200 (12 h). Default 3600.
+    pub ttl_seconds: Option<u64>,
+}
+
+/// Mint a temporary git credential, limited to chosen repositories and
+/// access, that expires by itself (instead of sharing keys).
+#[utoipa::path(post, path = "/me/temporary-credentials", tag = "credentials", request_body = TemporaryCredentialRequest,
+    responses((status = 201, body = git_credentials::NewGitCredential), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_temporary_credential(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Json(body): Json<TemporaryCredentialRequest>,
+) -> Result<impl IntoResponse> {
+    let can_write = match body.access.as_str() {
+        "read" => false,
+        "read-write" => true,
+        other => {
+            return Err(Error::Unprocessable(format!(
+                "access must be `read` or `read-write`, not {other:?}"
+            )))
+        }
+    };
+    let made = git_credentials::create(
+        &state.pool,
+        &current.user,
+        Some((body.repos, can_write, body.ttl_seconds.unwrap_or(3600))),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(made)))
 }

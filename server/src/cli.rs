@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Layer, LogFormat, Settings};
-use crate::{accounts, app, db, hook, keys, repos, tokens};
+use crate::{accounts, app, db, git_credentials, hook, keys, repos, tokens};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -136,6 +136,10 @@ pub enum UserCommand {
     /// Enable a disabled user
     #[command(after_help = "Example:\n  nubo user enable alice")]
     Enable { name: String },
+    /// Generate an HTTPS git credential for a user; prints the user name and
+    /// the password on two lines (the password is shown only now)
+    #[command(after_help = "Example:\n  nubo user git-credentials alice")]
+    GitCredentials { name: String },
     /// Set a user's password, read from standard input
     #[command(
         after_help = "Example:\n  echo 'new-long-password' | nubo user set-password admin --password-stdin"
@@ -287,6 +291,11 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
                             );
                         }
                     }
+                }
+                UserCommand::GitCredentials { name } => {
+                    let user = accounts::require_by_name(&pool, &name).await?;
+                    let made = git_credentials::create(&pool, &user, None).await?;
+                    println!("{}\n{}", made.username, made.password);
                 }
                 UserCommand::Disable { name } => {
                     accounts::set_disabled(&pool, &name, true).await?;

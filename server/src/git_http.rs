@@ -18,6 +18,7 @@ use tokio_util::io::{ReaderStream, StreamReader};
 use crate::accounts::User;
 use crate::app::AppState;
 use crate::events;
+use crate::git_credentials::{self, Scope};
 use crate::repos::{self, Repo};
 use crate::tokens;
 
@@ -42,11 +43,16 @@ fn refuse(status: StatusCode, message: &str) -> Response {
     r
 }
 
-async fn basic_user(state: &AppState, headers: &HeaderMap) -> Result<User, Response> {
+/// The caller of a git request: HTTP Basic with the user name and an API
+/// token, or with a generated git credential (which may carry a scope).
+async fn basic_user(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(User, Option<Scope>), Response> {
     let unauthorized = || {
         refuse(
             StatusCode::UNAUTHORIZED,
-            "authentication required: use your Nubo user name and an API token as the password",
+            "authentication required: use a Nubo git credential, or your user name and an API token as the password",
         )
     };
     let encoded = headers
@@ -60,15 +66,23 @@ async fn basic_user(state: &AppState, headers: &HeaderMap) -> Result<User, Respo
         .and_then(|b| String::from_utf8(b).ok())
         .ok_or_else(unauthorized)?;
     let (name, secret) = decoded.split_once(':').ok_or_else(unauthorized)?;
-    let user = tokens::authenticate(&state.pool, secret)
-        .await
-        .map_err(|e| e.into_response())?
-        .filter(|u| u.name.eq_ignore_ascii_case(name))
-        .ok_or_else(unauthorized)?;
+    let found = if secret.starts_with("nubo_") {
+        tokens::authenticate(&state.pool, secret)
+            .await
+            .map_err(|e| e.into_response())?
+            .filter(|u| u.name.eq_ignore_ascii_case(name))
+            .map(|u| (u, None))
+    } else {
+        git_credentials::authenticate(&state.pool, name, secret)
+            .await
+            .map_err(|e| e.into_response())?
+            .map(|(u, scope)| (u, Some(scope)))
+    };
+    let (user, scope) = found.ok_or_else(unauthorized)?;
     if user.disabled {
         return Err(refuse(StatusCode::FORBIDDEN, "this account is disabled"));
     }
-    Ok(user)
+    Ok((user, scope))
 }
 
 async fn authorize(
@@ -77,10 +91,15 @@ async fn authorize(
     name: &str,
     service: Service,
 ) -> Result<(User, Repo), Response> {
-    let user = basic_user(state, headers).await?;
+    let (user, scope) = basic_user(state, headers).await?;
     let repo = repos::require_accessible(&state.pool, name, &user)
         .await
         .map_err(|e| refuse(e.status(), &e.public_message()))?;
+    if let Some(scope) = scope {
+        scope
+            .allows(&repo.name, service == Service::ReceivePack)
+            .map_err(|why| refuse(StatusCode::FORBIDDEN, &why))?;
+    }
     tracing::info!(user = %user.name, repo = %repo.name, service = service.name(), "git access allowed");
     Ok((user, repo))
 }

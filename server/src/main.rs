@@ -9,6 +9,7 @@ mod config;
 mod db;
 mod error;
 mod events;
+mod git_credentials;
 mod git_http;
 mod hook;
 mod keys;

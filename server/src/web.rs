@@ -49,6 +49,14 @@ pub fn routes() -> Router<AppState> {
         .route("/account/password", post(change_password))
         .route("/account/tokens", get(tokens_page).post(create_token))
         .route("/account/tokens/{id}/revoke", post(revoke_token))
+        .route(
+            "/account/git-credentials",
+            get(git_credentials_page).post(create_git_credential),
+        )
+        .route(
+            "/account/git-credentials/{id}/revoke",
+            post(revoke_git_credential),
+        )
         .route("/admin/users", get(admin_users).post(admin_create_user))
         .route("/admin/users/{name}/{action}", post(admin_toggle_user))
         .route("/assets/{*path}", get(asset))
@@ -441,6 +449,57 @@ async fn revoke_token(
     tokens::revoke(&state.pool, &id, Some(&user.user.id)).await?;
     set_flash(&user.session, Flash::Ok("The token was revoked.".into())).await;
     Ok(Redirect::to("/account/tokens").into_response())
+}
+
+async fn render_git_credentials(
+    state: &AppState,
+    user: &PageUser,
+    new: Option<(String, String)>,
+) -> PageResult {
+    let rows = crate::git_credentials::list(&state.pool, &user.user.id)
+        .await?
+        .into_iter()
+        .map(|c| pages::GitCredentialRow {
+            scope: match (&c.repos, c.can_write) {
+                (None, true) => "all your repositories, read-write".into(),
+                (None, false) => "all your repositories, read".into(),
+                (Some(r), w) => format!(
+                    "{}, {}",
+                    r.join(", "),
+                    if w { "read-write" } else { "read" }
+                ),
+            },
+            id: c.id,
+            username: c.username,
+            created_at: c.created_at,
+            expires_at: c.expires_at,
+        })
+        .collect();
+    let ctx = context(user, "Git credentials", Nav::GitCredentials).await;
+    Ok(Html(pages::git_credentials(&ctx, rows, new)).into_response())
+}
+
+async fn git_credentials_page(State(state): State<AppState>, user: PageUser) -> PageResult {
+    render_git_credentials(&state, &user, None).await
+}
+
+async fn create_git_credential(State(state): State<AppState>, user: PageUser) -> PageResult {
+    let made = crate::git_credentials::create(&state.pool, &user.user, None).await?;
+    render_git_credentials(&state, &user, Some((made.username, made.password))).await
+}
+
+async fn revoke_git_credential(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path(id): Path<String>,
+) -> PageResult {
+    crate::git_credentials::revoke(&state.pool, &user.user.id, &id).await?;
+    set_flash(
+        &user.session,
+        Flash::Ok("The git credential was revoked.".into()),
+    )
+    .await;
+    Ok(Redirect::to("/account/git-credentials").into_response())
 }
 
 fn require_admin(user: &PageUser) -> Result<(), PageError> {

@@ -585,3 +585,110 @@ async fn https_with_the_generated_certificate() {
     assert!(again.https_base.is_some());
     assert_eq!(std::fs::read(&ca).unwrap(), before);
 }
+
+#[tokio::test]
+async fn generated_and_temporary_git_credentials() {
+    let server = Server::start(&[]);
+    let token = server.user_with_token("alice", false);
+    create_repo(&server, &token, "one").await;
+    create_repo(&server, &token, "two").await;
+    let (one, two) = (server.url("/v1/repos/one"), server.url("/v1/repos/two"));
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path();
+    ok(git(w, "x", "x", &["init", "-q", "work"]));
+    let work = w.join("work");
+    std::fs::write(work.join("f"), "1\n").unwrap();
+    ok(git(&work, "x", "x", &["add", "."]));
+    ok(git(&work, "x", "x", &["commit", "-qm", "one"]));
+    ok(git(&work, "alice", &token, &["push", "-q", &one, "main"]));
+    let http = client();
+
+    // A generated credential, through the API.
+    let made: Value = http
+        .post(server.url("/api/v1/me/git-credentials"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (user, pass) = (
+        made["username"].as_str().unwrap(),
+        made["password"].as_str().unwrap(),
+    );
+    assert!(user.starts_with("alice-at-"), "{user}");
+    ok(git(w, user, pass, &["clone", "-q", &one, "c1"]));
+    ok(git(&work, user, pass, &["push", "-q", &two, "main"]));
+    let listed: Value = http
+        .get(server.url("/api/v1/me/git-credentials"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed[0]["username"], user);
+    assert!(listed[0].get("password").is_none());
+    let id = made["id"].as_str().unwrap();
+    let r = http
+        .delete(server.url(&format!("/api/v1/me/git-credentials/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(
+        !git(w, user, pass, &["ls-remote", &one]).status.success(),
+        "revoked"
+    );
+
+    // Through the CLI: user name and password on two lines.
+    let out = server.cli(&["user", "git-credentials", "alice"], None);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    ok(git(w, lines[0], lines[1], &["ls-remote", &one]));
+
+    // Temporary, read-only, for one repository, expiring.
+    let temp = |body: Value| {
+        http.post(server.url("/api/v1/me/temporary-credentials"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    for bad in [
+        json!({"access": "read", "ttl_seconds": 43201}),
+        json!({"access": "admin"}),
+        json!({"access": "read", "repos": ["../x"]}),
+        json!({"access": "read", "repos": []}),
+    ] {
+        assert_eq!(temp(bad.clone()).await.unwrap().status(), 422, "{bad}");
+    }
+    let r = temp(json!({"repos": ["one"], "access": "read", "ttl_seconds": 3}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let t: Value = r.json().await.unwrap();
+    let (tu, tp) = (
+        t["username"].as_str().unwrap(),
+        t["password"].as_str().unwrap(),
+    );
+    assert!(t["expires_at"].is_string());
+    ok(git(w, tu, tp, &["clone", "-q", &one, "c2"]));
+    let out = git(&work, tu, tp, &["push", &one, "main:other"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("403"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !git(w, tu, tp, &["ls-remote", &two]).status.success(),
+        "other repository"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let out = git(w, tu, tp, &["ls-remote", &one]);
+    assert!(!out.status.success(), "expired credential still works");
+}
