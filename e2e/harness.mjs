@@ -17,7 +17,7 @@ const bin = process.env.NUBO_BIN ?? "/var/tmp/nubo-target/debug/nubo";
 /** Starts `nubo serve`; resolves with { url, adminPassword, stop }. */
 export async function startServer() {
   const dir = mkdtempSync(join(tmpdir(), "nubo-e2e-"));
-  const child = spawn(bin, ["--data-dir", join(dir, "data"), "serve", "--http", "127.0.0.1:0", "--cache-dir", join(dir, "cache")], {
+  const child = spawn(bin, ["--data-dir", join(dir, "data"), "serve", "--http", "127.0.0.1:0", "--ssh", "127.0.0.1:0", "--cache-dir", join(dir, "cache")], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stderr = "";

@@ -3,7 +3,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { mkdtempSync, writeFileSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startServer, launchBrowser, signIn, artifacts } from "./harness.mjs";
@@ -79,5 +79,36 @@ test("create a repository in the UI and push to its clone URL", async () => {
 
   await page.goto(`${server.url}/repos`);
   assert.ok(await page.$("tr[data-repo='web-app']"));
+  await page.close();
+});
+
+test("add an SSH key in the UI and clone over SSH", async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`${server.url}/repos/web-app`);
+  const sshUrl = (await page.textContent("[data-testid=clone-url-ssh]")).trim();
+  assert.match(sshUrl, /^ssh:\/\/git@127\.0\.0\.1:\d+\/v1\/repos\/web-app$/);
+
+  const dir = mkdtempSync(join(tmpdir(), "nubo-e2e-ssh-"));
+  try {
+    const key = join(dir, "id_ed25519");
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "e2e@browser", "-f", key]);
+    await page.goto(`${server.url}/account/git-credentials`);
+    await page.fill("input[name=public_key]", readFileSync(`${key}.pub`, "utf8").trim());
+    await Promise.all([page.waitForURL(`${server.url}/account/git-credentials`), page.click("form[action='/account/ssh-keys'] button")]);
+    assert.match(await page.textContent(".flash[role=status]"), /Added SSH key SHA256:/);
+    await page.screenshot({ path: join(artifacts, "git-credentials.png"), fullPage: true });
+
+    execFileSync("git", ["clone", "-q", sshUrl, join(dir, "over-ssh")], {
+      env: {
+        PATH: process.env.PATH,
+        HOME: dir,
+        GIT_CONFIG_NOSYSTEM: "1",
+        GIT_SSH_COMMAND: `ssh -i ${key} -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes`,
+      },
+    });
+    assert.equal(readFileSync(join(dir, "over-ssh", "index.html"), "utf8"), "<h1>hello</h1>\n");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
   await page.close();
 });

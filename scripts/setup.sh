@@ -17,6 +17,7 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 if [ "$with_tests" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+  command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
   fc-list 2>/dev/null | grep -qi dejavu || missing+=(fonts-dejavu-core)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -392,6 +392,7 @@ pub struct RepoPage {
     pub description: String,
     pub owner: String,
     pub clone_url_http: String,
+    pub clone_url_ssh: String,
     /// The viewer's user name, for the credential instructions.
     pub user: String,
     /// Recent ref updates, newest first.
@@ -458,9 +459,16 @@ pub fn repo(ctx: &PageContext, repo: RepoPage) -> String {
             <h2>"Clone with git"</h2>
             <div class="secret"><code id="clone-http" data-testid="clone-url">{repo.clone_url_http.clone()}</code>
                 <button type="button" class="secondary" data-copy="clone-http" hidden>"Copy"</button></div>
-            <p>"When git asks, sign in with your user name " <code>{repo.user.clone()}</code>
-               " and an " <a href="/account/tokens">"API token"</a> " as the password. To let git remember it for a while:"</p>
+            <p>"When git asks, give a " <a href="/account/git-credentials">"git credential"</a>
+               ", or your user name " <code>{repo.user.clone()}</code> " and an " <a href="/account/tokens">"API token"</a>
+               " as the password. To let git remember it for a while:"</p>
             <pre>{format!("git config --global credential.helper cache\n{clone}")}</pre>
+        </section>
+        <section class="card">
+            <h2>"Clone over SSH"</h2>
+            <div class="secret"><code id="clone-ssh" data-testid="clone-url-ssh">{repo.clone_url_ssh.clone()}</code>
+                <button type="button" class="secondary" data-copy="clone-ssh" hidden>"Copy"</button></div>
+            <p>"Add your public key under " <a href="/account/git-credentials">"Git credentials"</a> " first."</p>
         </section>
         <section class="card" data-testid="pushes">
             <h2>"Recent pushes"</h2>
@@ -488,12 +496,65 @@ pub struct GitCredentialRow {
     pub expires_at: Option<String>,
 }
 
-/// HTTPS git credentials: generate (shown once), list, revoke.
+/// A registered SSH key.
+#[derive(Debug, Clone)]
+pub struct SshKeyRow {
+    pub id: String,
+    pub fingerprint: String,
+    pub algorithm: String,
+    pub comment: String,
+}
+
+/// SSH keys and HTTPS git credentials: add keys; generate credentials
+/// (shown once); list and revoke both.
 pub fn git_credentials(
     ctx: &PageContext,
+    keys: Vec<SshKeyRow>,
     rows: Vec<GitCredentialRow>,
     new: Option<(String, String)>,
 ) -> String {
+    let key_list = if keys.is_empty() {
+        view! { <p class="muted">"No SSH keys yet."</p> }.into_any()
+    } else {
+        let csrf = ctx.csrf.clone();
+        let rows = keys
+            .into_iter()
+            .map(|k| {
+                let action = format!("/account/ssh-keys/{}/delete", k.id);
+                view! {
+                    <tr data-key=k.fingerprint.clone()>
+                        <td><code>{k.fingerprint.clone()}</code></td>
+                        <td>{k.algorithm}</td>
+                        <td>{k.comment}</td>
+                        <td>
+                            <form class="inline" method="post" action=action data-confirm="Remove this key? git over SSH stops accepting it.">
+                                <input type="hidden" name="csrf_token" value=csrf.clone()/>
+                                <button type="submit" class="danger">"Remove"</button>
+                            </form>
+                        </td>
+                    </tr>
+                }
+            })
+            .collect_view();
+        view! {
+            <table>
+                <thead><tr><th>"Fingerprint"</th><th>"Type"</th><th>"Comment"</th><th></th></tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        }
+        .into_any()
+    };
+    let ssh_section = view! {
+        <section class="card">
+            <h2>"SSH keys"</h2>
+            {key_list}
+            <form class="stack" method="post" action="/account/ssh-keys">
+                <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
+                <label>"Public key" <input type="text" name="public_key" placeholder="ssh-ed25519 AAAA… you@laptop" required/></label>
+                <button type="submit">"Add SSH key"</button>
+            </form>
+        </section>
+    };
     let new = new.map(|(username, password)| {
         view! {
             <section class="card">
@@ -543,6 +604,7 @@ pub fn git_credentials(
     };
     let content = view! {
         {new}
+        {ssh_section}
         <section class="card">
             <h2>"HTTPS git credentials"</h2>
             <p class="muted">"A generated user name and password for git over HTTPS, like CodeCommit's. Temporary, scoped credentials come from the API (" <code>"POST /api/v1/me/temporary-credentials"</code> ")."</p>

@@ -66,9 +66,19 @@ fn command(
     git_protocol: Option<&str>,
     env: &[(String, String)],
 ) -> Command {
+    let mut cmd = base_command(repo, service, git_protocol, env);
+    cmd.arg("--stateless-rpc");
+    cmd
+}
+
+fn base_command(
+    repo: &Path,
+    service: Service,
+    git_protocol: Option<&str>,
+    env: &[(String, String)],
+) -> Command {
     let mut cmd = Command::new("git");
     cmd.arg(service.subcommand())
-        .arg("--stateless-rpc")
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", repo)
@@ -122,6 +132,23 @@ pub fn rpc(
     Ok(command(repo, service, git_protocol, env)
         .arg(repo)
         .spawn()?)
+}
+
+/// Starts a service for a stateful transport (SSH): git talks directly
+/// to the client through stdin and stdout.
+pub fn spawn(
+    repo: &Path,
+    service: Service,
+    git_protocol: Option<&str>,
+    env: &[(String, String)],
+    stateless: bool,
+) -> Result<Child> {
+    let mut cmd = if stateless {
+        command(repo, service, git_protocol, env)
+    } else {
+        base_command(repo, service, git_protocol, env)
+    };
+    Ok(cmd.arg(repo).spawn()?)
 }
 
 /// Encodes one pkt-line.

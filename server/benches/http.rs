@@ -62,6 +62,10 @@ fn spawn(data_dir: &Path, port: u16) -> Child {
             "serve",
             "--http",
             &format!("127.0.0.1:{port}"),
+            "--ssh",
+            "127.0.0.1:0",
+            "--cache-dir",
+            &data_dir.join("cache").to_string_lossy(),
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

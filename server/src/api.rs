@@ -54,7 +54,9 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_pushes))
         .routes(routes!(list_git_credentials, create_git_credential))
         .routes(routes!(revoke_git_credential))
-        .routes(routes!(create_temporary_credential));
+        .routes(routes!(create_temporary_credential))
+        .routes(routes!(list_ssh_keys, add_ssh_key))
+        .routes(routes!(delete_ssh_key));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api)
         .split_for_parts();
@@ -269,13 +271,17 @@ pub struct RepoView {
     pub repo: Repo,
     /// `git clone` URL over HTTP(S).
     pub clone_url_http: String,
+    /// `git clone` URL over SSH.
+    pub clone_url_ssh: String,
 }
 
-fn repo_view(base_url: &str, repo: Repo) -> RepoView {
+fn repo_view(state: &AppState, base_url: &str, repo: Repo) -> RepoView {
     let clone_url_http = repo.clone_url(base_url);
+    let clone_url_ssh = repo.ssh_clone_url(base_url, state.settings.ssh.port());
     RepoView {
         repo,
         clone_url_http,
+        clone_url_ssh,
     }
 }
 
@@ -290,7 +296,10 @@ async fn list_repos(
     let repos = repos::list_for(&state.pool, &current.user).await?;
     let base = crate::app::base_url(&state, &headers);
     Ok(Json(
-        repos.into_iter().map(|r| repo_view(&base, r)).collect(),
+        repos
+            .into_iter()
+            .map(|r| repo_view(&state, &base, r))
+            .collect(),
     ))
 }
 
@@ -324,7 +333,11 @@ async fn create_repo(
     tracing::info!(repo = %repo.name, by = %current.user.name, "repository created");
     Ok((
         StatusCode::CREATED,
-        Json(repo_view(&crate::app::base_url(&state, &headers), repo)),
+        Json(repo_view(
+            &state,
+            &crate::app::base_url(&state, &headers),
+            repo,
+        )),
     ))
 }
 
@@ -340,6 +353,7 @@ async fn get_repo(
 ) -> Result<Json<RepoView>> {
     let repo = repos::require_accessible(&state.pool, &name, &current.user).await?;
     Ok(Json(repo_view(
+        &state,
         &crate::app::base_url(&state, &headers),
         repo,
     )))
@@ -455,4 +469,49 @@ async fn create_temporary_credential(
     )
     .await?;
     Ok((StatusCode::CREATED, Json(made)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddSshKey {
+    /// One OpenSSH public key line, e.g. the content of `id_ed25519.pub`.
+    pub public_key: String,
+}
+
+/// List my SSH public keys.
+#[utoipa::path(get, path = "/me/ssh-keys", tag = "credentials",
+    responses((status = 200, body = Vec<crate::ssh_keys::SshKey>), (status = 401, body = ErrorBody)))]
+async fn list_ssh_keys(
+    State(state): State<AppState>,
+    current: CurrentUser,
+) -> Result<Json<Vec<crate::ssh_keys::SshKey>>> {
+    Ok(Json(
+        crate::ssh_keys::list(&state.pool, &current.user.id).await?,
+    ))
+}
+
+/// Register an SSH public key (ed25519, ECDSA, or RSA of 2048 bits or more) for git over SSH.
+#[utoipa::path(post, path = "/me/ssh-keys", tag = "credentials", request_body = AddSshKey,
+    responses((status = 201, body = crate::ssh_keys::SshKey), (status = 401, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn add_ssh_key(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Json(body): Json<AddSshKey>,
+) -> Result<impl IntoResponse> {
+    let key = crate::ssh_keys::add(&state.pool, &current.user, &body.public_key).await?;
+    Ok((StatusCode::CREATED, Json(key)))
+}
+
+/// Remove one of my SSH keys.
+#[utoipa::path(delete, path = "/me/ssh-keys/{id}", tag = "credentials",
+    params(("id" = String, Path, description = "Key id")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_ssh_key(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    crate::ssh_keys::delete(&state.pool, &current.user.id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

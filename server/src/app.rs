@@ -220,8 +220,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             )
         })?;
     let addr = listener.local_addr()?;
+    let ssh_listener = crate::ssh_server::bind(settings.ssh).await?;
     let mut settings = settings;
     settings.http = addr;
+    settings.ssh = ssh_listener.local_addr()?;
     let settings_copy = settings.clone();
     let state = AppState::new(pool, settings, MasterKey::new(settings_copy, master));
     // Working copies are rebuilt from the durable store on demand; whatever
@@ -274,6 +276,12 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             pem.source.display()
         );
     }
+    crate::ssh_server::start(state.clone(), ssh_listener)?;
+    println!(
+        "Nubo {} is listening on ssh://{}",
+        env!("CARGO_PKG_VERSION"),
+        state.settings.ssh
+    );
     println!(
         "Nubo {} is listening on http://{addr}",
         env!("CARGO_PKG_VERSION")

@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Layer, LogFormat, Settings};
-use crate::{accounts, app, db, git_credentials, hook, keys, repos, tokens};
+use crate::{accounts, app, db, git_credentials, hook, keys, repos, ssh_keys, tokens};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -90,6 +90,9 @@ pub struct ServeArgs {
     /// Address for plain HTTP [default: 127.0.0.1:8080] [env: NUBO_HTTP]
     #[arg(long, value_name = "ADDR")]
     pub http: Option<SocketAddr>,
+    /// Address for git over SSH [default: 127.0.0.1:2222] [env: NUBO_SSH]
+    #[arg(long, value_name = "ADDR")]
+    pub ssh: Option<SocketAddr>,
     /// Also serve HTTPS on this address [env: NUBO_HTTPS]
     #[arg(long, value_name = "ADDR")]
     pub https: Option<SocketAddr>,
@@ -136,6 +139,16 @@ pub enum UserCommand {
     /// Enable a disabled user
     #[command(after_help = "Example:\n  nubo user enable alice")]
     Enable { name: String },
+    /// Register an SSH public key (ed25519, ECDSA, RSA >= 2048) for git over SSH
+    #[command(
+        after_help = "Example:\n  nubo user add-ssh-key alice --key-file ~/.ssh/id_ed25519.pub"
+    )]
+    AddSshKey {
+        name: String,
+        /// The public key file (one OpenSSH line)
+        #[arg(long, value_name = "FILE")]
+        key_file: PathBuf,
+    },
     /// Generate an HTTPS git credential for a user; prints the user name and
     /// the password on two lines (the password is shown only now)
     #[command(after_help = "Example:\n  nubo user git-credentials alice")]
@@ -237,6 +250,7 @@ pub fn settings(global: &GlobalArgs, serve: Option<&ServeArgs>) -> anyhow::Resul
     if let Some(s) = serve {
         flags.http = s.http;
         flags.https = s.https;
+        flags.ssh = s.ssh;
         flags.cache_dir = s.cache_dir.clone();
         flags.tls_cert = s.tls_cert.clone();
         flags.tls_key = s.tls_key.clone();
@@ -291,6 +305,13 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
                             );
                         }
                     }
+                }
+                UserCommand::AddSshKey { name, key_file } => {
+                    let user = accounts::require_by_name(&pool, &name).await?;
+                    let text = std::fs::read_to_string(&key_file)
+                        .with_context(|| format!("reading {}", key_file.display()))?;
+                    let key = ssh_keys::add(&pool, &user, &text).await?;
+                    println!("{}", key.fingerprint);
                 }
                 UserCommand::GitCredentials { name } => {
                     let user = accounts::require_by_name(&pool, &name).await?;

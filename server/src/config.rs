@@ -28,6 +28,8 @@ pub struct Settings {
     pub http: SocketAddr,
     /// Address of the HTTPS listener, if any.
     pub https: Option<SocketAddr>,
+    /// Address of the SSH listener for git.
+    pub ssh: SocketAddr,
     /// PEM certificate chain and key for HTTPS; without them a self-signed
     /// certificate is generated into the data dir.
     pub tls_cert: Option<PathBuf>,
@@ -63,6 +65,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("./nubo-data"),
             http: SocketAddr::from(([127, 0, 0, 1], 8080)),
             https: None,
+            ssh: SocketAddr::from(([127, 0, 0, 1], 2222)),
             tls_cert: None,
             tls_key: None,
             public_url: None,
@@ -88,6 +91,7 @@ pub struct Layer {
     pub data_dir: Option<PathBuf>,
     pub http: Option<SocketAddr>,
     pub https: Option<SocketAddr>,
+    pub ssh: Option<SocketAddr>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub public_url: Option<String>,
@@ -161,6 +165,7 @@ impl Layer {
                 "DATA_DIR" => layer.data_dir = Some(PathBuf::from(value)),
                 "HTTP" => layer.http = Some(num(value).map_err(bad)?),
                 "HTTPS" => layer.https = Some(num(value).map_err(bad)?),
+                "SSH" => layer.ssh = Some(num(value).map_err(bad)?),
                 "TLS_CERT" => layer.tls_cert = Some(PathBuf::from(value)),
                 "TLS_KEY" => layer.tls_key = Some(PathBuf::from(value)),
                 "MASTER_KEY_FILE" => layer.master_key_file = Some(PathBuf::from(value)),
@@ -212,6 +217,7 @@ pub fn resolve(layers: &[Layer]) -> Result<Settings, ConfigError> {
         take!(
             data_dir,
             http,
+            ssh,
             log_format,
             log_level,
             max_body_bytes,

@@ -240,10 +240,7 @@ async fn rpc(
         Service::UploadPack => None,
     };
     let env = hook_env(&state, &repo, &user);
-    let version_before = std::fs::read_to_string(repos::version_file(&dir))
-        .ok()
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .unwrap_or(0);
+    let version_before = repos::cached_version(&dir);
     let mut child = match smart_http::rpc(&dir, service, git_protocol(&headers).as_deref(), &env) {
         Ok(c) => c,
         Err(e) => {
@@ -330,7 +327,7 @@ async fn rpc(
 
 /// What the pre-receive hook (`nubo hook pre-receive`) needs to store a
 /// push: where the data and the key are, which repository, who pushes.
-fn hook_env(state: &AppState, repo: &Repo, user: &User) -> Vec<(String, String)> {
+pub fn hook_env(state: &AppState, repo: &Repo, user: &User) -> Vec<(String, String)> {
     let exe = std::env::current_exe()
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_else(|_| "nubo".into());

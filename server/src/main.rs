@@ -16,6 +16,8 @@ mod keys;
 mod metrics;
 mod rate_limit;
 mod repos;
+mod ssh_keys;
+mod ssh_server;
 mod tls;
 mod tokens;
 mod web;

@@ -65,6 +65,16 @@ impl Repo {
         user.admin || self.owner_id == user.id
     }
 
+    /// The SSH clone URL, on the host of `base_url`.
+    pub fn ssh_clone_url(&self, base_url: &str, ssh_port: u16) -> String {
+        let authority = base_url.split("://").nth(1).unwrap_or(base_url);
+        let host = match authority.rfind(':') {
+            Some(i) if !authority[i + 1..].contains(']') => &authority[..i],
+            _ => authority,
+        };
+        format!("ssh://git@{host}:{ssh_port}/v1/repos/{}", self.name)
+    }
+
     /// The HTTP clone URL on a server reachable at `base_url`.
     pub fn clone_url(&self, base_url: &str) -> String {
         format!("{base_url}/v1/repos/{}", self.name)
@@ -161,7 +171,7 @@ pub fn version_file(git_dir: &Path) -> PathBuf {
     git_dir.join("nubo-refs-version")
 }
 
-fn cached_version(git_dir: &Path) -> i64 {
+pub fn cached_version(git_dir: &Path) -> i64 {
     std::fs::read_to_string(version_file(git_dir))
         .ok()
         .and_then(|v| v.trim().parse().ok())

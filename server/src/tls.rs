@@ -78,7 +78,8 @@ pub fn load_or_generate(settings: &Settings) -> Result<CertificatePem> {
     })
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes a file readable by its owner only, atomically and durably.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     let mut options = std::fs::OpenOptions::new();

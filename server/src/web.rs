@@ -57,6 +57,8 @@ pub fn routes() -> Router<AppState> {
             "/account/git-credentials/{id}/revoke",
             post(revoke_git_credential),
         )
+        .route("/account/ssh-keys", post(add_ssh_key))
+        .route("/account/ssh-keys/{id}/delete", post(delete_ssh_key))
         .route("/admin/users", get(admin_users).post(admin_create_user))
         .route("/admin/users/{name}/{action}", post(admin_toggle_user))
         .route("/assets/{*path}", get(asset))
@@ -323,6 +325,10 @@ async fn repo_page(
     let page = pages::RepoPage {
         pushes,
         clone_url_http: repo.clone_url(&crate::app::base_url(&state, &headers)),
+        clone_url_ssh: repo.ssh_clone_url(
+            &crate::app::base_url(&state, &headers),
+            state.settings.ssh.port(),
+        ),
         name: repo.name.clone(),
         description: repo.description,
         owner: repo.owner,
@@ -475,8 +481,18 @@ async fn render_git_credentials(
             expires_at: c.expires_at,
         })
         .collect();
+    let keys = crate::ssh_keys::list(&state.pool, &user.user.id)
+        .await?
+        .into_iter()
+        .map(|k| pages::SshKeyRow {
+            id: k.id,
+            fingerprint: k.fingerprint,
+            algorithm: k.algorithm,
+            comment: k.comment,
+        })
+        .collect();
     let ctx = context(user, "Git credentials", Nav::GitCredentials).await;
-    Ok(Html(pages::git_credentials(&ctx, rows, new)).into_response())
+    Ok(Html(pages::git_credentials(&ctx, keys, rows, new)).into_response())
 }
 
 async fn git_credentials_page(State(state): State<AppState>, user: PageUser) -> PageResult {
@@ -499,6 +515,35 @@ async fn revoke_git_credential(
         Flash::Ok("The git credential was revoked.".into()),
     )
     .await;
+    Ok(Redirect::to("/account/git-credentials").into_response())
+}
+
+#[derive(Deserialize)]
+struct SshKeyForm {
+    public_key: String,
+}
+
+async fn add_ssh_key(
+    State(state): State<AppState>,
+    user: PageUser,
+    Form(form): Form<SshKeyForm>,
+) -> PageResult {
+    let flash = match crate::ssh_keys::add(&state.pool, &user.user, &form.public_key).await {
+        Ok(key) => Flash::Ok(format!("Added SSH key {}.", key.fingerprint)),
+        Err(Error::Unprocessable(m) | Error::Conflict(m)) => Flash::Error(capitalise(&m)),
+        Err(e) => return Err(e.into()),
+    };
+    set_flash(&user.session, flash).await;
+    Ok(Redirect::to("/account/git-credentials").into_response())
+}
+
+async fn delete_ssh_key(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path(id): Path<String>,
+) -> PageResult {
+    crate::ssh_keys::delete(&state.pool, &user.user.id, &id).await?;
+    set_flash(&user.session, Flash::Ok("The SSH key was removed.".into())).await;
     Ok(Redirect::to("/account/git-credentials").into_response())
 }
 

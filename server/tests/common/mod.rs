@@ -16,6 +16,8 @@ pub struct Server {
     pub base: String,
     /// The HTTPS base URL, when the server was started with `--https`.
     pub https_base: Option<String>,
+    /// The SSH listener's address.
+    pub ssh_addr: Option<std::net::SocketAddr>,
     /// The first-start admin password, when this start printed one.
     pub admin_password: Option<String>,
     pub data_dir: PathBuf,
@@ -40,7 +42,7 @@ impl Server {
         cmd.arg("--data-dir")
             .arg(data_dir)
             .args(args)
-            .args(["serve", "--http", "127.0.0.1:0"])
+            .args(["serve", "--http", "127.0.0.1:0", "--ssh", "127.0.0.1:0"])
             .env_remove("NUBO_CONFIG")
             // Working copies next to the data dir, not in /dev/shm: a killed
             // test server leaves nothing behind once its temp dir goes.
@@ -76,6 +78,7 @@ impl Server {
         });
         let mut admin_password = None;
         let mut https_base = None;
+        let mut ssh_addr = None;
         let base = loop {
             let line = match rx.recv_timeout(Duration::from_secs(60)) {
                 Ok(l) => l,
@@ -94,6 +97,10 @@ impl Server {
                     https_base = Some(url);
                     continue;
                 }
+                if let Some(addr) = url.strip_prefix("ssh://") {
+                    ssh_addr = addr.parse().ok();
+                    continue;
+                }
                 break url;
             }
         };
@@ -101,6 +108,7 @@ impl Server {
             child,
             base,
             https_base,
+            ssh_addr,
             admin_password,
             data_dir: data_dir.to_path_buf(),
             stderr,
