@@ -15,6 +15,7 @@ use crate::app::AppState;
 use crate::auth::{CurrentUser, Via};
 use crate::error::{Error, ErrorBody, Json, Result};
 use crate::git_credentials;
+use crate::iam;
 use crate::repos::{self, Repo};
 use crate::tokens::{self, TokenInfo};
 
@@ -56,7 +57,16 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(revoke_git_credential))
         .routes(routes!(create_temporary_credential))
         .routes(routes!(list_ssh_keys, add_ssh_key))
-        .routes(routes!(delete_ssh_key));
+        .routes(routes!(delete_ssh_key))
+        .routes(routes!(list_user_policies))
+        .routes(routes!(put_user_policy, delete_user_policy))
+        .routes(routes!(list_groups, create_group))
+        .routes(routes!(get_group))
+        .routes(routes!(add_group_member, remove_group_member))
+        .routes(routes!(list_group_policies))
+        .routes(routes!(put_group_policy, delete_group_policy))
+        .routes(routes!(simulate))
+        .routes(routes!(audit_log));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api)
         .split_for_parts();
@@ -322,6 +332,17 @@ async fn create_repo(
     current: CurrentUser,
     Json(body): Json<CreateRepo>,
 ) -> Result<impl IntoResponse> {
+    crate::iam::require(
+        &state.pool,
+        &current.user,
+        "codecommit:CreateRepository",
+        &crate::iam::Target {
+            name: &body.name,
+            owner_id: None,
+        },
+        None,
+    )
+    .await?;
     let repo = repos::create(
         &state.pool,
         &state.master,
@@ -351,7 +372,13 @@ async fn get_repo(
     current: CurrentUser,
     Path(name): Path<String>,
 ) -> Result<Json<RepoView>> {
-    let repo = repos::require_accessible(&state.pool, &name, &current.user).await?;
+    let repo = repos::authorize(
+        &state.pool,
+        &name,
+        &current.user,
+        "codecommit:GetRepository",
+    )
+    .await?;
     Ok(Json(repo_view(
         &state,
         &crate::app::base_url(&state, &headers),
@@ -368,7 +395,13 @@ async fn delete_repo(
     current: CurrentUser,
     Path(name): Path<String>,
 ) -> Result<StatusCode> {
-    let repo = repos::require_accessible(&state.pool, &name, &current.user).await?;
+    let repo = repos::authorize(
+        &state.pool,
+        &name,
+        &current.user,
+        "codecommit:DeleteRepository",
+    )
+    .await?;
     repos::delete(
         &state.pool,
         &state.settings.data_dir,
@@ -389,7 +422,13 @@ async fn list_pushes(
     current: CurrentUser,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<crate::events::RefUpdate>>> {
-    let repo = repos::require_accessible(&state.pool, &name, &current.user).await?;
+    let repo = repos::authorize(
+        &state.pool,
+        &name,
+        &current.user,
+        "codecommit:GetRepository",
+    )
+    .await?;
     Ok(Json(
         crate::events::list(&state.pool, &repo.id, &repo.name, 100).await?,
     ))
@@ -514,4 +553,251 @@ async fn delete_ssh_key(
 ) -> Result<StatusCode> {
     crate::ssh_keys::delete(&state.pool, &current.user.id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+fn require_admin(current: &CurrentUser) -> Result<()> {
+    current.require_admin()
+}
+
+/// The policies attached to a user (administrators only).
+#[utoipa::path(get, path = "/users/{name}/policies", tag = "iam",
+    params(("name" = String, Path, description = "User name")),
+    responses((status = 200, body = Vec<iam::StoredPolicy>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn list_user_policies(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<iam::StoredPolicy>>> {
+    require_admin(&current)?;
+    let user = accounts::require_by_name(&state.pool, &name).await?;
+    Ok(Json(
+        iam::list_policies(&state.pool, "user", &user.id).await?,
+    ))
+}
+
+/// Attach (or replace) a policy document on a user (administrators only).
+#[utoipa::path(put, path = "/users/{name}/policies/{policy}", tag = "iam",
+    params(("name" = String, Path, description = "User name"), ("policy" = String, Path, description = "Policy name")),
+    request_body(content = Object, description = "An IAM-style policy document"),
+    responses((status = 200, body = iam::StoredPolicy), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn put_user_policy(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path((name, policy)): Path<(String, String)>,
+    Json(document): Json<serde_json::Value>,
+) -> Result<Json<iam::StoredPolicy>> {
+    require_admin(&current)?;
+    let user = accounts::require_by_name(&state.pool, &name).await?;
+    Ok(Json(
+        iam::put_policy(
+            &state.pool,
+            "user",
+            &user.id,
+            &policy,
+            &document.to_string(),
+        )
+        .await?,
+    ))
+}
+
+/// Detach a policy from a user (administrators only).
+#[utoipa::path(delete, path = "/users/{name}/policies/{policy}", tag = "iam",
+    params(("name" = String, Path, description = "User name"), ("policy" = String, Path, description = "Policy name")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_user_policy(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path((name, policy)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    require_admin(&current)?;
+    let user = accounts::require_by_name(&state.pool, &name).await?;
+    iam::delete_policy(&state.pool, "user", &user.id, &policy).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// List groups with their members (administrators only).
+#[utoipa::path(get, path = "/groups", tag = "iam",
+    responses((status = 200, body = Vec<iam::Group>), (status = 403, body = ErrorBody)))]
+async fn list_groups(
+    State(state): State<AppState>,
+    current: CurrentUser,
+) -> Result<Json<Vec<iam::Group>>> {
+    require_admin(&current)?;
+    Ok(Json(iam::list_groups(&state.pool).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGroup {
+    pub name: String,
+}
+
+/// Create a group (administrators only).
+#[utoipa::path(post, path = "/groups", tag = "iam", request_body = CreateGroup,
+    responses((status = 201, body = iam::Group), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_group(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Json(body): Json<CreateGroup>,
+) -> Result<impl IntoResponse> {
+    require_admin(&current)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(iam::create_group(&state.pool, &body.name).await?),
+    ))
+}
+
+/// Describe a group (administrators only).
+#[utoipa::path(get, path = "/groups/{group}", tag = "iam",
+    params(("group" = String, Path, description = "Group name")),
+    responses((status = 200, body = iam::Group), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_group(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(group): Path<String>,
+) -> Result<Json<iam::Group>> {
+    require_admin(&current)?;
+    Ok(Json(iam::find_group(&state.pool, &group).await?))
+}
+
+/// Add a user to a group (administrators only).
+#[utoipa::path(put, path = "/groups/{group}/members/{user}", tag = "iam",
+    params(("group" = String, Path, description = "Group name"), ("user" = String, Path, description = "User name")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn add_group_member(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path((group, user)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    require_admin(&current)?;
+    let g = iam::find_group(&state.pool, &group).await?;
+    let u = accounts::require_by_name(&state.pool, &user).await?;
+    iam::set_member(&state.pool, &g, &u, true).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Remove a user from a group (administrators only).
+#[utoipa::path(delete, path = "/groups/{group}/members/{user}", tag = "iam",
+    params(("group" = String, Path, description = "Group name"), ("user" = String, Path, description = "User name")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn remove_group_member(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path((group, user)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    require_admin(&current)?;
+    let g = iam::find_group(&state.pool, &group).await?;
+    let u = accounts::require_by_name(&state.pool, &user).await?;
+    iam::set_member(&state.pool, &g, &u, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The policies attached to a group (administrators only).
+#[utoipa::path(get, path = "/groups/{group}/policies", tag = "iam",
+    params(("group" = String, Path, description = "Group name")),
+    responses((status = 200, body = Vec<iam::StoredPolicy>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn list_group_policies(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(group): Path<String>,
+) -> Result<Json<Vec<iam::StoredPolicy>>> {
+    require_admin(&current)?;
+    let g = iam::find_group(&state.pool, &group).await?;
+    Ok(Json(iam::list_policies(&state.pool, "group", &g.id).await?))
+}
+
+/// Attach (or replace) a policy document on a group (administrators only).
+#[utoipa::path(put, path = "/groups/{group}/policies/{policy}", tag = "iam",
+    params(("group" = String, Path, description = "Group name"), ("policy" = String, Path, description = "Policy name")),
+    request_body(content = Object, description = "An IAM-style policy document"),
+    responses((status = 200, body = iam::StoredPolicy), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn put_group_policy(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path((group, policy)): Path<(String, String)>,
+    Json(document): Json<serde_json::Value>,
+) -> Result<Json<iam::StoredPolicy>> {
+    require_admin(&current)?;
+    let g = iam::find_group(&state.pool, &group).await?;
+    Ok(Json(
+        iam::put_policy(&state.pool, "group", &g.id, &policy, &document.to_string()).await?,
+    ))
+}
+
+/// Detach a policy from a group (administrators only).
+#[utoipa::path(delete, path = "/groups/{group}/policies/{policy}", tag = "iam",
+    params(("group" = String, Path, description = "Group name"), ("policy" = String, Path, description = "Policy name")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_group_policy(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path((group, policy)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    require_admin(&current)?;
+    let g = iam::find_group(&state.pool, &group).await?;
+    iam::delete_policy(&state.pool, "group", &g.id, &policy).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SimulationRequest {
+    /// The user to ask about (administrators may ask about anyone; others only about themselves).
+    pub user: String,
+    /// e.g. `codecommit:GitPush`.
+    pub action: String,
+    pub repo: String,
+    /// e.g. `refs/heads/main`, for ref-level rules.
+    #[serde(rename = "ref")]
+    pub reference: Option<String>,
+}
+
+/// Policy simulator: can USER do ACTION on REPO (and REF), and which
+/// statement decided? Nothing is recorded.
+#[utoipa::path(post, path = "/policy-simulator", tag = "iam", request_body = SimulationRequest,
+    responses((status = 200, body = crate::policy::Decision), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn simulate(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Json(body): Json<SimulationRequest>,
+) -> Result<Json<crate::policy::Decision>> {
+    if !current.user.name.eq_ignore_ascii_case(&body.user) {
+        require_admin(&current)?;
+    }
+    if !crate::policy::ACTIONS.contains(&body.action.as_str()) {
+        return Err(Error::Unprocessable(format!(
+            "action must be one of {}",
+            crate::policy::ACTIONS.join(", ")
+        )));
+    }
+    let user = accounts::require_by_name(&state.pool, &body.user).await?;
+    let repo = repos::find(&state.pool, &body.repo).await?;
+    let target = match &repo {
+        Some(r) => r.target(),
+        None => iam::Target {
+            name: &body.repo,
+            owner_id: None,
+        },
+    };
+    Ok(Json(
+        iam::decide(
+            &state.pool,
+            &user,
+            &body.action,
+            &target,
+            body.reference.as_deref(),
+        )
+        .await?,
+    ))
+}
+
+/// The audit log of allow/deny decisions, newest first (administrators only).
+#[utoipa::path(get, path = "/audit", tag = "iam",
+    responses((status = 200, body = Vec<iam::AuditEntry>), (status = 403, body = ErrorBody)))]
+async fn audit_log(
+    State(state): State<AppState>,
+    current: CurrentUser,
+) -> Result<Json<Vec<iam::AuditEntry>>> {
+    require_admin(&current)?;
+    Ok(Json(iam::audit(&state.pool, 500).await?))
 }

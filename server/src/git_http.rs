@@ -92,7 +92,11 @@ async fn authorize(
     service: Service,
 ) -> Result<(User, Repo), Response> {
     let (user, scope) = basic_user(state, headers).await?;
-    let repo = repos::require_accessible(&state.pool, name, &user)
+    let action = match service {
+        Service::UploadPack => "codecommit:GitPull",
+        Service::ReceivePack => "codecommit:GitPush",
+    };
+    let repo = repos::authorize(&state.pool, name, &user, action)
         .await
         .map_err(|e| refuse(e.status(), &e.public_message()))?;
     if let Some(scope) = scope {

@@ -30,6 +30,50 @@ pub async fn pre_receive(settings: &Settings) -> anyhow::Result<()> {
             .fetch_optional(&pool)
             .await?
             .context("this repository was deleted")?;
+    // Ref-level rules first: a denied ref refuses the whole push, and git
+    // shows these lines to the pusher as `remote:` lines.
+    let pusher_name = std::env::var("NUBO_PUSHER").unwrap_or_default();
+    let pusher = crate::accounts::find_by_name(&pool, &pusher_name)
+        .await?
+        .context("the pushing user no longer exists")?;
+    let repo_row: (String, String) =
+        sqlx::query_as("SELECT name, created_by FROM repos WHERE id = $1")
+            .bind(&repo_id)
+            .fetch_one(&pool)
+            .await?;
+    let target = crate::iam::Target {
+        name: &repo_row.0,
+        owner_id: Some(&repo_row.1),
+    };
+    let mut denied = Vec::new();
+    for line in updates.lines().filter(|l| !l.trim().is_empty()) {
+        let Some(reference) = line.split_whitespace().nth(2) else {
+            continue;
+        };
+        let d = crate::iam::authorize(
+            &pool,
+            &pusher,
+            "codecommit:GitPush",
+            &target,
+            Some(reference),
+        )
+        .await?;
+        if !d.allowed {
+            denied.push(crate::iam::denial_message(
+                &pusher,
+                "codecommit:GitPush",
+                &repo_row.0,
+                Some(reference),
+                &d,
+            ));
+        }
+    }
+    if !denied.is_empty() {
+        for message in &denied {
+            eprintln!("Nubo: {message}");
+        }
+        bail!("push refused by policy; nothing was changed");
+    }
     let data_key = nubo_git::crypto::unwrap_data_key(&master, &repo_id, &wrapped)?;
     let durable = repos::durable_store(&settings.data_dir);
 

@@ -2,8 +2,7 @@
 //! packs and refs snapshots in the durable store, and a plaintext working
 //! copy in the cache dir that git serves from, rebuilt on demand.
 //!
-//! Access until IAM policies arrive: a repository's creator has full access
-//! to it, administrators to all; nobody else sees it.
+//! Access is decided by [`crate::iam`].
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +16,7 @@ use nubo_git::store::DurableStore;
 use crate::accounts::User;
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{Error, Result};
+use crate::iam;
 use crate::keys::MasterKey;
 
 /// A repository as users see it.
@@ -60,9 +60,12 @@ pub fn cache_git_dir(cache_dir: &Path, repo: &Repo) -> PathBuf {
 }
 
 impl Repo {
-    /// Whether `user` may read and write this repository.
-    pub fn accessible_by(&self, user: &User) -> bool {
-        user.admin || self.owner_id == user.id
+    /// The repository as access rules see it.
+    pub fn target(&self) -> iam::Target<'_> {
+        iam::Target {
+            name: &self.name,
+            owner_id: Some(&self.owner_id),
+        }
     }
 
     /// The SSH clone URL, on the host of `base_url`.
@@ -237,27 +240,28 @@ pub async fn find(pool: &SqlitePool, name: &str) -> Result<Option<Repo>> {
     Ok(row.map(from_row))
 }
 
-/// The repository if `user` may access it; otherwise 404, so that names of
-/// other people's repositories do not leak.
-pub async fn require_accessible(pool: &SqlitePool, name: &str, user: &User) -> Result<Repo> {
-    match find(pool, name).await? {
-        Some(repo) if repo.accessible_by(user) => Ok(repo),
-        _ => Err(Error::NotFound(format!(
-            "no repository named {name:?} that you can access"
-        ))),
-    }
+/// The repository, if `user` may perform `action` on it (recorded in the
+/// audit log): 404 when it does not exist, 403 with the reason when denied.
+pub async fn authorize(pool: &SqlitePool, name: &str, user: &User, action: &str) -> Result<Repo> {
+    let repo = find(pool, name)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no repository named {name:?}")))?;
+    iam::require(pool, user, action, &repo.target(), None).await?;
+    Ok(repo)
 }
 
-/// The repositories `user` can access, by name.
+/// The repositories `user` may see (GetRepository), by name.
 pub async fn list_for(pool: &SqlitePool, user: &User) -> Result<Vec<Repo>> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "{SELECT} WHERE $1 OR r.created_by = $2 ORDER BY lower(r.name)"
-    ))
-    .bind(user.admin)
-    .bind(&user.id)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows.into_iter().map(from_row).collect())
+    let mut visible = Vec::new();
+    for repo in list_all(pool).await? {
+        if iam::decide(pool, user, "codecommit:GetRepository", &repo.target(), None)
+            .await?
+            .allowed
+        {
+            visible.push(repo);
+        }
+    }
+    Ok(visible)
 }
 
 /// Every repository, for the CLI.

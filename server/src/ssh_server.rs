@@ -283,7 +283,11 @@ impl russh::server::Handler for Connection {
                 "Nubo runs only `git-upload-pack` and `git-receive-pack` on /v1/repos/NAME; this command was refused.",
             );
         };
-        let repo = match repos::require_accessible(&self.state.pool, &name, &user).await {
+        let action = match service {
+            Service::UploadPack => "codecommit:GitPull",
+            Service::ReceivePack => "codecommit:GitPush",
+        };
+        let repo = match repos::authorize(&self.state.pool, &name, &user, action).await {
             Ok(r) => r,
             Err(e) => return refuse(channel, session, &e.public_message()),
         };

@@ -278,6 +278,22 @@ async fn create_repo(
     Form(form): Form<RepoForm>,
 ) -> PageResult {
     let name = form.name.trim();
+    let target = crate::iam::Target {
+        name,
+        owner_id: None,
+    };
+    if let Err(Error::Forbidden(m)) = crate::iam::require(
+        &state.pool,
+        &user.user,
+        "codecommit:CreateRepository",
+        &target,
+        None,
+    )
+    .await
+    {
+        set_flash(&user.session, Flash::Error(capitalise(&m))).await;
+        return Ok(Redirect::to("/repos").into_response());
+    }
     match repos::create(
         &state.pool,
         &state.master,
@@ -310,7 +326,7 @@ async fn repo_page(
     user: PageUser,
     Path(name): Path<String>,
 ) -> PageResult {
-    let repo = repos::require_accessible(&state.pool, &name, &user.user).await?;
+    let repo = repos::authorize(&state.pool, &name, &user.user, "codecommit:GetRepository").await?;
     let pushes = crate::events::list(&state.pool, &repo.id, &repo.name, 20)
         .await?
         .into_iter()
@@ -343,7 +359,13 @@ async fn delete_repo(
     user: PageUser,
     Path(name): Path<String>,
 ) -> PageResult {
-    let repo = repos::require_accessible(&state.pool, &name, &user.user).await?;
+    let repo = repos::authorize(
+        &state.pool,
+        &name,
+        &user.user,
+        "codecommit:DeleteRepository",
+    )
+    .await?;
     repos::delete(
         &state.pool,
         &state.settings.data_dir,

@@ -202,16 +202,24 @@ async fn strangers_and_wrong_tokens_are_refused() {
     // A valid token under another user's name does not count.
     let out = git(w, "alice", &bob, &["ls-remote", &url]);
     assert!(!out.status.success());
-    // Bob's own token: the repository is not his to see.
+    // Bob's own token: no policy lets him in, and git tells him why.
     let out = git(w, "bob", &bob, &["ls-remote", &url]);
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("not found"),
+        String::from_utf8_lossy(&out.stderr)
+            .contains("remote: bob is not allowed to perform codecommit:GitPull on private"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let r = client()
         .get(server.url("/api/v1/repos/private"))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = client()
+        .get(server.url("/api/v1/repos/no-such-repo"))
         .bearer_auth(&bob)
         .send()
         .await

@@ -199,7 +199,7 @@ async fn wrong_keys_weak_keys_and_strangers_are_refused() {
     let out = git_ssh(w, &bob_key, &["ls-remote", &url]);
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("no repository named"),
+        String::from_utf8_lossy(&out.stderr).contains("not allowed to perform codecommit:GitPull"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -1,0 +1,388 @@
+//! Who may do what: policies attached to users and groups, evaluated by
+//! [`crate::policy`], plus Nubo's fixed rules, and the audit log.
+//!
+//! Order: an explicit Deny in any policy wins (for everyone but
+//! administrators); then administrators may do anything; then a
+//! repository's creator may do anything with it; then an Allow allows;
+//! every user may create repositories unless a policy denies it; anything
+//! else is denied.
+
+use serde::Serialize;
+use sqlx::SqlitePool;
+use utoipa::ToSchema;
+
+use crate::accounts::User;
+use crate::db::{new_id, now_ms, rfc3339};
+use crate::error::{Error, Result};
+use crate::policy::{self, Decision, Policy, Request};
+
+/// A repository as the rules need it.
+pub struct Target<'a> {
+    pub name: &'a str,
+    /// The creator's user id, when the repository exists.
+    pub owner_id: Option<&'a str>,
+}
+
+/// A user's policies and those of their groups, with where each comes from.
+pub async fn policies_for(pool: &SqlitePool, user: &User) -> Result<Vec<(String, Policy)>> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT 'user/' || $2 || '/' || p.name, p.document, p.name FROM policies p
+         WHERE p.principal_kind = 'user' AND p.principal_id = $1
+         UNION ALL
+         SELECT 'group/' || g.name || '/' || p.name, p.document, p.name FROM policies p
+         JOIN user_groups g ON p.principal_kind = 'group' AND p.principal_id = g.id
+         JOIN group_members m ON m.group_id = g.id AND m.user_id = $1",
+    )
+    .bind(&user.id)
+    .bind(&user.name)
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::new();
+    for (source, document, _) in rows {
+        // Documents are validated when stored; one that no longer parses
+        // is skipped loudly rather than failing every request.
+        match policy::parse(&document) {
+            Ok(p) => out.push((source, p)),
+            Err(e) => tracing::error!(policy = %source, error = %e, "stored policy does not parse"),
+        }
+    }
+    Ok(out)
+}
+
+/// Decides without recording (for filtering lists).
+pub async fn decide(
+    pool: &SqlitePool,
+    user: &User,
+    action: &str,
+    target: &Target<'_>,
+    reference: Option<&str>,
+) -> Result<Decision> {
+    let policies = policies_for(pool, user).await?;
+    let evaluated = policy::evaluate(
+        &policies,
+        &Request {
+            action,
+            repo: target.name,
+            reference,
+        },
+    );
+    let fixed = |basis: &str| Decision {
+        allowed: true,
+        basis: basis.into(),
+        statement: None,
+    };
+    Ok(if user.admin {
+        fixed("administrator")
+    } else if evaluated.basis == "explicit-deny" {
+        evaluated
+    } else if target.owner_id == Some(user.id.as_str()) {
+        fixed("creator")
+    } else if evaluated.allowed {
+        evaluated
+    } else if action == "codecommit:CreateRepository" {
+        fixed("default-create")
+    } else {
+        evaluated
+    })
+}
+
+/// Decides and records the decision in the audit log.
+pub async fn authorize(
+    pool: &SqlitePool,
+    user: &User,
+    action: &str,
+    target: &Target<'_>,
+    reference: Option<&str>,
+) -> Result<Decision> {
+    let decision = decide(pool, user, action, target, reference).await?;
+    sqlx::query(
+        "INSERT INTO audit_log (id, at, user_name, action, repo, ref_name, allowed, basis, statement)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(new_id())
+    .bind(now_ms())
+    .bind(&user.name)
+    .bind(action)
+    .bind(target.name)
+    .bind(reference)
+    .bind(decision.allowed)
+    .bind(&decision.basis)
+    .bind(&decision.statement)
+    .execute(pool)
+    .await?;
+    Ok(decision)
+}
+
+/// Why a decision denied, in words for the user.
+pub fn denial_message(
+    user: &User,
+    action: &str,
+    repo: &str,
+    reference: Option<&str>,
+    d: &Decision,
+) -> String {
+    let on = match reference {
+        Some(r) => format!("{repo} ({r})"),
+        None => repo.to_string(),
+    };
+    match &d.statement {
+        Some(s) => format!(
+            "{} is not allowed to perform {action} on {on}: explicit deny in {s}",
+            user.name
+        ),
+        None => format!(
+            "{} is not allowed to perform {action} on {on}: no policy allows it",
+            user.name
+        ),
+    }
+}
+
+/// Fails with 403 and the reason unless allowed.
+pub async fn require(
+    pool: &SqlitePool,
+    user: &User,
+    action: &str,
+    target: &Target<'_>,
+    reference: Option<&str>,
+) -> Result<()> {
+    let d = authorize(pool, user, action, target, reference).await?;
+    if d.allowed {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(denial_message(
+            user,
+            action,
+            target.name,
+            reference,
+            &d,
+        )))
+    }
+}
+
+// ---- storage of groups and policies ----
+
+fn check_policy_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '+' | '=' | ',' | '.' | '@' | '_' | '-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Unprocessable(format!(
+            "policy name {name:?} is not allowed: use 1-128 of letters, digits and +=,.@_-"
+        )))
+    }
+}
+
+/// A stored policy.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoredPolicy {
+    pub name: String,
+    /// The policy document.
+    #[schema(value_type = Object)]
+    pub document: serde_json::Value,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+/// Creates or replaces a policy on a principal (`user` or `group`).
+pub async fn put_policy(
+    pool: &SqlitePool,
+    kind: &str,
+    principal_id: &str,
+    name: &str,
+    document: &str,
+) -> Result<StoredPolicy> {
+    check_policy_name(name)?;
+    policy::parse(document).map_err(Error::Unprocessable)?;
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO policies (principal_kind, principal_id, name, document, updated_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (principal_kind, principal_id, name) DO UPDATE SET document = excluded.document, updated_at = excluded.updated_at",
+    )
+    .bind(kind)
+    .bind(principal_id)
+    .bind(name)
+    .bind(document)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(StoredPolicy {
+        name: name.to_string(),
+        document: serde_json::from_str(document).unwrap_or_default(),
+        updated_at: rfc3339(now),
+    })
+}
+
+pub async fn list_policies(
+    pool: &SqlitePool,
+    kind: &str,
+    principal_id: &str,
+) -> Result<Vec<StoredPolicy>> {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT name, document, updated_at FROM policies WHERE principal_kind = $1 AND principal_id = $2 ORDER BY name",
+    )
+    .bind(kind)
+    .bind(principal_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, doc, at)| StoredPolicy {
+            name,
+            document: serde_json::from_str(&doc).unwrap_or_default(),
+            updated_at: rfc3339(at),
+        })
+        .collect())
+}
+
+pub async fn delete_policy(
+    pool: &SqlitePool,
+    kind: &str,
+    principal_id: &str,
+    name: &str,
+) -> Result<()> {
+    let done = sqlx::query(
+        "DELETE FROM policies WHERE principal_kind = $1 AND principal_id = $2 AND name = $3",
+    )
+    .bind(kind)
+    .bind(principal_id)
+    .bind(name)
+    .execute(pool)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(Error::NotFound(format!("no policy named {name:?}")));
+    }
+    Ok(())
+}
+
+/// A group and its members.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Group {
+    #[serde(skip)]
+    pub id: String,
+    pub name: String,
+    pub members: Vec<String>,
+}
+
+pub async fn create_group(pool: &SqlitePool, name: &str) -> Result<Group> {
+    crate::accounts::validate_name(name).map_err(|_| {
+        Error::Unprocessable(format!(
+            "group name {name:?} is not allowed: use 1-64 letters, digits, '.', '_' or '-'"
+        ))
+    })?;
+    let id = new_id();
+    let done = sqlx::query("INSERT INTO user_groups (id, name, created_at) VALUES ($1, $2, $3)")
+        .bind(&id)
+        .bind(name)
+        .bind(now_ms())
+        .execute(pool)
+        .await;
+    match done {
+        Ok(_) => Ok(Group {
+            id,
+            name: name.to_string(),
+            members: vec![],
+        }),
+        Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Err(Error::Conflict(format!(
+            "a group named {name:?} already exists"
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn find_group(pool: &SqlitePool, name: &str) -> Result<Group> {
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT id, name FROM user_groups WHERE lower(name) = lower($1)")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+    let (id, name) = row.ok_or_else(|| Error::NotFound(format!("no group named {name:?}")))?;
+    let members: Vec<String> = sqlx::query_scalar(
+        "SELECT u.name FROM group_members m JOIN users u ON u.id = m.user_id WHERE m.group_id = $1 ORDER BY lower(u.name)",
+    )
+    .bind(&id)
+    .fetch_all(pool)
+    .await?;
+    Ok(Group { id, name, members })
+}
+
+pub async fn list_groups(pool: &SqlitePool) -> Result<Vec<Group>> {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM user_groups ORDER BY lower(name)")
+            .fetch_all(pool)
+            .await?;
+    let mut out = Vec::new();
+    for n in names {
+        out.push(find_group(pool, &n).await?);
+    }
+    Ok(out)
+}
+
+pub async fn set_member(pool: &SqlitePool, group: &Group, user: &User, member: bool) -> Result<()> {
+    if member {
+        sqlx::query(
+            "INSERT INTO group_members (group_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(&group.id)
+        .bind(&user.id)
+        .execute(pool)
+        .await?;
+    } else {
+        sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
+            .bind(&group.id)
+            .bind(&user.id)
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
+}
+
+/// One audit log entry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEntry {
+    /// RFC 3339.
+    pub time: String,
+    pub user: String,
+    pub action: String,
+    pub repo: String,
+    #[serde(rename = "ref")]
+    pub ref_name: Option<String>,
+    pub allowed: bool,
+    pub basis: String,
+    pub statement: Option<String>,
+}
+
+pub async fn audit(pool: &SqlitePool, limit: i64) -> Result<Vec<AuditEntry>> {
+    type Row = (
+        i64,
+        String,
+        String,
+        String,
+        Option<String>,
+        bool,
+        String,
+        Option<String>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT at, user_name, action, repo, ref_name, allowed, basis, statement FROM audit_log ORDER BY at DESC, id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| AuditEntry {
+            time: rfc3339(r.0),
+            user: r.1,
+            action: r.2,
+            repo: r.3,
+            ref_name: r.4,
+            allowed: r.5,
+            basis: r.6,
+            statement: r.7,
+        })
+        .collect())
+}
