@@ -30,10 +30,14 @@ fn nav_link(ctx_nav: Nav, target: Nav, href: &'static str, label: &'static str) 
 /// The signed-in application shell around `content`.
 pub(crate) fn shell(ctx: &PageContext, content: impl IntoView + 'static) -> String {
     let nav = ctx.nav;
-    let admin_link = ctx
-        .viewer
-        .admin
-        .then(|| nav_link(nav, Nav::Admin, "/admin/users", "Users"));
+    let admin_link = ctx.viewer.admin.then(|| {
+        view! {
+            <div class="nav-section">"Administration"</div>
+            {nav_link(nav, Nav::Admin, "/admin/users", "Users")}
+            {nav_link(nav, Nav::Audit, "/admin/audit", "Audit log")}
+            {nav_link(nav, Nav::Simulator, "/admin/simulator", "Policy simulator")}
+        }
+    });
     let flash = ctx.flash.clone().map(flash_view);
     let password_banner = ctx.viewer.must_change_password.then(|| {
         view! {

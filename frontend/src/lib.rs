@@ -38,6 +38,8 @@ pub enum Nav {
     Tokens,
     GitCredentials,
     Admin,
+    Audit,
+    Simulator,
     None,
 }
 

@@ -617,3 +617,98 @@ pub fn git_credentials(
     };
     shell(ctx, content)
 }
+
+/// One audit log row.
+#[derive(Debug, Clone)]
+pub struct AuditRow {
+    pub time: String,
+    pub user: String,
+    pub action: String,
+    pub repo: String,
+    pub reference: Option<String>,
+    pub allowed: bool,
+    pub basis: String,
+    pub statement: Option<String>,
+}
+
+/// Administrators: the newest access decisions.
+pub fn audit(ctx: &PageContext, rows: Vec<AuditRow>) -> String {
+    let rows = rows
+        .into_iter()
+        .map(|r| {
+            let result = if r.allowed {
+                view! { <span class="badge on">"allowed"</span> }
+            } else {
+                view! { <span class="badge off">"denied"</span> }
+            };
+            view! {
+                <tr>
+                    <td><time datetime=r.time.clone() data-relative>{r.time.clone()}</time></td>
+                    <td>{r.user}</td>
+                    <td><code>{r.action}</code></td>
+                    <td>{r.repo}</td>
+                    <td><code>{r.reference.unwrap_or_default()}</code></td>
+                    <td>{result}</td>
+                    <td>{r.basis}" "<span class="muted">{r.statement.unwrap_or_default()}</span></td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let content = view! {
+        <section class="card" data-testid="audit">
+            <table>
+                <thead><tr><th>"When"</th><th>"User"</th><th>"Action"</th><th>"Repository"</th><th>"Ref"</th><th>"Result"</th><th>"Why"</th></tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </section>
+    };
+    shell(ctx, content)
+}
+
+/// The simulator's form values and, after a run, its answer.
+#[derive(Debug, Clone, Default)]
+pub struct Simulation {
+    pub user: String,
+    pub action: String,
+    pub repo: String,
+    pub reference: String,
+    /// (allowed, basis, statement)
+    pub answer: Option<(bool, String, Option<String>)>,
+}
+
+/// Administrators: can USER do ACTION on REPO/REF, and which statement decided?
+pub fn simulator(ctx: &PageContext, actions: &[&str], sim: Simulation) -> String {
+    let options = actions
+        .iter()
+        .map(|a| {
+            let selected = (*a == sim.action).then_some("selected");
+            view! { <option value=a.to_string() selected=selected>{a.to_string()}</option> }
+        })
+        .collect_view();
+    let answer = sim.answer.clone().map(|(allowed, basis, statement)| {
+        let (class, verdict) = if allowed {
+            ("flash ok", "Allowed")
+        } else {
+            ("flash error", "Denied")
+        };
+        view! {
+            <div class=class data-testid="simulation">
+                <strong>{verdict}</strong>" — " {basis} {statement.map(|s| format!(" ({s})"))}
+            </div>
+        }
+    });
+    let content = view! {
+        {answer}
+        <section class="card">
+            <form class="stack" method="post" action="/admin/simulator">
+                <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
+                <label>"User" <input type="text" name="user" value=sim.user.clone() required/></label>
+                <label>"Action" <select name="action">{options}</select></label>
+                <label>"Repository" <input type="text" name="repo" value=sim.repo.clone() required/></label>
+                <label>"Ref (optional)" <input type="text" name="reference" value=sim.reference.clone() placeholder="refs/heads/main"/></label>
+                <button type="submit">"Simulate"</button>
+            </form>
+        </section>
+    };
+    shell(ctx, content)
+}

@@ -60,6 +60,8 @@ pub fn routes() -> Router<AppState> {
         .route("/account/ssh-keys", post(add_ssh_key))
         .route("/account/ssh-keys/{id}/delete", post(delete_ssh_key))
         .route("/admin/users", get(admin_users).post(admin_create_user))
+        .route("/admin/audit", get(admin_audit))
+        .route("/admin/simulator", get(simulator_page).post(simulate))
         .route("/admin/users/{name}/{action}", post(admin_toggle_user))
         .route("/assets/{*path}", get(asset))
 }
@@ -567,6 +569,82 @@ async fn delete_ssh_key(
     crate::ssh_keys::delete(&state.pool, &user.user.id, &id).await?;
     set_flash(&user.session, Flash::Ok("The SSH key was removed.".into())).await;
     Ok(Redirect::to("/account/git-credentials").into_response())
+}
+
+async fn admin_audit(State(state): State<AppState>, user: PageUser) -> PageResult {
+    require_admin(&user)?;
+    let rows = crate::iam::audit(&state.pool, 200)
+        .await?
+        .into_iter()
+        .map(|e| pages::AuditRow {
+            time: e.time,
+            user: e.user,
+            action: e.action,
+            repo: e.repo,
+            reference: e.ref_name,
+            allowed: e.allowed,
+            basis: e.basis,
+            statement: e.statement,
+        })
+        .collect();
+    let ctx = context(&user, "Audit log", Nav::Audit).await;
+    Ok(Html(pages::audit(&ctx, rows)).into_response())
+}
+
+async fn simulator_page(user: PageUser) -> PageResult {
+    require_admin(&user)?;
+    let ctx = context(&user, "Policy simulator", Nav::Simulator).await;
+    let sim = pages::Simulation {
+        action: "codecommit:GitPush".into(),
+        ..Default::default()
+    };
+    Ok(Html(pages::simulator(&ctx, crate::policy::ACTIONS, sim)).into_response())
+}
+
+#[derive(Deserialize)]
+struct SimulationForm {
+    user: String,
+    action: String,
+    repo: String,
+    #[serde(default)]
+    reference: String,
+}
+
+async fn simulate(
+    State(state): State<AppState>,
+    user: PageUser,
+    Form(form): Form<SimulationForm>,
+) -> PageResult {
+    require_admin(&user)?;
+    let mut ctx = context(&user, "Policy simulator", Nav::Simulator).await;
+    let mut sim = pages::Simulation {
+        user: form.user.trim().to_string(),
+        action: form.action.clone(),
+        repo: form.repo.trim().to_string(),
+        reference: form.reference.trim().to_string(),
+        answer: None,
+    };
+    if !crate::policy::ACTIONS.contains(&form.action.as_str()) {
+        ctx.flash = Some(Flash::Error("Choose one of the listed actions.".into()));
+    } else if let Some(subject) = accounts::find_by_name(&state.pool, &sim.user).await? {
+        let repo = repos::find(&state.pool, &sim.repo).await?;
+        let target = match &repo {
+            Some(r) => r.target(),
+            None => crate::iam::Target {
+                name: &sim.repo,
+                owner_id: None,
+            },
+        };
+        let reference = (!sim.reference.is_empty()).then_some(sim.reference.as_str());
+        let d = crate::iam::decide(&state.pool, &subject, &sim.action, &target, reference).await?;
+        sim.answer = Some((d.allowed, d.basis, d.statement));
+    } else {
+        ctx.flash = Some(Flash::Error(format!(
+            "There is no user named {:?}.",
+            sim.user
+        )));
+    }
+    Ok(Html(pages::simulator(&ctx, crate::policy::ACTIONS, sim)).into_response())
 }
 
 fn require_admin(user: &PageUser) -> Result<(), PageError> {

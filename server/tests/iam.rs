@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{client, create_repo, git, ok, Server};
+use common::{client, create_repo, git, ok, sign_in, Server};
 use serde_json::{json, Value};
 
 async fn put(server: &Server, token: &str, path: &str, body: Value) -> reqwest::Response {
@@ -234,6 +234,50 @@ async fn branch_protection_group_grants_and_explicit_deny() {
             .status(),
         403
     );
+
+    // The same in the browser pages for administrators.
+    let (cookie, csrf) = sign_in(&server, "root2", "password-of-the-test").await;
+    let html = client()
+        .get(server.url("/admin/audit"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("user/carol/protect-main / ProtectMain"),
+        "audit page"
+    );
+    let html = client()
+        .post(server.url("/admin/simulator"))
+        .header("cookie", &cookie)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("user", "carol"),
+            ("action", "codecommit:GitPush"),
+            ("repo", "app"),
+            ("reference", "refs/heads/main"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<strong>Denied</strong>") && html.contains("ProtectMain"),
+        "{html}"
+    );
+    let (carol_cookie, _) = sign_in(&server, "carol", "password-of-the-test").await;
+    let r = client()
+        .get(server.url("/admin/audit"))
+        .header("cookie", &carol_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
 }
 
 #[tokio::test]
