@@ -66,7 +66,10 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_group_policies))
         .routes(routes!(put_group_policy, delete_group_policy))
         .routes(routes!(simulate))
-        .routes(routes!(audit_log));
+        .routes(routes!(audit_log))
+        .routes(routes!(list_webhooks, create_webhook))
+        .routes(routes!(delete_webhook))
+        .routes(routes!(list_deliveries));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api)
         .split_for_parts();
@@ -800,4 +803,75 @@ async fn audit_log(
 ) -> Result<Json<Vec<iam::AuditEntry>>> {
     require_admin(&current)?;
     Ok(Json(iam::audit(&state.pool, 500).await?))
+}
+
+/// Webhooks need the same permission as deleting the repository: they see
+/// every push.
+async fn webhook_repo(state: &AppState, current: &CurrentUser, name: &str) -> Result<Repo> {
+    repos::authorize(
+        &state.pool,
+        name,
+        &current.user,
+        "codecommit:DeleteRepository",
+    )
+    .await
+}
+
+/// List a repository's webhooks (triggers).
+#[utoipa::path(get, path = "/repos/{name}/webhooks", tag = "repositories",
+    params(("name" = String, Path, description = "Repository name")),
+    responses((status = 200, body = Vec<crate::webhooks::Webhook>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn list_webhooks(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<crate::webhooks::Webhook>>> {
+    let repo = webhook_repo(&state, &current, &name).await?;
+    Ok(Json(crate::webhooks::list(&state.pool, &repo.id).await?))
+}
+
+/// Add a webhook: every matching ref update is POSTed to the URL as JSON,
+/// signed in `X-Nubo-Signature-256` (HMAC-SHA256 with the secret), and retried
+/// with backoff until it gets a 2xx.
+#[utoipa::path(post, path = "/repos/{name}/webhooks", tag = "repositories", request_body = crate::webhooks::NewWebhook,
+    params(("name" = String, Path, description = "Repository name")),
+    responses((status = 201, body = crate::webhooks::CreatedWebhook), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_webhook(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(name): Path<String>,
+    Json(body): Json<crate::webhooks::NewWebhook>,
+) -> Result<impl IntoResponse> {
+    let repo = webhook_repo(&state, &current, &name).await?;
+    let made = crate::webhooks::create(&state, &repo.id, body).await?;
+    Ok((StatusCode::CREATED, Json(made)))
+}
+
+/// Remove a webhook.
+#[utoipa::path(delete, path = "/repos/{name}/webhooks/{id}", tag = "repositories",
+    params(("name" = String, Path, description = "Repository name"), ("id" = String, Path, description = "Webhook id")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_webhook(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    let repo = webhook_repo(&state, &current, &name).await?;
+    crate::webhooks::delete(&state.pool, &repo.id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A webhook's delivery history, newest first.
+#[utoipa::path(get, path = "/repos/{name}/webhooks/{id}/deliveries", tag = "repositories",
+    params(("name" = String, Path, description = "Repository name"), ("id" = String, Path, description = "Webhook id")),
+    responses((status = 200, body = Vec<crate::webhooks::Delivery>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn list_deliveries(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Json<Vec<crate::webhooks::Delivery>>> {
+    let repo = webhook_repo(&state, &current, &name).await?;
+    Ok(Json(
+        crate::webhooks::deliveries(&state.pool, &repo.id, &id).await?,
+    ))
 }

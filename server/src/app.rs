@@ -236,6 +236,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         )
     })?;
     restrict(&state.cache_dir);
+    crate::webhooks::spawn_worker(state.clone());
     // The first subscriber of push events: counts them for /metrics.
     let mut pushes = state.events.subscribe();
     let metrics = state.metrics.clone();

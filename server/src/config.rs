@@ -43,6 +43,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Largest git push accepted, in bytes.
     pub max_push_bytes: u64,
+    /// First webhook retry delay; each further retry doubles it.
+    pub webhook_retry_base_ms: u64,
     /// The master key file (default `<data_dir>/master.key`).
     pub master_key_file: Option<PathBuf>,
     /// Where plaintext working copies of repositories live (default: RAM
@@ -73,6 +75,7 @@ impl Default for Settings {
             log_level: "info".into(),
             max_body_bytes: 2 * 1024 * 1024,
             max_push_bytes: 1024 * 1024 * 1024,
+            webhook_retry_base_ms: 5000,
             master_key_file: None,
             cache_dir: None,
             session_idle_minutes: 120,
@@ -99,6 +102,7 @@ pub struct Layer {
     pub log_level: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub max_push_bytes: Option<u64>,
+    pub webhook_retry_base_ms: Option<u64>,
     pub master_key_file: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
     pub session_idle_minutes: Option<u64>,
@@ -181,6 +185,9 @@ impl Layer {
                 "LOG_LEVEL" => layer.log_level = Some(value.to_string()),
                 "MAX_BODY_BYTES" => layer.max_body_bytes = Some(num(value).map_err(bad)?),
                 "MAX_PUSH_BYTES" => layer.max_push_bytes = Some(num(value).map_err(bad)?),
+                "WEBHOOK_RETRY_BASE_MS" => {
+                    layer.webhook_retry_base_ms = Some(num(value).map_err(bad)?)
+                }
                 "SESSION_IDLE_MINUTES" => {
                     layer.session_idle_minutes = Some(num(value).map_err(bad)?)
                 }
@@ -222,6 +229,7 @@ pub fn resolve(layers: &[Layer]) -> Result<Settings, ConfigError> {
             log_level,
             max_body_bytes,
             max_push_bytes,
+            webhook_retry_base_ms,
             session_idle_minutes,
             session_absolute_hours,
             login_max_failures_per_account,

@@ -189,6 +189,28 @@ impl MasterKey {
         }
     }
 
+    /// Seals a small secret (e.g. a webhook secret) under the master key.
+    pub fn seal(&self, context: &[u8], plaintext: &[u8]) -> String {
+        let key = self.key.read().unwrap_or_else(|e| e.into_inner());
+        crypto::seal(&key, context, plaintext)
+    }
+
+    /// Opens what [`MasterKey::seal`] sealed, reloading the key file once
+    /// if the key changed.
+    pub fn open(&self, context: &[u8], sealed: &str) -> Result<Vec<u8>> {
+        {
+            let key = self.key.read().unwrap_or_else(|e| e.into_inner());
+            if let Ok(p) = crypto::open(&key, context, sealed) {
+                return Ok(p);
+            }
+        }
+        let fresh = read_key(&key_path(&self.settings))?;
+        let p = crypto::open(&fresh, context, sealed)
+            .map_err(|e| Error::Internal(format!("cannot open a sealed secret: {e}")))?;
+        *self.key.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(p)
+    }
+
     pub fn wrap(&self, repo_id: &str, data_key: &SecretKey) -> String {
         let key = self.key.read().unwrap_or_else(|e| e.into_inner());
         crypto::wrap_data_key(&key, repo_id, data_key)

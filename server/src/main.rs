@@ -23,6 +23,7 @@ mod ssh_server;
 mod tls;
 mod tokens;
 mod web;
+mod webhooks;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
