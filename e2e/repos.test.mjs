@@ -77,6 +77,12 @@ test("create a repository in the UI and push to its clone URL", async () => {
   assert.match(pushes, /admin/);
   await page.screenshot({ path: join(artifacts, "repository-pushed.png"), fullPage: true });
 
+  // The pushed file in the code browser, highlighted by the island.
+  await page.goto(`${server.url}/repos/web-app/blob/main/index.html`);
+  await page.waitForSelector("[data-testid=blob][data-highlighted=yes]");
+  assert.match(await page.textContent("[data-testid=blob]"), /<h1>hello<\/h1>/);
+  await page.screenshot({ path: join(artifacts, "code-browser.png"), fullPage: true });
+
   await page.goto(`${server.url}/repos`);
   assert.ok(await page.$("tr[data-repo='web-app']"));
   await page.close();

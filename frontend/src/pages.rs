@@ -397,6 +397,12 @@ pub struct RepoPage {
     pub user: String,
     /// Recent ref updates, newest first.
     pub pushes: Vec<PushRow>,
+    /// The branch HEAD points to, when the repository has commits.
+    pub head: Option<String>,
+    pub branches: Vec<String>,
+    pub tags: Vec<String>,
+    /// The README rendered to HTML (raw HTML in it is escaped).
+    pub readme_html: Option<String>,
 }
 
 /// One pushed ref update.
@@ -452,7 +458,32 @@ pub fn repo(ctx: &PageContext, repo: RepoPage) -> String {
         }
         .into_any()
     };
+    let name = repo.name.clone();
+    let code = repo.head.clone().map(|head| {
+        let refs = |list: &Vec<String>, kind: &'static str| {
+            list.iter()
+                .map(|r| {
+                    let href = format!("/repos/{}/{kind}/{r}", name);
+                    view! { <a class="badge" href=href>{r.clone()}</a> }
+                })
+                .collect_view()
+        };
+        let branches = refs(&repo.branches, "tree");
+        let tags = refs(&repo.tags, "tree");
+        view! {
+            {repo_tabs(&name, &head)}
+            <section class="card" data-testid="refs">
+                <h2>"Branches"</h2><div class="refs">{branches}</div>
+                <h2>"Tags"</h2><div class="refs">{tags}</div>
+            </section>
+        }
+    });
+    let readme = repo.readme_html.clone().map(|html| {
+        view! { <section class="card markdown" data-testid="readme" inner_html=html></section> }
+    });
     let content = view! {
+        {code}
+        {readme}
         <section class="card">
             {description}
             <p class="muted">"Owner: " {repo.owner.clone()}</p>
@@ -709,6 +740,245 @@ pub fn simulator(ctx: &PageContext, actions: &[&str], sim: Simulation) -> String
                 <button type="submit">"Simulate"</button>
             </form>
         </section>
+    };
+    shell(ctx, content)
+}
+
+/// Links shared by the repository browser pages.
+fn repo_tabs(repo: &str, rev: &str) -> impl IntoView {
+    let code = format!("/repos/{repo}/tree/{rev}");
+    let commits = format!("/repos/{repo}/commits/{rev}");
+    let home = format!("/repos/{repo}");
+    view! {
+        <p class="refs">
+            <a class="badge" href=home>"Overview"</a>
+            <a class="badge" href=code>"Code"</a>
+            <a class="badge" href=commits>"Commits"</a>
+            <span class="badge">{format!("at {rev}")}</span>
+        </p>
+    }
+}
+
+fn crumbs(repo: &str, rev: &str, path: &str) -> impl IntoView {
+    let mut links = vec![(format!("/repos/{repo}/tree/{rev}"), repo.to_string())];
+    let mut acc = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        if !acc.is_empty() {
+            acc.push('/');
+        }
+        acc.push_str(part);
+        links.push((format!("/repos/{repo}/tree/{rev}/{acc}"), part.to_string()));
+    }
+    let links = links
+        .into_iter()
+        .map(|(href, name)| view! { <a href=href>{name}</a>" / " })
+        .collect_view();
+    view! { <div class="crumbs" data-testid="crumbs">{links}</div> }
+}
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone)]
+pub struct BrowseEntry {
+    pub name: String,
+    /// `tree`, `blob`, `link` or `commit`.
+    pub kind: String,
+}
+
+/// A directory of a repository at a revision.
+pub fn tree_page(
+    ctx: &PageContext,
+    repo: &str,
+    rev: &str,
+    path: &str,
+    entries: Vec<BrowseEntry>,
+) -> String {
+    let base = if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}/")
+    };
+    let rows = entries
+        .into_iter()
+        .map(|e| {
+            let (icon, href) = match e.kind.as_str() {
+                "tree" => (
+                    "📁",
+                    Some(format!("/repos/{repo}/tree/{rev}/{base}{}", e.name)),
+                ),
+                "blob" | "link" => (
+                    "📄",
+                    Some(format!("/repos/{repo}/blob/{rev}/{base}{}", e.name)),
+                ),
+                _ => ("🔗", None),
+            };
+            let name = match href {
+                Some(h) => view! { <a href=h>{e.name.clone()}</a> }.into_any(),
+                None => view! { <span>{e.name.clone()}</span> }.into_any(),
+            };
+            view! { <tr data-entry=e.name.clone()><td>{icon}</td><td>{name}</td></tr> }
+        })
+        .collect_view();
+    let content = view! {
+        {repo_tabs(repo, rev)}
+        <section class="card">
+            {crumbs(repo, rev, path)}
+            <table class="entries"><tbody>{rows}</tbody></table>
+        </section>
+    };
+    shell(ctx, content)
+}
+
+/// The highlight.js language for a file name, if one is bundled.
+pub fn language_of(path: &str) -> Option<&'static str> {
+    let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
+    if name == "dockerfile" || name == "containerfile" {
+        return Some("dockerfile");
+    }
+    let ext = name.rsplit('.').next()?;
+    Some(match ext {
+        "rs" => "rust",
+        "js" | "mjs" | "cjs" | "jsx" => "javascript",
+        "ts" | "tsx" => "typescript",
+        "py" => "python",
+        "go" => "go",
+        "sh" | "bash" => "bash",
+        "yml" | "yaml" => "yaml",
+        "json" => "json",
+        "md" | "markdown" => "markdown",
+        "css" => "css",
+        "html" | "htm" | "xml" | "svg" => "xml",
+        "toml" | "ini" | "cfg" => "ini",
+        "c" | "h" => "c",
+        "cc" | "cpp" | "hpp" | "cxx" => "cpp",
+        "java" => "java",
+        "sql" => "sql",
+        "diff" | "patch" => "diff",
+        _ => return None,
+    })
+}
+
+/// One file at a revision: highlighted text, or a note for binary files.
+pub fn blob_page(
+    ctx: &PageContext,
+    repo: &str,
+    rev: &str,
+    path: &str,
+    text: Option<String>,
+    size: usize,
+) -> String {
+    let raw = format!("/repos/{repo}/raw/{rev}/{path}");
+    let body = match text {
+        Some(t) => {
+            let class = language_of(path)
+                .map(|l| format!("language-{l}"))
+                .unwrap_or_default();
+            view! { <pre class="code"><code class=class data-testid="blob">{t}</code></pre> }
+                .into_any()
+        }
+        None => view! { <p class="muted">{format!("Binary or large file, {size} bytes.")}</p> }
+            .into_any(),
+    };
+    let parent = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+    let content = view! {
+        {repo_tabs(repo, rev)}
+        <section class="card">
+            {crumbs(repo, rev, parent)}
+            <p><code>{path.rsplit('/').next().unwrap_or(path).to_string()}</code>" · " <a href=raw>"raw"</a></p>
+            {body}
+        </section>
+    };
+    shell(ctx, content)
+}
+
+/// A commit as lists show it.
+#[derive(Debug, Clone)]
+pub struct CommitRow {
+    pub id: String,
+    pub summary: String,
+    pub author: String,
+    /// RFC 3339.
+    pub time: String,
+}
+
+/// The history of a revision.
+pub fn commits_page(ctx: &PageContext, repo: &str, rev: &str, commits: Vec<CommitRow>) -> String {
+    let rows = commits
+        .into_iter()
+        .map(|c| {
+            let href = format!("/repos/{repo}/commit/{}", c.id);
+            let short: String = c.id.chars().take(10).collect();
+            view! {
+                <tr data-commit=c.id.clone()>
+                    <td><a href=href><code>{short}</code></a></td>
+                    <td>{c.summary}</td>
+                    <td>{c.author}</td>
+                    <td><time datetime=c.time.clone() data-relative>{c.time.clone()}</time></td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let content = view! {
+        {repo_tabs(repo, rev)}
+        <section class="card">
+            <table><thead><tr><th>"Commit"</th><th>"Summary"</th><th>"Author"</th><th>"When"</th></tr></thead><tbody>{rows}</tbody></table>
+        </section>
+    };
+    shell(ctx, content)
+}
+
+/// A file changed by a commit.
+#[derive(Debug, Clone)]
+pub struct ChangeRow {
+    pub path: String,
+    pub change: String,
+    pub patch: String,
+    pub binary: bool,
+}
+
+/// One commit: message, author, and its diff.
+pub fn commit_page(
+    ctx: &PageContext,
+    repo: &str,
+    commit: CommitRow,
+    message: String,
+    parents: Vec<String>,
+    changes: Vec<ChangeRow>,
+) -> String {
+    let parents = parents
+        .into_iter()
+        .map(|p| {
+            let href = format!("/repos/{repo}/commit/{p}");
+            let short: String = p.chars().take(10).collect();
+            view! { <a href=href><code>{short}</code></a>" " }
+        })
+        .collect_view();
+    let files = changes
+        .into_iter()
+        .map(|c| {
+            let body = if c.binary {
+                view! { <p class="muted">"Binary file"</p> }.into_any()
+            } else {
+                view! { <pre class="code"><code class="language-diff">{c.patch}</code></pre> }
+                    .into_any()
+            };
+            view! {
+                <section class="card" data-file=c.path.clone()>
+                    <h2><code>{c.path.clone()}</code>" " <span class="badge">{c.change}</span></h2>
+                    {body}
+                </section>
+            }
+        })
+        .collect_view();
+    let tabs = repo_tabs(repo, &commit.id);
+    let content = view! {
+        {tabs}
+        <section class="card">
+            <h2 data-testid="commit-summary">{commit.summary.clone()}</h2>
+            <pre class="code">{message}</pre>
+            <p class="muted">{commit.author}" · " <time datetime=commit.time.clone() data-relative>{commit.time.clone()}</time>
+               " · " <code>{commit.id.clone()}</code> " · parents: " {parents}</p>
+        </section>
+        {files}
     };
     shell(ctx, content)
 }

@@ -5,6 +5,7 @@
 //! server *before* anything here is called. This crate knows repositories
 //! and the protocol, not users.
 
+pub mod browse;
 pub mod crypto;
 pub mod repo_name;
 pub mod smart_http;
@@ -19,6 +20,8 @@ pub enum Error {
     Git(String),
     #[error("{0}")]
     Crypto(String),
+    #[error("{0}")]
+    NotFound(String),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -69,7 +69,12 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(audit_log))
         .routes(routes!(list_webhooks, create_webhook))
         .routes(routes!(delete_webhook))
-        .routes(routes!(list_deliveries));
+        .routes(routes!(list_deliveries))
+        .routes(routes!(repo_refs))
+        .routes(routes!(repo_tree))
+        .routes(routes!(repo_blob))
+        .routes(routes!(repo_commits))
+        .routes(routes!(repo_commit));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api)
         .split_for_parts();
@@ -873,5 +878,115 @@ async fn list_deliveries(
     let repo = webhook_repo(&state, &current, &name).await?;
     Ok(Json(
         crate::webhooks::deliveries(&state.pool, &repo.id, &id).await?,
+    ))
+}
+
+/// Branches, tags and the default branch.
+#[utoipa::path(get, path = "/repos/{name}/refs", tag = "browse",
+    params(("name" = String, Path, description = "Repository name")),
+    responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn repo_refs(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>> {
+    let (_, dir) = crate::browse::working_copy(&state, &name, &current.user).await?;
+    let refs = crate::browse::read(move || nubo_git::browse::refs(&dir)).await?;
+    Ok(Json(serde_json::json!({
+        "head": refs.head,
+        "branches": refs.branches.iter().map(|(n, id)| serde_json::json!({"name": n, "commit": id})).collect::<Vec<_>>(),
+        "tags": refs.tags.iter().map(|(n, id)| serde_json::json!({"name": n, "commit": id})).collect::<Vec<_>>(),
+    })))
+}
+
+/// A directory at a ref: `/repos/{name}/tree/{ref}/{path}` (the path may be empty).
+#[utoipa::path(get, path = "/repos/{name}/tree/{*rest}", tag = "browse",
+    params(("name" = String, Path, description = "Repository name"), ("rest" = String, Path, description = "Ref, then the directory path")),
+    responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn repo_tree(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path((name, rest)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>> {
+    let (_, dir) = crate::browse::working_copy(&state, &name, &current.user).await?;
+    let (rev, path) = crate::browse::split_rev(dir.clone(), rest).await?;
+    let (r, p) = (rev.clone(), path.clone());
+    let entries = crate::browse::read(move || nubo_git::browse::tree(&dir, &r, &p)).await?;
+    Ok(Json(
+        serde_json::json!({"ref": rev, "path": path, "entries": entries}),
+    ))
+}
+
+/// A file's raw content at a ref: `/repos/{name}/blob/{ref}/{path}`.
+#[utoipa::path(get, path = "/repos/{name}/blob/{*rest}", tag = "browse",
+    params(("name" = String, Path, description = "Repository name"), ("rest" = String, Path, description = "Ref, then the file path")),
+    responses((status = 200, description = "The file's bytes", content_type = "application/octet-stream"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn repo_blob(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path((name, rest)): Path<(String, String)>,
+) -> Result<axum::response::Response> {
+    let (_, dir) = crate::browse::working_copy(&state, &name, &current.user).await?;
+    let (rev, path) = crate::browse::split_rev(dir.clone(), rest).await?;
+    let data = crate::browse::read(move || nubo_git::browse::blob(&dir, &rev, &path)).await?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/octet-stream"),
+            (axum::http::header::CONTENT_DISPOSITION, "attachment"),
+        ],
+        data,
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct CommitsQuery {
+    /// Branch, tag or commit (default: the default branch).
+    #[serde(rename = "ref")]
+    pub reference: Option<String>,
+    /// At most this many (default 50, at most 500).
+    pub limit: Option<usize>,
+}
+
+/// The history of a ref, newest first.
+#[utoipa::path(get, path = "/repos/{name}/commits", tag = "browse",
+    params(("name" = String, Path, description = "Repository name"), CommitsQuery),
+    responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn repo_commits(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(name): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<CommitsQuery>,
+) -> Result<Json<serde_json::Value>> {
+    let (_, dir) = crate::browse::working_copy(&state, &name, &current.user).await?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let rev = match q.reference {
+        Some(r) => r,
+        None => {
+            let d = dir.clone();
+            crate::browse::read(move || nubo_git::browse::refs(&d))
+                .await?
+                .head
+                .unwrap_or_else(|| "main".into())
+        }
+    };
+    let commits = crate::browse::read(move || nubo_git::browse::log(&dir, &rev, limit)).await?;
+    Ok(Json(serde_json::to_value(commits).unwrap_or_default()))
+}
+
+/// One commit and its diff against its first parent.
+#[utoipa::path(get, path = "/repos/{name}/commits/{sha}", tag = "browse",
+    params(("name" = String, Path, description = "Repository name"), ("sha" = String, Path, description = "Commit id")),
+    responses((status = 200, body = Object), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn repo_commit(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path((name, sha)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>> {
+    let (_, dir) = crate::browse::working_copy(&state, &name, &current.user).await?;
+    let (commit, changes) =
+        crate::browse::read(move || nubo_git::browse::commit(&dir, &sha)).await?;
+    Ok(Json(
+        serde_json::json!({"commit": commit, "changes": changes}),
     ))
 }

@@ -4,6 +4,7 @@ mod accounts;
 mod api;
 mod app;
 mod auth;
+mod browse;
 mod cli;
 mod config;
 mod db;

@@ -33,6 +33,11 @@ pub fn routes() -> Router<AppState> {
         .route("/repos", get(repos_page).post(create_repo))
         .route("/repos/{name}", get(repo_page))
         .route("/repos/{name}/delete", post(delete_repo))
+        .route("/repos/{name}/tree/{*rest}", get(tree_page))
+        .route("/repos/{name}/blob/{*rest}", get(blob_page))
+        .route("/repos/{name}/raw/{*rest}", get(raw_page))
+        .route("/repos/{name}/commits/{*rest}", get(commits_page))
+        .route("/repos/{name}/commit/{sha}", get(commit_page))
         .route(
             "/workspaces",
             get(|u: PageUser| section(u, Section::Workspaces)),
@@ -340,8 +345,38 @@ async fn repo_page(
             time: u.time,
         })
         .collect();
+    // Code, branches and README need GitPull; without it the page shows the rest.
+    let mut head = None;
+    let (mut branches, mut tags, mut readme_html) = (Vec::new(), Vec::new(), None);
+    let can_read = crate::iam::decide(
+        &state.pool,
+        &user.user,
+        "codecommit:GitPull",
+        &repo.target(),
+        None,
+    )
+    .await?
+    .allowed;
+    if can_read {
+        let (_, dir) = crate::browse::working_copy(&state, &repo.name, &user.user).await?;
+        let d = dir.clone();
+        let refs = crate::browse::read(move || nubo_git::browse::refs(&d)).await?;
+        branches = refs.branches.into_iter().map(|(n, _)| n).collect();
+        tags = refs.tags.into_iter().map(|(n, _)| n).collect();
+        if let Some(h) = refs.head.filter(|h| branches.contains(h)) {
+            let rev = h.clone();
+            readme_html = crate::browse::read(move || Ok(nubo_git::browse::readme(&dir, &rev)))
+                .await?
+                .map(|(_, text)| crate::browse::markdown(&text));
+            head = Some(h);
+        }
+    }
     let page = pages::RepoPage {
         pushes,
+        head,
+        branches,
+        tags,
+        readme_html,
         clone_url_http: repo.clone_url(&crate::app::base_url(&state, &headers)),
         clone_url_ssh: repo.ssh_clone_url(
             &crate::app::base_url(&state, &headers),
@@ -354,6 +389,111 @@ async fn repo_page(
     };
     let ctx = context(&user, &repo.name, Nav::Repositories).await;
     Ok(Html(pages::repo(&ctx, page)).into_response())
+}
+
+async fn tree_page(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path((name, rest)): Path<(String, String)>,
+) -> PageResult {
+    let (repo, dir) = crate::browse::working_copy(&state, &name, &user.user).await?;
+    let (rev, path) = crate::browse::split_rev(dir.clone(), rest).await?;
+    let (r, p) = (rev.clone(), path.clone());
+    let entries = crate::browse::read(move || nubo_git::browse::tree(&dir, &r, &p))
+        .await?
+        .into_iter()
+        .map(|e| pages::BrowseEntry {
+            name: e.name,
+            kind: e.kind,
+        })
+        .collect();
+    let ctx = context(&user, &repo.name, Nav::Repositories).await;
+    Ok(Html(pages::tree_page(&ctx, &repo.name, &rev, &path, entries)).into_response())
+}
+
+async fn blob_page(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path((name, rest)): Path<(String, String)>,
+) -> PageResult {
+    let (repo, dir) = crate::browse::working_copy(&state, &name, &user.user).await?;
+    let (rev, path) = crate::browse::split_rev(dir.clone(), rest).await?;
+    let (r, p) = (rev.clone(), path.clone());
+    let data = crate::browse::read(move || nubo_git::browse::blob(&dir, &r, &p)).await?;
+    let size = data.len();
+    let text = (size <= nubo_git::browse::MAX_INLINE && !data.contains(&0))
+        .then(|| String::from_utf8(data).ok())
+        .flatten();
+    let ctx = context(&user, &repo.name, Nav::Repositories).await;
+    Ok(Html(pages::blob_page(&ctx, &repo.name, &rev, &path, text, size)).into_response())
+}
+
+async fn raw_page(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path((name, rest)): Path<(String, String)>,
+) -> PageResult {
+    let (_, dir) = crate::browse::working_copy(&state, &name, &user.user).await?;
+    let (rev, path) = crate::browse::split_rev(dir.clone(), rest).await?;
+    let data = crate::browse::read(move || nubo_git::browse::blob(&dir, &rev, &path)).await?;
+    // Served as plain text or bytes, never as HTML of this origin.
+    let kind = if std::str::from_utf8(&data).is_ok() {
+        "text/plain; charset=utf-8"
+    } else {
+        "application/octet-stream"
+    };
+    Ok(([(header::CONTENT_TYPE, kind)], data).into_response())
+}
+
+async fn commits_page(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path((name, rest)): Path<(String, String)>,
+) -> PageResult {
+    let (repo, dir) = crate::browse::working_copy(&state, &name, &user.user).await?;
+    let (rev, _) = crate::browse::split_rev(dir.clone(), rest).await?;
+    let r = rev.clone();
+    let commits = crate::browse::read(move || nubo_git::browse::log(&dir, &r, 100))
+        .await?
+        .into_iter()
+        .map(|c| pages::CommitRow {
+            id: c.id,
+            summary: c.summary,
+            author: c.author,
+            time: crate::browse::time(c.time),
+        })
+        .collect();
+    let ctx = context(&user, &repo.name, Nav::Repositories).await;
+    Ok(Html(pages::commits_page(&ctx, &repo.name, &rev, commits)).into_response())
+}
+
+async fn commit_page(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path((name, sha)): Path<(String, String)>,
+) -> PageResult {
+    let (repo, dir) = crate::browse::working_copy(&state, &name, &user.user).await?;
+    let (c, changes) = crate::browse::read(move || nubo_git::browse::commit(&dir, &sha)).await?;
+    let row = pages::CommitRow {
+        id: c.id.clone(),
+        summary: c.summary.clone(),
+        author: c.author.clone(),
+        time: crate::browse::time(c.time),
+    };
+    let changes = changes
+        .into_iter()
+        .map(|f| pages::ChangeRow {
+            path: f.path,
+            change: f.change,
+            patch: f.patch,
+            binary: f.binary,
+        })
+        .collect();
+    let ctx = context(&user, &repo.name, Nav::Repositories).await;
+    Ok(Html(pages::commit_page(
+        &ctx, &repo.name, row, c.message, c.parents, changes,
+    ))
+    .into_response())
 }
 
 async fn delete_repo(

@@ -2,6 +2,8 @@
 // conveniences: the theme switch, copy buttons, confirmations before
 // destructive actions, and relative times.
 
+import { setupHighlighting } from "./highlight";
+
 type Theme = "auto" | "light" | "dark";
 const THEME_KEY = "nubo.theme";
 
@@ -90,5 +92,6 @@ document.addEventListener("DOMContentLoaded", () => {
   setupCopyButtons();
   setupConfirmations();
   setupRelativeTimes();
+  setupHighlighting();
   document.documentElement.dataset.islands = "ready";
 });

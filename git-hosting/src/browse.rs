@@ -1,0 +1,355 @@
+//! The read side of a repository, with gix: refs, trees, blobs, history and
+//! the changes of a commit. Works on a plaintext working copy.
+
+use std::path::Path;
+
+use gix::object::tree::diff::Change;
+use serde::Serialize;
+
+use crate::{Error, Result};
+
+/// Files larger than this are not diffed or shown inline.
+pub const MAX_INLINE: usize = 1024 * 1024;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub name: String,
+    /// `tree`, `blob`, `link` or `commit` (a submodule).
+    pub kind: String,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CommitInfo {
+    pub id: String,
+    pub summary: String,
+    pub message: String,
+    pub author: String,
+    pub email: String,
+    /// Seconds since the Unix epoch.
+    pub time: i64,
+    pub parents: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileChange {
+    pub path: String,
+    /// `added`, `deleted`, `modified` or `renamed`.
+    pub change: String,
+    /// A unified diff; empty for binary or very large files.
+    pub patch: String,
+    pub binary: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Refs {
+    /// The branch HEAD points to.
+    pub head: Option<String>,
+    pub branches: Vec<(String, String)>,
+    pub tags: Vec<(String, String)>,
+}
+
+fn open(dir: &Path) -> Result<gix::Repository> {
+    gix::open(dir).map_err(|e| Error::Git(format!("cannot open repository: {e}")))
+}
+
+fn git_err(e: impl std::fmt::Display) -> Error {
+    Error::Git(e.to_string())
+}
+
+/// Revisions users may name: branch or tag names and hex ids; nothing that
+/// rev-parse would treat as an expression.
+pub fn valid_rev(rev: &str) -> bool {
+    !rev.is_empty()
+        && rev.len() <= 250
+        && !rev.starts_with(['-', '/', '.'])
+        && !rev.contains("..")
+        && !rev.contains("@{")
+        && rev
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'))
+}
+
+fn commit_at<'r>(repo: &'r gix::Repository, rev: &str) -> Result<gix::Commit<'r>> {
+    if !valid_rev(rev) {
+        return Err(Error::NotFound(format!(
+            "{rev:?} is not a branch, tag or commit"
+        )));
+    }
+    let candidates = [
+        format!("refs/heads/{rev}"),
+        format!("refs/tags/{rev}"),
+        rev.to_string(),
+    ];
+    for spec in &candidates {
+        if let Ok(id) = repo.rev_parse_single(spec.as_str()) {
+            if let Ok(commit) = id
+                .object()
+                .map_err(git_err)
+                .and_then(|o| o.peel_to_commit().map_err(git_err))
+            {
+                return Ok(commit);
+            }
+        }
+    }
+    Err(Error::NotFound(format!("no branch, tag or commit {rev:?}")))
+}
+
+/// Whether `rev` names a commit here.
+pub fn resolves(dir: &Path, rev: &str) -> bool {
+    open(dir).is_ok_and(|repo| commit_at(&repo, rev).is_ok())
+}
+
+pub fn refs(dir: &Path) -> Result<Refs> {
+    let repo = open(dir)?;
+    let head = repo
+        .head_name()
+        .map_err(git_err)?
+        .map(|n| n.shorten().to_string());
+    let mut branches = Vec::new();
+    let mut tags = Vec::new();
+    let platform = repo.references().map_err(git_err)?;
+    for r in platform.all().map_err(git_err)? {
+        let mut r = r.map_err(|e| Error::Git(e.to_string()))?;
+        let name = r.name().as_bstr().to_string();
+        let id = match r.peel_to_id() {
+            Ok(id) => id.to_string(),
+            Err(_) => continue,
+        };
+        if let Some(b) = name.strip_prefix("refs/heads/") {
+            branches.push((b.to_string(), id));
+        } else if let Some(t) = name.strip_prefix("refs/tags/") {
+            tags.push((t.to_string(), id));
+        }
+    }
+    Ok(Refs {
+        head,
+        branches,
+        tags,
+    })
+}
+
+fn clean_path(path: &str) -> Result<String> {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    if parts.iter().any(|p| *p == "." || *p == "..") {
+        return Err(Error::NotFound(format!("no path {path:?}")));
+    }
+    Ok(parts.join("/"))
+}
+
+fn kind_name(mode: gix::object::tree::EntryMode) -> &'static str {
+    use gix::object::tree::EntryKind;
+    match mode.kind() {
+        EntryKind::Tree => "tree",
+        EntryKind::Blob | EntryKind::BlobExecutable => "blob",
+        EntryKind::Link => "link",
+        EntryKind::Commit => "commit",
+    }
+}
+
+/// The entries of a directory at `rev`, directories first.
+pub fn tree(dir: &Path, rev: &str, path: &str) -> Result<Vec<Entry>> {
+    let repo = open(dir)?;
+    let commit = commit_at(&repo, rev)?;
+    let path = clean_path(path)?;
+    let root = commit.tree().map_err(git_err)?;
+    let tree = if path.is_empty() {
+        root
+    } else {
+        let entry = root
+            .lookup_entry_by_path(&path)
+            .map_err(git_err)?
+            .ok_or_else(|| Error::NotFound(format!("no path {path:?} at {rev}")))?;
+        if !entry.mode().is_tree() {
+            return Err(Error::NotFound(format!("{path:?} is not a directory")));
+        }
+        entry.object().map_err(git_err)?.into_tree()
+    };
+    let mut out = Vec::new();
+    for e in tree.iter() {
+        let e = e.map_err(git_err)?;
+        out.push(Entry {
+            name: e.filename().to_string(),
+            kind: kind_name(e.mode()).to_string(),
+            id: e.oid().to_string(),
+        });
+    }
+    out.sort_by(|a, b| {
+        (a.kind != "tree", a.name.to_lowercase()).cmp(&(b.kind != "tree", b.name.to_lowercase()))
+    });
+    Ok(out)
+}
+
+/// The content of a file at `rev`.
+pub fn blob(dir: &Path, rev: &str, path: &str) -> Result<Vec<u8>> {
+    let repo = open(dir)?;
+    let commit = commit_at(&repo, rev)?;
+    let path = clean_path(path)?;
+    let entry = commit
+        .tree()
+        .map_err(git_err)?
+        .lookup_entry_by_path(&path)
+        .map_err(git_err)?
+        .ok_or_else(|| Error::NotFound(format!("no file {path:?} at {rev}")))?;
+    if !entry.mode().is_blob() {
+        return Err(Error::NotFound(format!("{path:?} is not a file")));
+    }
+    let data = entry.object().map_err(git_err)?.detach().data;
+    Ok(data)
+}
+
+fn info(commit: &gix::Commit<'_>) -> Result<CommitInfo> {
+    let message = commit.message_raw_sloppy().to_string();
+    let author = commit.author().map_err(git_err)?;
+    Ok(CommitInfo {
+        id: commit.id.to_string(),
+        summary: commit.message().map_err(git_err)?.summary().to_string(),
+        message,
+        author: author.name.to_string(),
+        email: author.email.to_string(),
+        time: author.time().map(|t| t.seconds).unwrap_or(0),
+        parents: commit.parent_ids().map(|p| p.to_string()).collect(),
+    })
+}
+
+/// Up to `limit` commits reachable from `rev`, newest first.
+pub fn log(dir: &Path, rev: &str, limit: usize) -> Result<Vec<CommitInfo>> {
+    let repo = open(dir)?;
+    let start = commit_at(&repo, rev)?;
+    let mut out = Vec::new();
+    for item in start.ancestors().all().map_err(git_err)? {
+        let item = item.map_err(git_err)?;
+        let commit = repo.find_commit(item.id).map_err(git_err)?;
+        out.push(info(&commit)?);
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+fn text(data: &[u8]) -> Option<&str> {
+    if data.len() > MAX_INLINE || data.contains(&0) {
+        return None;
+    }
+    std::str::from_utf8(data).ok()
+}
+
+/// A commit and what it changed against its first parent.
+pub fn commit(dir: &Path, id: &str) -> Result<(CommitInfo, Vec<FileChange>)> {
+    if !(4..=64).contains(&id.len()) || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(Error::NotFound(format!("{id:?} is not a commit id")));
+    }
+    let repo = open(dir)?;
+    let commit = commit_at(&repo, id)?;
+    let new_tree = commit.tree().map_err(git_err)?;
+    let old_tree = match commit.parent_ids().next() {
+        Some(p) => repo
+            .find_commit(p)
+            .map_err(git_err)?
+            .tree()
+            .map_err(git_err)?,
+        None => repo.empty_tree(),
+    };
+    let mut raw: Vec<(
+        String,
+        &'static str,
+        Option<gix::ObjectId>,
+        Option<gix::ObjectId>,
+    )> = Vec::new();
+    old_tree
+        .changes()
+        .map_err(git_err)?
+        .options(|o| {
+            o.track_path().track_rewrites(None);
+        })
+        .for_each_to_obtain_tree(&new_tree, |change| {
+            if change.entry_mode().is_blob() {
+                let path = change.location().to_string();
+                let item = match &change {
+                    Change::Addition { id, .. } => (path, "added", None, Some(id.detach())),
+                    Change::Deletion { id, .. } => (path, "deleted", Some(id.detach()), None),
+                    Change::Modification {
+                        previous_id, id, ..
+                    } => (
+                        path,
+                        "modified",
+                        Some(previous_id.detach()),
+                        Some(id.detach()),
+                    ),
+                    Change::Rewrite { source_id, id, .. } => {
+                        (path, "renamed", Some(source_id.detach()), Some(id.detach()))
+                    }
+                };
+                raw.push(item);
+            }
+            Ok(std::ops::ControlFlow::Continue(()))
+        })
+        .map_err(git_err)?;
+    let load = |id: Option<gix::ObjectId>| -> Result<Vec<u8>> {
+        match id {
+            Some(id) => Ok(repo.find_object(id).map_err(git_err)?.detach().data),
+            None => Ok(Vec::new()),
+        }
+    };
+    let mut changes = Vec::new();
+    for (path, change, old, new) in raw {
+        let (a, b) = (load(old)?, load(new)?);
+        let (patch, binary) = match (text(&a), text(&b)) {
+            (Some(x), Some(y)) => (
+                similar::TextDiff::from_lines(x, y)
+                    .unified_diff()
+                    .context_radius(3)
+                    .header(&format!("a/{path}"), &format!("b/{path}"))
+                    .to_string(),
+                false,
+            ),
+            _ => (String::new(), true),
+        };
+        changes.push(FileChange {
+            path,
+            change: change.to_string(),
+            patch,
+            binary,
+        });
+    }
+    Ok((info(&commit)?, changes))
+}
+
+/// The README at the top of `rev`, if any: (file name, text).
+pub fn readme(dir: &Path, rev: &str) -> Option<(String, String)> {
+    let entries = tree(dir, rev, "").ok()?;
+    let name = entries
+        .iter()
+        .filter(|e| e.kind == "blob")
+        .map(|e| e.name.clone())
+        .find(|n| {
+            let l = n.to_ascii_lowercase();
+            l == "readme.md" || l == "readme" || l == "readme.txt" || l == "readme.markdown"
+        })?;
+    let data = blob(dir, rev, &name).ok()?;
+    Some((name, text(&data)?.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_revisions_are_accepted() {
+        for ok in ["main", "feature/x", "v1.0", "0123abcd"] {
+            assert!(valid_rev(ok), "{ok}");
+        }
+        for bad in [
+            "", "-x", "a..b", "main@{1}", "HEAD^", "a b", "/etc", ".hidden", "main~1", "a:b",
+        ] {
+            assert!(!valid_rev(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn paths_cannot_climb() {
+        assert_eq!(clean_path("/a//b/").unwrap(), "a/b");
+        assert!(clean_path("a/../../etc").is_err());
+    }
+}
