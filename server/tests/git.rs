@@ -319,6 +319,44 @@ async fn hostile_names_and_truncated_packs_change_nothing() {
         .unwrap();
     assert_eq!(pushes, json!([]), "a refused push records no event");
 
+    // Malformed pkt-lines to either service: git stops, the server stays up,
+    // nothing is written.
+    for (service, body) in [
+        ("git-upload-pack", &b"zzzz-not-a-pkt-line"[..]),
+        ("git-receive-pack", &b"0004\xff\xff\xff"[..]),
+        ("git-receive-pack", &b"ffff"[..]),
+    ] {
+        let r = http
+            .post(server.url(&format!("/v1/repos/target/{service}")))
+            .basic_auth("alice", Some(&token))
+            .header("content-type", format!("application/x-{service}-request"))
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&r.bytes().await.unwrap()).into_owned();
+        assert!(!text.contains(" ok refs/"), "{text}");
+    }
+    let refs = ok(git(
+        tmp.path(),
+        "alice",
+        &token,
+        &["ls-remote", &server.url("/v1/repos/target")],
+    ));
+    assert_eq!(refs.trim(), "", "still no ref");
+    assert!(
+        !server.data_dir.join("store").exists(),
+        "still nothing stored"
+    );
+    assert_eq!(
+        http.get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
     // A wrong content type is refused before git runs.
     let r = http
         .post(server.url("/v1/repos/target/git-receive-pack"))
