@@ -5,8 +5,10 @@
 # --no-local file://` and `git daemon` on the same machine. Prints JSON.
 #
 # The repository is real history: successive released versions of the
-# TypeScript compiler from the npm registry, one commit each, built once and
-# kept in $NUBO_BENCH_DIR (default /var/tmp/nubo-bench).
+# TypeScript compiler and of esbuild's Linux binary from the npm registry,
+# one commit each, with each TypeScript release's own archive kept under
+# releases/ (archives do not delta, which puts the pack well above 100 MB),
+# built once and kept in $NUBO_BENCH_DIR (default /var/tmp/nubo-bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >&2
@@ -15,6 +17,7 @@ cargo build --release --locked --bin nubo >&2
 NUBO="$CARGO_TARGET_DIR/release/nubo"
 W="${NUBO_BENCH_DIR:-/var/tmp/nubo-bench}"
 VERSIONS="${NUBO_BENCH_VERSIONS:-4.5.5 4.6.4 4.7.4 4.8.4 4.9.5 5.0.4 5.1.6 5.2.2 5.3.3 5.4.5 5.5.4 5.6.3 5.7.3 5.8.3 5.9.3 6.0.3}"
+BINARIES="${NUBO_BENCH_BINARIES:-0.23.1 0.24.2 0.25.0 0.25.2 0.25.4 0.25.6 0.25.8 0.25.10 0.25.12 0.26.0 0.27.0 0.27.2 0.27.4 0.27.6 0.28.0 0.28.2}"
 mkdir -p "$W/tgz"
 export GIT_CONFIG_NOSYSTEM=1 HOME="$W" GIT_TERMINAL_PROMPT=0
 unset GIT_SSL_CAINFO
@@ -31,9 +34,18 @@ if [ ! -d "$SRC" ]; then
   rm -rf "$W/build" && git init -q "$W/build"
   for v in $VERSIONS; do
     [ -f "$W/tgz/typescript-$v.tgz" ] || (cd "$W/tgz" && npm pack -q "typescript@$v" >/dev/null)
-    find "$W/build" -mindepth 1 -maxdepth 1 ! -name .git -exec rm -rf {} +
+    find "$W/build" -mindepth 1 -maxdepth 1 ! -name .git ! -name releases -exec rm -rf {} +
     tar -xzf "$W/tgz/typescript-$v.tgz" -C "$W/build" --strip-components=1
+    mkdir -p "$W/build/releases" && cp "$W/tgz/typescript-$v.tgz" "$W/build/releases/"
     git -C "$W/build" add -A && git -C "$W/build" commit -qm "typescript $v"
+  done
+  for v in $BINARIES; do
+    f="$W/tgz/esbuild-linux-x64-$v.tgz"
+    # npm names the file of @esbuild/linux-x64 esbuild-linux-x64-VERSION.tgz.
+    [ -f "$f" ] || (cd "$W/tgz" && npm pack -q "@esbuild/linux-x64@$v" >/dev/null)
+    rm -rf "$W/build/esbuild" && mkdir -p "$W/build/esbuild"
+    tar -xzf "$f" -C "$W/build/esbuild" --strip-components=1
+    git -C "$W/build" add -A && git -C "$W/build" commit -qm "esbuild $v"
   done
   git clone -q --bare "$W/build" "$SRC" && git -C "$SRC" repack -q -adf && rm -rf "$W/build"
 fi
