@@ -343,3 +343,88 @@ async fn create_and_delete_follow_policies() {
         .unwrap();
     assert_eq!(r.status(), 204);
 }
+
+#[tokio::test]
+async fn force_pushes_work_and_can_be_denied_by_policy() {
+    let server = Server::start(&[]);
+    let admin = server.user_with_token("root2", true);
+    let alice = server.user_with_token("alice", false);
+    create_repo(&server, &alice, "history").await;
+    let url = server.url("/v1/repos/history");
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path();
+    ok(git(w, "x", "x", &["init", "-q", "work"]));
+    let work = w.join("work");
+    for i in 0..2 {
+        std::fs::write(work.join("f"), format!("{i}\n")).unwrap();
+        ok(git(&work, "x", "x", &["add", "."]));
+        ok(git(&work, "x", "x", &["commit", "-qm", &format!("c{i}")]));
+    }
+    ok(git(
+        &work,
+        "alice",
+        &alice,
+        &["push", "-q", &url, "HEAD:main", "HEAD:feature"],
+    ));
+    // Rewrite history and force-push: allowed by default.
+    ok(git(&work, "x", "x", &["reset", "-q", "--hard", "HEAD~1"]));
+    std::fs::write(work.join("f"), "rewritten\n").unwrap();
+    ok(git(&work, "x", "x", &["commit", "-qam", "rewritten"]));
+    let rewritten = ok(git(&work, "x", "x", &["rev-parse", "HEAD"]))
+        .trim()
+        .to_string();
+    let out = git(
+        &work,
+        "alice",
+        &alice,
+        &["push", "-q", &url, "HEAD:feature"],
+    );
+    assert!(
+        !out.status.success(),
+        "a non-fast-forward push needs --force"
+    );
+    ok(git(
+        &work,
+        "alice",
+        &alice,
+        &["push", "-q", "--force", &url, "HEAD:feature"],
+    ));
+    // A deny on main blocks force-pushes there, even for the creator.
+    let deny = json!({"Statement": {"Sid": "NoRewriteMain", "Effect": "Deny", "Action": "codecommit:GitPush",
+        "Resource": "arn:nubo:codecommit:::history",
+        "Condition": {"StringEquals": {"codecommit:References": "refs/heads/main"}}}});
+    assert_eq!(
+        put(
+            &server,
+            &admin,
+            "/api/v1/users/alice/policies/no-rewrite",
+            deny
+        )
+        .await
+        .status(),
+        200
+    );
+    let out = git(
+        &work,
+        "alice",
+        &alice,
+        &["push", "--force", &url, "HEAD:main"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("NoRewriteMain"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let refs = ok(git(w, "alice", &alice, &["ls-remote", &url]));
+    let main = refs
+        .lines()
+        .find(|l| l.ends_with("refs/heads/main"))
+        .unwrap();
+    let feature = refs
+        .lines()
+        .find(|l| l.ends_with("refs/heads/feature"))
+        .unwrap();
+    assert!(!main.starts_with(&rewritten), "main kept its history");
+    assert!(feature.starts_with(&rewritten));
+}
