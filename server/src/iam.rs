@@ -49,7 +49,7 @@ pub async fn policies_for(pool: &SqlitePool, user: &User) -> Result<Vec<(String,
     Ok(out)
 }
 
-/// Decides without recording (for filtering lists).
+/// Decides without recording (for the simulator and for filtering lists).
 pub async fn decide(
     pool: &SqlitePool,
     user: &User,
@@ -58,8 +58,19 @@ pub async fn decide(
     reference: Option<&str>,
 ) -> Result<Decision> {
     let policies = policies_for(pool, user).await?;
+    Ok(decide_with(&policies, user, action, target, reference))
+}
+
+/// [`decide`] with the user's policies already loaded.
+pub fn decide_with(
+    policies: &[(String, Policy)],
+    user: &User,
+    action: &str,
+    target: &Target<'_>,
+    reference: Option<&str>,
+) -> Decision {
     let evaluated = policy::evaluate(
-        &policies,
+        policies,
         &Request {
             action,
             repo: target.name,
@@ -71,7 +82,7 @@ pub async fn decide(
         basis: basis.into(),
         statement: None,
     };
-    Ok(if user.admin {
+    if user.admin {
         fixed("administrator")
     } else if evaluated.basis == "explicit-deny" {
         evaluated
@@ -83,7 +94,7 @@ pub async fn decide(
         fixed("default-create")
     } else {
         evaluated
-    })
+    }
 }
 
 /// Decides and records the decision in the audit log.

@@ -252,16 +252,22 @@ pub async fn authorize(pool: &SqlitePool, name: &str, user: &User, action: &str)
 
 /// The repositories `user` may see (GetRepository), by name.
 pub async fn list_for(pool: &SqlitePool, user: &User) -> Result<Vec<Repo>> {
-    let mut visible = Vec::new();
-    for repo in list_all(pool).await? {
-        if iam::decide(pool, user, "codecommit:GetRepository", &repo.target(), None)
-            .await?
+    // The user's policies once, not once per repository.
+    let policies = iam::policies_for(pool, user).await?;
+    Ok(list_all(pool)
+        .await?
+        .into_iter()
+        .filter(|repo| {
+            iam::decide_with(
+                &policies,
+                user,
+                "codecommit:GetRepository",
+                &repo.target(),
+                None,
+            )
             .allowed
-        {
-            visible.push(repo);
-        }
-    }
-    Ok(visible)
+        })
+        .collect())
 }
 
 /// Every repository, for the CLI.
