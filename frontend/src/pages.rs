@@ -403,6 +403,18 @@ pub struct RepoPage {
     pub tags: Vec<String>,
     /// The README rendered to HTML (raw HTML in it is escaped).
     pub readme_html: Option<String>,
+    /// Webhooks with their latest deliveries; `None` when the viewer may not manage them.
+    pub webhooks: Option<Vec<WebhookRow>>,
+}
+
+/// A webhook and its recent deliveries, for the repository page.
+#[derive(Debug, Clone)]
+pub struct WebhookRow {
+    pub id: String,
+    pub url: String,
+    pub filter: String,
+    /// (event, state, attempts, last status or error)
+    pub deliveries: Vec<(String, String, i64, String)>,
 }
 
 /// One pushed ref update.
@@ -478,6 +490,46 @@ pub fn repo(ctx: &PageContext, repo: RepoPage) -> String {
             </section>
         }
     });
+    let webhooks = repo.webhooks.clone().map(|hooks| {
+        let csrf = ctx.csrf.clone();
+        let action = format!("/repos/{}/webhooks", repo.name);
+        let list = hooks
+            .into_iter()
+            .map(|h| {
+                let remove = format!("/repos/{}/webhooks/{}/delete", repo.name, h.id);
+                let deliveries = h
+                    .deliveries
+                    .into_iter()
+                    .map(|(event, state, attempts, last)| {
+                        view! { <li><code>{event}</code>" — " {state} {format!(" after {attempts} attempt(s)")} " " <span class="muted">{last}</span></li> }
+                    })
+                    .collect_view();
+                view! {
+                    <div class="card" data-webhook=h.url.clone()>
+                        <p><code>{h.url.clone()}</code>" " <span class="muted">{h.filter}</span></p>
+                        <ul>{deliveries}</ul>
+                        <form method="post" action=remove>
+                            <input type="hidden" name="csrf_token" value=csrf.clone()/>
+                            <button type="submit" class="danger">"Remove webhook"</button>
+                        </form>
+                    </div>
+                }
+            })
+            .collect_view();
+        view! {
+            <section class="card" data-testid="webhooks">
+                <h2>"Webhooks"</h2>
+                {list}
+                <form class="stack" method="post" action=action>
+                    <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
+                    <label>"Payload URL" <input type="text" name="url" placeholder="https://ci.example.org/hook" required/></label>
+                    <label>"Secret (16 characters or more; signs every payload)" <input type="password" name="secret" minlength="16" autocomplete="new-password" required/></label>
+                    <label>"Branches (comma-separated globs, empty for all)" <input type="text" name="branches"/></label>
+                    <button type="submit">"Add webhook"</button>
+                </form>
+            </section>
+        }
+    });
     let readme = repo.readme_html.clone().map(|html| {
         view! { <section class="card markdown" data-testid="readme" inner_html=html></section> }
     });
@@ -505,6 +557,7 @@ pub fn repo(ctx: &PageContext, repo: RepoPage) -> String {
             <h2>"Recent pushes"</h2>
             {pushes}
         </section>
+        {webhooks}
         <section class="card">
             <h2>"Delete this repository"</h2>
             <form method="post" action=delete_action data-confirm=confirm>

@@ -33,6 +33,8 @@ pub fn routes() -> Router<AppState> {
         .route("/repos", get(repos_page).post(create_repo))
         .route("/repos/{name}", get(repo_page))
         .route("/repos/{name}/delete", post(delete_repo))
+        .route("/repos/{name}/webhooks", post(add_webhook))
+        .route("/repos/{name}/webhooks/{id}/delete", post(remove_webhook))
         .route("/repos/{name}/tree/{*rest}", get(tree_page))
         .route("/repos/{name}/blob/{*rest}", get(blob_page))
         .route("/repos/{name}/raw/{*rest}", get(raw_page))
@@ -371,7 +373,48 @@ async fn repo_page(
             head = Some(h);
         }
     }
+    let manage = crate::iam::decide(
+        &state.pool,
+        &user.user,
+        "codecommit:DeleteRepository",
+        &repo.target(),
+        None,
+    )
+    .await?
+    .allowed;
+    let webhooks = if manage {
+        let mut rows = Vec::new();
+        for h in crate::webhooks::list(&state.pool, &repo.id).await? {
+            let deliveries = crate::webhooks::deliveries(&state.pool, &repo.id, &h.id)
+                .await?
+                .into_iter()
+                .take(5)
+                .map(|d| {
+                    let last = d
+                        .last_error
+                        .or(d.last_status.map(|s| format!("HTTP {s}")))
+                        .unwrap_or_default();
+                    (d.event, d.state, d.attempts, last)
+                })
+                .collect();
+            let filter = if h.branches.is_empty() {
+                "all refs".to_string()
+            } else {
+                h.branches.join(", ")
+            };
+            rows.push(pages::WebhookRow {
+                id: h.id,
+                url: h.url,
+                filter: format!("{} · {filter}", h.events.join(", ")),
+                deliveries,
+            });
+        }
+        Some(rows)
+    } else {
+        None
+    };
     let page = pages::RepoPage {
+        webhooks,
         pushes,
         head,
         branches,
@@ -494,6 +537,66 @@ async fn commit_page(
         &ctx, &repo.name, row, c.message, c.parents, changes,
     ))
     .into_response())
+}
+
+#[derive(Deserialize)]
+struct WebhookForm {
+    url: String,
+    secret: String,
+    #[serde(default)]
+    branches: String,
+}
+
+async fn add_webhook(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path(name): Path<String>,
+    Form(form): Form<WebhookForm>,
+) -> PageResult {
+    let repo = repos::authorize(
+        &state.pool,
+        &name,
+        &user.user,
+        "codecommit:DeleteRepository",
+    )
+    .await?;
+    let branches: Vec<String> = form
+        .branches
+        .split(',')
+        .map(|b| b.trim().to_string())
+        .filter(|b| !b.is_empty())
+        .collect();
+    // The secret comes from the form, so the page never has to show one.
+    let body = crate::webhooks::NewWebhook {
+        url: form.url.trim().to_string(),
+        secret: Some(form.secret),
+        events: None,
+        branches: Some(branches),
+    };
+    let flash = match crate::webhooks::create(&state, &repo.id, body).await {
+        Ok(_) => Flash::Ok("Added the webhook.".into()),
+        Err(Error::Unprocessable(m)) => Flash::Error(capitalise(&m)),
+        Err(e) => return Err(e.into()),
+    };
+    set_flash(&user.session, flash).await;
+    Ok(Redirect::to(&format!("/repos/{}", repo.name)).into_response())
+}
+
+async fn remove_webhook(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path((name, id)): Path<(String, String)>,
+) -> PageResult {
+    let repo = repos::authorize(
+        &state.pool,
+        &name,
+        &user.user,
+        "codecommit:DeleteRepository",
+    )
+    .await?;
+    crate::webhooks::delete(&state.pool, &repo.id, &id).await?;
+    set_flash(&user.session, Flash::Ok("The webhook was removed.".into())).await;
+    Ok(Redirect::to(&format!("/repos/{}", repo.name)).into_response())
 }
 
 async fn delete_repo(

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
-use common::{client, create_repo, git, ok, Server};
+use common::{client, create_repo, git, ok, sign_in, Server};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -209,4 +209,62 @@ async fn pushes_trigger_signed_retried_webhooks() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
+}
+
+#[tokio::test]
+async fn webhooks_are_managed_and_visible_on_the_repository_page() {
+    let server = Server::start(&[("NUBO_WEBHOOK_RETRY_BASE_MS", "100")]);
+    let token = server.user_with_token("alice", false);
+    create_repo(&server, &token, "paged").await;
+    let (url, got) = receiver().await;
+    let (cookie, csrf) = sign_in(&server, "alice", "password-of-the-test").await;
+    let http = client();
+    let r = http
+        .post(server.url("/repos/paged/webhooks"))
+        .header("cookie", &cookie)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("url", url.as_str()),
+            ("secret", "page-secret-0123456789"),
+            ("branches", "main"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path();
+    ok(git(w, "x", "x", &["init", "-q", "work"]));
+    std::fs::write(w.join("work").join("f"), "1\n").unwrap();
+    ok(git(&w.join("work"), "x", "x", &["add", "."]));
+    ok(git(&w.join("work"), "x", "x", &["commit", "-qm", "one"]));
+    ok(git(
+        &w.join("work"),
+        "alice",
+        &token,
+        &["push", "-q", &server.url("/v1/repos/paged"), "HEAD:main"],
+    ));
+    wait_for("delivery", || got.lock().unwrap().len() >= 2).await;
+    let mut html = String::new();
+    for _ in 0..50 {
+        html = http
+            .get(server.url("/repos/paged"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if html.contains("delivered") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(html.contains(&format!("data-webhook=\"{url}\"")), "{html}");
+    assert!(
+        html.contains("delivered") && html.contains("after 2 attempt(s)"),
+        "{html}"
+    );
+    assert!(!html.contains("page-secret-0123456789"));
 }
