@@ -101,3 +101,18 @@ pub async fn since(
     .await?;
     Ok(rows.into_iter().map(|r| from_row(repo_name, r)).collect())
 }
+
+/// Publishes on `bus` what a push to the repository recorded after version
+/// `after` (nothing when the push was refused).
+pub async fn publish_since(
+    pool: &SqlitePool,
+    bus: &EventBus,
+    repo_id: &str,
+    repo_name: &str,
+    after: i64,
+) {
+    match since(pool, repo_id, repo_name, after).await {
+        Ok(updates) => updates.into_iter().for_each(|u| bus.publish(u)),
+        Err(e) => tracing::warn!(repo = %repo_name, error = %e, "push events not published"),
+    }
+}

@@ -92,11 +92,7 @@ async fn authorize(
     service: Service,
 ) -> Result<(User, Repo), Response> {
     let (user, scope) = basic_user(state, headers).await?;
-    let action = match service {
-        Service::UploadPack => "codecommit:GitPull",
-        Service::ReceivePack => "codecommit:GitPush",
-    };
-    let repo = repos::authorize(&state.pool, name, &user, action)
+    let repo = repos::authorize(&state.pool, name, &user, action(service))
         .await
         .map_err(|e| refuse(e.status(), &e.public_message()))?;
     if let Some(scope) = scope {
@@ -306,13 +302,7 @@ async fn rpc(
         let _ = stderr.read_to_string(&mut text).await;
         let _ = child.wait().await;
         if guard.is_some() {
-            // Publish what this push recorded (nothing if it was refused).
-            match events::since(&pool, &repo_id, &repo_name, version_before).await {
-                Ok(updates) => updates.into_iter().for_each(|u| bus.publish(u)),
-                Err(e) => {
-                    tracing::warn!(repo = %repo_name, error = %e, "push events not published")
-                }
-            }
+            events::publish_since(&pool, &bus, &repo_id, &repo_name, version_before).await;
         }
         drop(guard);
         if !text.trim().is_empty() {
@@ -327,6 +317,14 @@ async fn rpc(
         Body::from_stream(ReaderStream::new(stdout)),
     )
         .into_response()
+}
+
+/// The IAM action a git service needs.
+pub fn action(service: Service) -> &'static str {
+    match service {
+        Service::UploadPack => "codecommit:GitPull",
+        Service::ReceivePack => "codecommit:GitPush",
+    }
 }
 
 /// What the pre-receive hook (`nubo hook pre-receive`) needs to store a

@@ -296,10 +296,7 @@ impl russh::server::Handler for Connection {
                 "Nubo runs only `git-upload-pack` and `git-receive-pack` on /v1/repos/NAME; this command was refused.",
             );
         };
-        let action = match service {
-            Service::UploadPack => "codecommit:GitPull",
-            Service::ReceivePack => "codecommit:GitPush",
-        };
+        let action = crate::git_http::action(service);
         let repo = match repos::authorize(&self.state.pool, &name, &user, action).await {
             Ok(r) => r,
             Err(e) => return refuse(channel, session, &e.public_message()),
@@ -464,12 +461,14 @@ impl GitJob {
         let _ = err.await;
         let code = child.wait().await.ok().and_then(|s| s.code()).unwrap_or(1);
         if guard.is_some() {
-            match events::since(&state.pool, &self.repo.id, &self.repo.name, version_before).await {
-                Ok(updates) => updates.into_iter().for_each(|u| state.events.publish(u)),
-                Err(e) => {
-                    tracing::warn!(repo = %self.repo.name, error = %e, "push events not published")
-                }
-            }
+            events::publish_since(
+                &state.pool,
+                &state.events,
+                &self.repo.id,
+                &self.repo.name,
+                version_before,
+            )
+            .await;
         }
         drop(guard);
         let _ = self
