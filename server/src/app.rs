@@ -225,17 +225,20 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     settings.http = addr;
     settings.ssh = ssh_listener.local_addr()?;
     let settings_copy = settings.clone();
-    let state = AppState::new(pool, settings, MasterKey::new(settings_copy, master));
+    let mut state = AppState::new(pool, settings, MasterKey::new(settings_copy, master));
     // Working copies are rebuilt from the durable store on demand; whatever
-    // an earlier process left there is not trusted.
-    let _ = std::fs::remove_dir_all(&state.cache_dir);
-    std::fs::create_dir_all(&state.cache_dir).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot create the cache dir {}: {e}",
-            state.cache_dir.display()
-        )
-    })?;
-    restrict(&state.cache_dir);
+    // an earlier process left there is not trusted. Each process works in a
+    // directory of its own under the cache dir: a git child of a killed
+    // process that is still finishing can then never write into the working
+    // copies of this one.
+    let base = state.cache_dir.clone();
+    let _ = std::fs::remove_dir_all(&base);
+    let run = base.join(format!("run-{}", hex::encode(rand::random::<[u8; 8]>())));
+    std::fs::create_dir_all(&run)
+        .map_err(|e| anyhow::anyhow!("cannot create the cache dir {}: {e}", base.display()))?;
+    restrict(&base);
+    restrict(&run);
+    state.cache_dir = run;
     crate::webhooks::spawn_worker(state.clone());
     // The first subscriber of push events: counts them for /metrics.
     let mut pushes = state.events.subscribe();

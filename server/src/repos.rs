@@ -294,5 +294,14 @@ pub async fn delete(
         tracing::warn!(repo = %repo.name, error = %e, "stored objects were not removed");
     }
     let _ = tokio::fs::remove_dir_all(cache_git_dir(cache_dir, repo)).await;
+    // From the CLI `cache_dir` is the base of the running server's
+    // per-process directories: its plaintext copy goes too.
+    if let Ok(entries) = std::fs::read_dir(cache_dir) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with("run-") {
+                let _ = tokio::fs::remove_dir_all(cache_git_dir(&entry.path(), repo)).await;
+            }
+        }
+    }
     Ok(())
 }
