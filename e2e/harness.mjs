@@ -1,6 +1,6 @@
 // Shared pieces of the browser tests: start the real nubo binary on a free
 // loopback port with a fresh data dir, and launch Debian's Chromium.
-import { spawn } from "node:child_process";
+import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
@@ -82,4 +82,23 @@ export async function signIn(page, url, user, password) {
   await page.fill("input[name=username]", user);
   await page.fill("input[name=password]", password);
   await Promise.all([page.waitForURL(`${url}/`), page.click("button[type=submit]")]);
+}
+
+/** Runs the real git as `admin` with `token` as the password, isolated from the machine's config. */
+export function git(cwd, token, ...args) {
+  const helper = `!f() { echo username=admin; echo password=${token}; }; f`;
+  return execFileSync("git", ["-c", "credential.helper=", "-c", `credential.helper=${helper}`, "-c", "init.defaultBranch=main", ...args], {
+    cwd,
+    env: {
+      PATH: process.env.PATH,
+      HOME: cwd,
+      GIT_CONFIG_NOSYSTEM: "1",
+      GIT_TERMINAL_PROMPT: "0",
+      GIT_AUTHOR_NAME: "E2E",
+      GIT_AUTHOR_EMAIL: "e2e@example.org",
+      GIT_COMMITTER_NAME: "E2E",
+      GIT_COMMITTER_EMAIL: "e2e@example.org",
+    },
+    encoding: "utf8",
+  });
 }

@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startServer, launchBrowser, signIn, artifacts } from "./harness.mjs";
+import { startServer, launchBrowser, signIn, artifacts, git } from "./harness.mjs";
 
 let server;
 let browser;
@@ -20,24 +20,6 @@ after(async () => {
   await browser?.close();
   server?.stop();
 });
-
-function git(cwd, token, ...args) {
-  const helper = `!f() { echo username=admin; echo password=${token}; }; f`;
-  return execFileSync("git", ["-c", "credential.helper=", "-c", `credential.helper=${helper}`, "-c", "init.defaultBranch=main", ...args], {
-    cwd,
-    env: {
-      PATH: process.env.PATH,
-      HOME: cwd,
-      GIT_CONFIG_NOSYSTEM: "1",
-      GIT_TERMINAL_PROMPT: "0",
-      GIT_AUTHOR_NAME: "E2E",
-      GIT_AUTHOR_EMAIL: "e2e@example.org",
-      GIT_COMMITTER_NAME: "E2E",
-      GIT_COMMITTER_EMAIL: "e2e@example.org",
-    },
-    encoding: "utf8",
-  });
-}
 
 test("create a repository in the UI and push to its clone URL", async () => {
   const page = await browser.context.newPage();

@@ -1,5 +1,7 @@
 //! Bundles the TypeScript islands in `web/` with esbuild so that `rust-embed`
-//! can embed `web/dist/app.js` into the binary.
+//! can embed them into the binary: `web/dist/app.js` (every page) and
+//! `web/dist/ide.js` with `web/dist/ide.css` (the workspace IDE only, so the
+//! other pages stay light).
 
 use std::path::Path;
 use std::process::Command;
@@ -19,17 +21,20 @@ fn main() {
     let status = Command::new(&esbuild)
         .current_dir(&web)
         .args([
-            "src/main.ts",
+            // `name=entry`: the bundle's file name in dist/. CSS imported by
+            // an entry (xterm's, the IDE's own) lands beside it as name.css.
+            "app=src/main.ts",
+            "ide=src/ide.ts",
             "--bundle",
             "--minify",
             "--target=es2020",
             "--format=iife",
             "--log-level=warning",
-            "--outfile=dist/app.js",
+            "--outdir=dist",
         ])
         .status()
         .expect("could not run esbuild from frontend/web/node_modules");
     if !status.success() {
-        panic!("esbuild failed to bundle frontend/web/src/main.ts ({status})");
+        panic!("esbuild failed to bundle frontend/web/src/main.ts and src/ide.ts ({status})");
     }
 }

@@ -13,5 +13,7 @@ echo "== cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --locked --workspace
+echo "== TypeScript: type check and unit tests (frontend/web)"
+(cd frontend/web && npm run --silent check && npm test --silent)
 echo "== browser tests (e2e/)"
 NUBO_BIN="$CARGO_TARGET_DIR/debug/nubo" node --test --test-concurrency=1 e2e/

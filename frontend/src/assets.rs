@@ -1,5 +1,6 @@
 //! Static files served under `/assets/`: the stylesheet and the esbuild
-//! bundle of the TypeScript islands (built by `build.rs`).
+//! bundles of the TypeScript islands (built by `build.rs`): `app.js` for
+//! every page, `ide.js` and `ide.css` for the workspace IDE.
 
 use rust_embed::RustEmbed;
 
@@ -44,6 +45,16 @@ mod tests {
         assert!(std::str::from_utf8(&js.bytes)
             .unwrap()
             .contains("nubo.theme"));
+        let ide = asset("ide.js").expect("IDE bundle embedded");
+        assert_eq!(ide.content_type, "text/javascript; charset=utf-8");
+        assert!(std::str::from_utf8(&ide.bytes)
+            .unwrap()
+            .contains("nubo.ide.layout"));
+        let ide_css = asset("ide.css").expect("IDE stylesheet (with xterm's) embedded");
+        assert_eq!(ide_css.content_type, "text/css; charset=utf-8");
+        assert!(std::str::from_utf8(&ide_css.bytes)
+            .unwrap()
+            .contains(".xterm"));
         assert!(asset("../Cargo.toml").is_none());
     }
 }

@@ -6,13 +6,35 @@ use crate::{Flash, Nav, PageContext};
 
 /// Wraps a rendered body into a complete HTML document.
 pub(crate) fn document(title: &str, body: impl RenderHtml) -> String {
+    document_with(title, &[], &[], body)
+}
+
+/// Like [`document`], with page-specific stylesheets and scripts under
+/// `/assets/` loaded after the shared ones (the IDE's bundle, which other
+/// pages should not pay for).
+pub(crate) fn document_with(
+    title: &str,
+    styles: &[&str],
+    scripts: &[&str],
+    body: impl RenderHtml,
+) -> String {
+    let styles = styles
+        .iter()
+        .map(|href| view! { <link rel="stylesheet" href=format!("/assets/{href}")/> })
+        .collect_view();
+    let scripts = scripts
+        .iter()
+        .map(|src| view! { <script src=format!("/assets/{src}") defer></script> })
+        .collect_view();
     let head = view! {
         <head>
             <meta charset="utf-8"/>
             <meta name="viewport" content="width=device-width, initial-scale=1"/>
             <title>{format!("{title} · Nubo")}</title>
             <link rel="stylesheet" href="/assets/nubo.css"/>
+            {styles}
             <script src="/assets/app.js" defer></script>
+            {scripts}
         </head>
     };
     format!(

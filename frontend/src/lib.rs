@@ -8,8 +8,10 @@
 mod assets;
 mod layout;
 pub mod pages;
+pub mod workspaces;
 
 pub use assets::{asset, Asset};
+pub use workspaces::{workspace_ide_page, workspaces_page, WorkspaceRow};
 
 /// The signed-in user, as pages show them.
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::Router;
 use sqlx::SqlitePool;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -38,6 +38,7 @@ pub struct AppState {
     pub master: Arc<MasterKey>,
     pub cache_dir: PathBuf,
     pub events: crate::events::EventBus,
+    pub workspaces: Arc<crate::workspaces::Activity>,
     repo_locks: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
@@ -60,6 +61,7 @@ impl AppState {
             master: Arc::new(master),
             cache_dir,
             events: crate::events::EventBus::default(),
+            workspaces: Arc::default(),
             repo_locks: Arc::default(),
             settings: Arc::new(settings),
             limiter: Arc::new(limiter),
@@ -86,6 +88,19 @@ pub fn router(state: AppState, tls: bool) -> Router {
     Router::new()
         .merge(web::routes())
         .merge(git_http::routes())
+        .route(
+            "/api/v1/workspaces/{id}/files/",
+            get(crate::workspace_api::list_root_slash),
+        )
+        .route("/w/{id}/preview/{port}", any(crate::workspace_api::preview))
+        .route(
+            "/w/{id}/preview/{port}/",
+            any(crate::workspace_api::preview),
+        )
+        .route(
+            "/w/{id}/preview/{port}/{*rest}",
+            any(crate::workspace_api::preview),
+        )
         .merge(api)
         .route(
             "/api/v1/openapi.json",
@@ -240,6 +255,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     restrict(&run);
     state.cache_dir = run;
     crate::webhooks::spawn_worker(state.clone());
+    crate::workspaces::recover(&crate::workspaces::Env::from_state(&state)).await?;
+    crate::workspaces::spawn_reaper(state.clone());
     // The first subscriber of push events: counts them for /metrics.
     let mut pushes = state.events.subscribe();
     let metrics = state.metrics.clone();
@@ -291,6 +308,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION")
     );
     tracing::info!(%addr, data_dir = %state.settings.data_dir.display(), "listening");
+    // Where this server listens, for the CLI (git remotes of workspaces).
+    let _ = std::fs::write(
+        state.settings.data_dir.join("server.json"),
+        serde_json::json!({"http": addr.to_string(), "pid": std::process::id()}).to_string(),
+    );
     axum::serve(
         listener,
         router(state, false).into_make_service_with_connect_info::<SocketAddr>(),

@@ -29,6 +29,9 @@ pub enum Error {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// Something behind Nubo (a workspace's app) did not answer.
+    #[error("{0}")]
+    BadGateway(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("internal error: {0}")]
@@ -62,6 +65,7 @@ impl Error {
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -77,6 +81,7 @@ impl Error {
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::Unprocessable(_) => "validation_failed",
+            Error::BadGateway(_) => "bad_gateway",
             Error::Database(_) | Error::Internal(_) => "internal",
         }
     }

@@ -1,12 +1,14 @@
 //! `nubo`: the server and its command line.
 
 mod accounts;
+mod agent_client;
 mod api;
 mod app;
 mod auth;
 mod browse;
 mod cli;
 mod config;
+mod containers;
 mod db;
 mod error;
 mod events;
@@ -25,6 +27,8 @@ mod tls;
 mod tokens;
 mod web;
 mod webhooks;
+mod workspace_api;
+mod workspaces;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -40,7 +44,89 @@ fn init_logging(settings: &config::Settings) {
     }
 }
 
+/// `nubo agent ...` (or the binary called as `nubo-agent`): the workspace
+/// agent, which needs none of the server's settings.
+fn agent_main(args: &[String]) -> std::process::ExitCode {
+    let usage = "usage: nubo-agent serve --socket PATH --root DIR [--all-ports] | nubo-agent credential get|store|erase";
+    match args.first().map(String::as_str) {
+        Some("credential") => {
+            let op = args.get(1).map(String::as_str).unwrap_or("get");
+            match nubo_agent::credential::helper(op) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("nubo-agent: {e:#}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+        Some("serve") => {
+            let mut socket = None;
+            let mut root = None;
+            let mut all_ports = false;
+            let mut it = args[1..].iter();
+            while let Some(a) = it.next() {
+                match a.as_str() {
+                    "--socket" => socket = it.next().map(std::path::PathBuf::from),
+                    "--root" => root = it.next().map(std::path::PathBuf::from),
+                    "--all-ports" => all_ports = true,
+                    _ => {
+                        eprintln!("nubo-agent: unknown argument {a:?}\n{usage}");
+                        return std::process::ExitCode::from(2);
+                    }
+                }
+            }
+            let (Some(socket), Some(root)) = (socket, root) else {
+                eprintln!("{usage}");
+                return std::process::ExitCode::from(2);
+            };
+            let filter =
+                EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .init();
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("nubo-agent: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            };
+            let options = nubo_agent::Options {
+                socket,
+                root,
+                all_ports,
+            };
+            match runtime.block_on(nubo_agent::serve(options)) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("nubo-agent: {e:#}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+        _ => {
+            eprintln!("{usage}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let called_as_agent = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .is_some_and(|n| n == "nubo-agent");
+    if called_as_agent {
+        return agent_main(&args[1..]);
+    }
+    if args.get(1).map(String::as_str) == Some("agent") {
+        return agent_main(&args[2..]);
+    }
     let cli = cli::Cli::parse();
     let serve_args = match &cli.command {
         cli::Command::Serve(args) => Some(args),

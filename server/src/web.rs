@@ -40,10 +40,9 @@ pub fn routes() -> Router<AppState> {
         .route("/repos/{name}/raw/{*rest}", get(raw_page))
         .route("/repos/{name}/commits/{*rest}", get(commits_page))
         .route("/repos/{name}/commit/{sha}", get(commit_page))
-        .route(
-            "/workspaces",
-            get(|u: PageUser| section(u, Section::Workspaces)),
-        )
+        .route("/workspaces", get(workspaces_page).post(create_workspace))
+        .route("/workspaces/{id}", get(workspace_page))
+        .route("/workspaces/{id}/{action}", post(workspace_action))
         .route(
             "/pipelines",
             get(|u: PageUser| section(u, Section::Pipelines)),
@@ -1002,5 +1001,152 @@ mod tests {
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
         assert_eq!(safe_next(Some("https://evil.example")), "/");
         assert_eq!(safe_next(None), "/");
+    }
+}
+
+fn workspace_row(ws: crate::workspaces::Workspace) -> nubo_frontend::WorkspaceRow {
+    nubo_frontend::WorkspaceRow {
+        id: ws.id,
+        name: ws.name,
+        repo: ws.repo,
+        backend: ws.backend,
+        image: ws.image,
+        state: ws.state,
+        started_at: ws.started_at_ms,
+        idle_timeout_minutes: ws.idle_timeout_seconds / 60,
+        error: ws.error,
+    }
+}
+
+async fn workspaces_page(State(state): State<AppState>, user: PageUser) -> PageResult {
+    let list: Vec<_> = crate::workspaces::list_for(&state.pool, &user.user)
+        .await?
+        .into_iter()
+        .map(workspace_row)
+        .collect();
+    let repos: Vec<String> = repos::list_for(&state.pool, &user.user)
+        .await?
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    let ctx = context(&user, "Workspaces", Nav::Workspaces).await;
+    Ok(Html(nubo_frontend::workspaces_page(&ctx, &list, &repos)).into_response())
+}
+
+#[derive(Deserialize)]
+struct WorkspaceForm {
+    name: String,
+    #[serde(default)]
+    repo: String,
+    #[serde(default)]
+    backend: String,
+    #[serde(default)]
+    image: String,
+    #[serde(default)]
+    idle_timeout_minutes: Option<String>,
+}
+
+async fn create_workspace(
+    State(state): State<AppState>,
+    user: PageUser,
+    Form(form): Form<WorkspaceForm>,
+) -> PageResult {
+    let idle = match form.idle_timeout_minutes.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                set_flash(
+                    &user.session,
+                    Flash::Error(format!(
+                        "The idle timeout {v:?} is not a number of minutes."
+                    )),
+                )
+                .await;
+                return Ok(Redirect::to("/workspaces").into_response());
+            }
+        },
+    };
+    let non_empty = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let request = crate::workspaces::CreateWorkspace {
+        name: form.name.trim().to_string(),
+        repo: non_empty(&form.repo),
+        backend: non_empty(&form.backend),
+        image: non_empty(&form.image),
+        idle_timeout_minutes: idle,
+        idle_timeout_seconds: None,
+        start: Some(true),
+    };
+    let env = crate::workspaces::Env::from_state(&state);
+    match crate::workspaces::create(&env, &user.user, request).await {
+        Ok(ws) => {
+            tracing::info!(workspace = %ws.id, by = %user.user.name, "workspace created");
+            Ok(Redirect::to(&format!("/workspaces/{}", ws.id)).into_response())
+        }
+        Err(
+            Error::Unprocessable(m) | Error::Conflict(m) | Error::NotFound(m) | Error::Forbidden(m),
+        ) => {
+            set_flash(&user.session, Flash::Error(capitalise(&m))).await;
+            Ok(Redirect::to("/workspaces").into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn workspace_page(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path(id): Path<String>,
+) -> PageResult {
+    let ws = crate::workspaces::usable(&state.pool, &user.user, &id).await?;
+    let title = ws.name.clone();
+    let ctx = context(&user, &title, Nav::Workspaces).await;
+    let mut response =
+        Html(nubo_frontend::workspace_ide_page(&ctx, &workspace_row(ws))).into_response();
+    // CodeMirror and xterm.js add style elements at run time.
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_SECURITY_POLICY,
+        axum::http::HeaderValue::from_static(
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'",
+        ),
+    );
+    Ok(response)
+}
+
+async fn workspace_action(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path((id, action)): Path<(String, String)>,
+) -> PageResult {
+    let env = crate::workspaces::Env::from_state(&state);
+    let ws = crate::workspaces::owned(&state.pool, &user.user, &id).await?;
+    let result = match action.as_str() {
+        "start" => crate::workspaces::start(&env, &ws).await.map(|_| "started"),
+        "stop" => crate::workspaces::stop(&env, &ws, None)
+            .await
+            .map(|_| "stopped"),
+        "delete" => crate::workspaces::delete(&env, &ws)
+            .await
+            .map(|_| "deleted"),
+        _ => return Err(Error::NotFound(format!("no action {action:?}")).into()),
+    };
+    match result {
+        Ok(done) => {
+            set_flash(
+                &user.session,
+                Flash::Ok(format!("Workspace {} {done}.", ws.name)),
+            )
+            .await;
+            let to = if action == "start" {
+                format!("/workspaces/{}", ws.id)
+            } else {
+                "/workspaces".to_string()
+            };
+            Ok(Redirect::to(&to).into_response())
+        }
+        Err(e) => {
+            set_flash(&user.session, Flash::Error(capitalise(&e.public_message()))).await;
+            Ok(Redirect::to("/workspaces").into_response())
+        }
     }
 }

@@ -157,6 +157,26 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+        kill_agents(&self.data_dir);
+    }
+}
+
+/// Workspace agents outlive their server by design; a test's must not
+/// outlive the test. They are found by their socket path in the data dir.
+pub fn kill_agents(data_dir: &Path) {
+    let needle = data_dir.join("workspaces").display().to_string();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for e in dir.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            if String::from_utf8_lossy(&cmd).contains(&needle) {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
     }
 }
 

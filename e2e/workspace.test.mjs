@@ -1,0 +1,127 @@
+// The Cloud9 path: a user opens a workspace for a repository in the browser,
+// runs git in the terminal, edits and saves a file in the editor, commits
+// and pushes from the terminal, and finds the commit in the repository
+// browser. A reload reattaches the terminal with its scrollback.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startServer, launchBrowser, signIn, artifacts, git } from "./harness.mjs";
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  server?.stop();
+});
+
+/** The visible text of the active terminal. */
+async function terminalText(page) {
+  return page.evaluate(() => {
+    const rows = document.querySelector(".terminal-view:not([hidden]) .xterm-rows") ?? document.querySelector(".xterm-rows");
+    return rows ? rows.innerText : "";
+  });
+}
+
+async function waitForTerminal(page, pattern, timeout = 20_000) {
+  const deadline = Date.now() + timeout;
+  let text = "";
+  while (Date.now() < deadline) {
+    text = await terminalText(page);
+    if (pattern.test(text)) return text;
+    await page.waitForTimeout(100);
+  }
+  throw new Error(`the terminal never showed ${pattern}; it shows:\n${text}`);
+}
+
+async function typeInTerminal(page, line) {
+  await page.click(".terminal-view:not([hidden]) .xterm");
+  await page.keyboard.type(line);
+  await page.keyboard.press("Enter");
+}
+
+test("open a workspace, use git in the terminal, edit, save, commit and push", async () => {
+  const page = await browser.context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await signIn(page, server.url, "admin", server.adminPassword);
+
+  // A repository with a first commit, pushed with a token made in the UI.
+  await page.goto(`${server.url}/repos`);
+  await page.fill("form[action='/repos'] input[name=name]", "ide-app");
+  await Promise.all([page.waitForURL(`${server.url}/repos/ide-app`), page.click("form[action='/repos'] button")]);
+  await page.goto(`${server.url}/account/tokens`);
+  await page.fill("input[name=description]", "seed");
+  await Promise.all([page.waitForLoadState("load"), page.click("form[action='/account/tokens'] button")]);
+  const token = (await page.textContent("[data-testid=new-token]")).trim();
+  const dir = mkdtempSync(join(tmpdir(), "nubo-e2e-ws-"));
+  try {
+    git(dir, token, "init", "-q", "seed");
+    const seed = join(dir, "seed");
+    writeFileSync(join(seed, "README.md"), "# IDE app\n");
+    git(seed, token, "add", ".");
+    git(seed, token, "commit", "-qm", "first commit from outside");
+    git(seed, token, "push", "-q", `${server.url}/v1/repos/ide-app`, "main");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  // Create the workspace from the workspaces page; it opens in the IDE.
+  await page.goto(`${server.url}/workspaces`);
+  await page.fill("[data-testid=create-workspace] input[name=name]", "dev");
+  await page.selectOption("[data-testid=create-workspace] select[name=repo]", "ide-app");
+  await Promise.all([page.waitForURL(/\/workspaces\/w[0-9a-f]+$/), page.click("[data-testid=create-workspace] button[type=submit]")]);
+  await page.waitForSelector("#ide[data-ready=true]");
+  assert.equal(await page.getAttribute("#status-branch", "data-branch"), "main");
+
+  // git log in a terminal.
+  await page.waitForSelector(".terminal-tab[data-state=open]");
+  await page.waitForSelector(".xterm-rows");
+  await typeInTerminal(page, "git log --format=%s");
+  await waitForTerminal(page, /first commit from outside/);
+
+  // Open README.md from the tree, edit, save with Ctrl+S.
+  await page.click("[data-tree-path='README.md']");
+  await page.waitForSelector(".editor-tab[data-path='README.md']");
+  await page.click("#editor-area .cm-content");
+  await page.keyboard.press("Control+End");
+  await page.keyboard.type("Edited in the browser IDE.\n");
+  await page.waitForSelector(".editor-tab[data-path='README.md'][data-dirty=true]");
+  await page.keyboard.press("Control+s");
+  await page.waitForSelector(".editor-tab[data-path='README.md'][data-dirty=false]");
+  await page.waitForSelector("#status-save[data-save=saved]");
+  await page.screenshot({ path: join(artifacts, "ide.png") });
+
+  // The saved file is on disk: the terminal sees it. Commit and push.
+  await typeInTerminal(page, "grep -c 'browser IDE' README.md && git commit -qam 'edit from the IDE' && git push -q origin main && echo pushed-$((20+22))");
+  await waitForTerminal(page, /pushed-42/);
+
+  // A reload reattaches the terminal, scrollback included.
+  await page.reload();
+  await page.waitForSelector("#ide[data-ready=true]");
+  await page.waitForSelector(".terminal-tab[data-state=open]");
+  await waitForTerminal(page, /pushed-42/);
+  await page.screenshot({ path: join(artifacts, "ide-reloaded.png") });
+
+  // The commit is in the repository browser.
+  await page.goto(`${server.url}/repos/ide-app/commits/main`);
+  assert.match(await page.textContent("main"), /edit from the IDE/);
+  await page.goto(`${server.url}/repos/ide-app/blob/main/README.md`);
+  assert.match(await page.textContent("[data-testid=blob]"), /Edited in the browser IDE\./);
+
+  // The list shows it running; stopping works from there.
+  await page.goto(`${server.url}/workspaces`);
+  assert.equal(await page.getAttribute("tr[data-workspace=dev]", "data-state"), "running");
+  await page.screenshot({ path: join(artifacts, "workspaces.png"), fullPage: true });
+  await Promise.all([page.waitForURL(`${server.url}/workspaces`), page.click("tr[data-workspace=dev] form[action$='/stop'] button")]);
+  assert.equal(await page.getAttribute("tr[data-workspace=dev]", "data-state"), "stopped");
+  assert.deepEqual(errors, []);
+  await page.close();
+});

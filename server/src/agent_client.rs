@@ -1,0 +1,271 @@
+//! Talking to a workspace's `nubo-agent` over its unix socket: plain
+//! requests, and a reverse proxy that passes a browser's request through
+//! unchanged, upgrades (WebSocket, tunnels) included, so terminal frames
+//! flow end to end without the server buffering them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderName, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct AgentClient {
+    socket: PathBuf,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Error {
+    Error::Conflict(format!(
+        "the workspace is not reachable (is it running?): {e}"
+    ))
+}
+
+/// Headers a browser's request may carry through to the agent. Cookies and
+/// authorization never do: they are the user's secrets, not the workspace's.
+const PASSED: &[&str] = &[
+    "content-type",
+    "content-length",
+    "if-match",
+    "accept",
+    "accept-encoding",
+    "range",
+    "upgrade",
+    "connection",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-extensions",
+    "sec-websocket-protocol",
+    "user-agent",
+    "cache-control",
+    "if-none-match",
+    "if-modified-since",
+];
+
+/// Headers an agent's (or preview app's) response may not set on the
+/// server's origin.
+const BLOCKED_BACK: &[&str] = &["set-cookie", "strict-transport-security"];
+
+impl AgentClient {
+    pub fn new(socket: impl Into<PathBuf>) -> Self {
+        AgentClient {
+            socket: socket.into(),
+        }
+    }
+
+    async fn connect(&self) -> Result<hyper::client::conn::http1::SendRequest<Body>> {
+        let stream = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::UnixStream::connect(&self.socket),
+        )
+        .await
+        .map_err(|_| unavailable("timed out"))?
+        .map_err(unavailable)?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(unavailable)?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        Ok(sender)
+    }
+
+    /// Sends one request; the response body streams.
+    pub async fn send(&self, request: Request<Body>) -> Result<Response<hyper::body::Incoming>> {
+        let mut sender = self.connect().await?;
+        sender.send_request(request).await.map_err(unavailable)
+    }
+
+    /// Whether the agent answers at all.
+    pub async fn healthy(&self) -> bool {
+        let request = Request::get("/healthz")
+            .header(header::HOST, "agent")
+            .body(Body::empty())
+            .expect("a valid request");
+        matches!(
+            tokio::time::timeout(Duration::from_secs(3), self.send(request)).await,
+            Ok(Ok(r)) if r.status().is_success()
+        )
+    }
+
+    /// A JSON request; an agent error comes back as the same error.
+    pub async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<T> {
+        let bytes = self.call(method, path, body).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Internal(format!("the workspace agent answered oddly: {e}")))
+    }
+
+    /// A request whose answer body is read whole (small answers only).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<Vec<u8>> {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "agent");
+        let body = match body {
+            Some(v) => {
+                builder = builder.header(header::CONTENT_TYPE, "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        let request = builder
+            .body(body)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let response = self.send(request).await?;
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(unavailable)?
+            .to_bytes()
+            .to_vec();
+        if !status.is_success() {
+            return Err(agent_error(status, &bytes));
+        }
+        Ok(bytes)
+    }
+
+    /// Passes `request` to the agent at `path` (path and query) and the
+    /// agent's response back. Upgrades are spliced: both upgraded
+    /// connections are copied into each other until either side closes;
+    /// `on_close` runs then.
+    pub async fn proxy(
+        &self,
+        path: &str,
+        request: axum::extract::Request,
+        on_upgrade: impl FnOnce() -> Box<dyn FnOnce() + Send> + Send + 'static,
+    ) -> Result<axum::response::Response> {
+        forward(self.connect().await?, path, request, on_upgrade).await
+    }
+}
+
+/// Maps an agent's error answer (same JSON shape as ours) to our error.
+pub fn agent_error(status: StatusCode, body: &[u8]) -> Error {
+    let message = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(300).collect());
+    match status {
+        StatusCode::BAD_REQUEST => Error::BadRequest(message),
+        StatusCode::FORBIDDEN => Error::Forbidden(message),
+        StatusCode::NOT_FOUND => Error::NotFound(message),
+        StatusCode::CONFLICT => Error::Conflict(message),
+        StatusCode::UNPROCESSABLE_ENTITY => Error::Unprocessable(message),
+        StatusCode::BAD_GATEWAY => Error::BadGateway(message),
+        _ => Error::Internal(format!("the workspace agent failed: {message}")),
+    }
+}
+
+fn copy_headers(from: &HeaderMap, to: &mut HeaderMap, allow: impl Fn(&HeaderName) -> bool) {
+    for (name, value) in from {
+        if allow(name) {
+            to.append(name.clone(), value.clone());
+        }
+    }
+}
+
+/// Forwards a request over an HTTP/1 connection (to an agent, or through a
+/// tunnel to a preview app).
+pub async fn forward(
+    mut sender: hyper::client::conn::http1::SendRequest<Body>,
+    path: &str,
+    mut request: axum::extract::Request,
+    on_upgrade: impl FnOnce() -> Box<dyn FnOnce() + Send> + Send + 'static,
+) -> Result<axum::response::Response> {
+    let wants_upgrade = request.headers().contains_key(header::UPGRADE);
+    let client_upgrade = if wants_upgrade {
+        Some(hyper::upgrade::on(&mut request))
+    } else {
+        None
+    };
+    let (parts, body) = request.into_parts();
+    let mut outgoing = Request::builder()
+        .method(parts.method.clone())
+        .uri(path)
+        .body(body)
+        .map_err(|e| Error::BadRequest(e.to_string()))?;
+    copy_headers(&parts.headers, outgoing.headers_mut(), |n| {
+        PASSED.contains(&n.as_str())
+    });
+    if let Some(host) = parts.headers.get(header::HOST) {
+        outgoing.headers_mut().insert(header::HOST, host.clone());
+    }
+    let mut response = sender.send_request(outgoing).await.map_err(unavailable)?;
+    let status = response.status();
+    let mut back = axum::response::Response::builder().status(status);
+    if let Some(h) = back.headers_mut() {
+        copy_headers(response.headers(), h, |n| {
+            !BLOCKED_BACK.contains(&n.as_str())
+        });
+    }
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(client_upgrade) = client_upgrade else {
+            return Err(Error::Internal("the agent upgraded unasked".into()));
+        };
+        let agent_upgrade = hyper::upgrade::on(&mut response);
+        let done = on_upgrade();
+        tokio::spawn(async move {
+            if let (Ok(a), Ok(b)) = (client_upgrade.await, agent_upgrade.await) {
+                let mut a = TokioIo::new(a);
+                let mut b = TokioIo::new(b);
+                let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+            }
+            done();
+        });
+        return back
+            .body(Body::empty())
+            .map_err(|e| Error::Internal(e.to_string()));
+    }
+    back.body(Body::new(response.into_body()))
+        .map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// Opens a byte pipe to `port` inside the workspace and an HTTP/1
+/// connection over it.
+pub async fn tunnel(
+    agent: &AgentClient,
+    port: u16,
+) -> Result<hyper::client::conn::http1::SendRequest<Body>> {
+    let request = Request::get(format!("/tunnel/{port}"))
+        .header(header::HOST, "agent")
+        .header(header::UPGRADE, "nubo-tunnel")
+        .header(header::CONNECTION, "upgrade")
+        .body(Body::empty())
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let mut response = agent.send(request).await?;
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes().to_vec())
+            .unwrap_or_default();
+        return Err(agent_error(status, &body));
+    }
+    let upgraded = hyper::upgrade::on(&mut response)
+        .await
+        .map_err(unavailable)?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(upgraded)
+        .await
+        .map_err(unavailable)?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    Ok(sender)
+}

@@ -1,0 +1,902 @@
+//! Workspaces: a directory of files, a `nubo-agent` serving it, and (for the
+//! container backend) the container the agent runs in.
+//!
+//! Layout under `<data_dir>/workspaces/<id>/`: `files/` (the workspace root,
+//! `/workspace` in containers), `home/` (the user's home: shell history,
+//! `.gitconfig`), `run/agent.sock` (the agent's API socket) and `agent.log`.
+//!
+//! The server reaches every agent through its socket only, so agents (and
+//! their terminals) outlive browser tabs and server restarts. Local agents
+//! run in their own process group, detached from the server.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::http::Method;
+use serde::{Deserialize, Serialize};
+use sqlx::SqlitePool;
+use utoipa::ToSchema;
+
+use crate::accounts::User;
+use crate::agent_client::AgentClient;
+use crate::config::Settings;
+use crate::db::{now_ms, rfc3339};
+use crate::error::{Error, Result};
+use crate::keys::MasterKey;
+use crate::repos::{self, Repo};
+
+/// How long a workspace's git credential lives; it is renewed at half-life.
+pub const CREDENTIAL_TTL_SECONDS: u64 = 3600;
+pub const DEFAULT_IDLE_MINUTES: i64 = 30;
+
+/// A workspace as users see it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+    pub owner: String,
+    #[serde(skip)]
+    pub owner_id: String,
+    /// The repository checked out in it, if any.
+    pub repo: Option<String>,
+    /// The checked-out branch, when the workspace runs.
+    pub branch: Option<String>,
+    /// `local` or `container`.
+    pub backend: String,
+    pub image: Option<String>,
+    /// `creating`, `starting`, `running`, `stopping`, `stopped` or `error`.
+    pub state: String,
+    /// Why it is in `error` (or why it stopped unasked).
+    pub error: Option<String>,
+    /// Stops after this long without a viewer or request; 0 = never.
+    pub idle_timeout_seconds: i64,
+    /// Whether preview URLs work for every signed-in user, not only the owner.
+    pub preview_shared: bool,
+    /// RFC 3339.
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub stopped_at: Option<String>,
+    #[serde(skip)]
+    pub started_at_ms: Option<i64>,
+    #[serde(skip)]
+    pub container_id: Option<String>,
+    #[serde(skip)]
+    pub agent_pid: Option<i64>,
+    #[serde(skip)]
+    pub repo_id: Option<String>,
+    #[serde(skip)]
+    pub credential_id: Option<String>,
+    #[serde(skip)]
+    pub credential_expires_at: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    name: String,
+    owner: String,
+    owner_id: String,
+    repo_id: Option<String>,
+    repo_name: Option<String>,
+    backend: String,
+    image: Option<String>,
+    state: String,
+    error: Option<String>,
+    idle_timeout_seconds: i64,
+    preview_shared: bool,
+    created_at: i64,
+    started_at: Option<i64>,
+    stopped_at: Option<i64>,
+    container_id: Option<String>,
+    agent_pid: Option<i64>,
+    credential_id: Option<String>,
+    credential_expires_at: Option<i64>,
+}
+
+const SELECT: &str = "SELECT w.id, w.name, u.name AS owner, w.owner_id, w.repo_id, w.repo_name,
+        w.backend, w.image, w.state, w.error, w.idle_timeout_seconds, w.preview_shared,
+        w.created_at, w.started_at, w.stopped_at, w.container_id, w.agent_pid,
+        w.credential_id, w.credential_expires_at
+    FROM workspaces w JOIN users u ON u.id = w.owner_id";
+
+fn from_row(r: Row) -> Workspace {
+    Workspace {
+        id: r.id,
+        name: r.name,
+        owner: r.owner,
+        owner_id: r.owner_id,
+        repo_id: r.repo_id,
+        repo: r.repo_name,
+        branch: None,
+        backend: r.backend,
+        image: r.image,
+        state: r.state,
+        error: r.error,
+        idle_timeout_seconds: r.idle_timeout_seconds,
+        preview_shared: r.preview_shared,
+        created_at: rfc3339(r.created_at),
+        started_at_ms: r.started_at,
+        started_at: r.started_at.map(rfc3339),
+        stopped_at: r.stopped_at.map(rfc3339),
+        container_id: r.container_id,
+        agent_pid: r.agent_pid,
+        credential_id: r.credential_id,
+        credential_expires_at: r.credential_expires_at,
+    }
+}
+
+/// What workspace operations need, from the server or from the CLI.
+#[derive(Clone)]
+pub struct Env {
+    pub pool: SqlitePool,
+    pub settings: Arc<Settings>,
+    pub master: Arc<MasterKey>,
+    /// The server, when running inside it (its repository locks and cache).
+    pub state: Option<crate::app::AppState>,
+}
+
+impl Env {
+    pub fn from_state(state: &crate::app::AppState) -> Env {
+        Env {
+            pool: state.pool.clone(),
+            settings: state.settings.clone(),
+            master: state.master.clone(),
+            state: Some(state.clone()),
+        }
+    }
+}
+
+pub fn dir(settings: &Settings, id: &str) -> PathBuf {
+    settings.data_dir.join("workspaces").join(id)
+}
+
+pub fn files_dir(settings: &Settings, id: &str) -> PathBuf {
+    dir(settings, id).join("files")
+}
+
+pub fn agent(settings: &Settings, ws: &Workspace) -> AgentClient {
+    AgentClient::new(dir(settings, &ws.id).join("run").join("agent.sock"))
+}
+
+pub async fn find(pool: &SqlitePool, id: &str) -> Result<Option<Workspace>> {
+    let row: Option<Row> = sqlx::query_as(&format!("{SELECT} WHERE w.id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(from_row))
+}
+
+/// The workspace if `user` owns it (admins may see every workspace).
+pub async fn owned(pool: &SqlitePool, user: &User, id: &str) -> Result<Workspace> {
+    let ws = find(pool, id).await?;
+    match ws {
+        Some(ws) if ws.owner_id == user.id || user.admin => Ok(ws),
+        _ => Err(Error::NotFound(format!("no workspace with id {id:?}"))),
+    }
+}
+
+/// The workspace for using it (terminals, files, exec): its owner only.
+pub async fn usable(pool: &SqlitePool, user: &User, id: &str) -> Result<Workspace> {
+    let ws = find(pool, id).await?;
+    match ws {
+        Some(ws) if ws.owner_id == user.id => Ok(ws),
+        Some(_) if user.admin => Err(Error::Forbidden(
+            "only the owner of a workspace can use it".into(),
+        )),
+        _ => Err(Error::NotFound(format!("no workspace with id {id:?}"))),
+    }
+}
+
+pub async fn list_for(pool: &SqlitePool, user: &User) -> Result<Vec<Workspace>> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "{SELECT} WHERE w.owner_id = $1 ORDER BY w.created_at DESC"
+    ))
+    .bind(&user.id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(from_row).collect())
+}
+
+pub async fn list_all(pool: &SqlitePool) -> Result<Vec<Workspace>> {
+    let rows: Vec<Row> = sqlx::query_as(&format!("{SELECT} ORDER BY w.created_at DESC"))
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(from_row).collect())
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWorkspace {
+    /// 1-64 letters, digits, '.', '_' or '-'; unique per user.
+    pub name: String,
+    /// A repository to check out in `/workspace`.
+    #[serde(default)]
+    pub repo: Option<String>,
+    /// `local` (default) or `container`.
+    #[serde(default)]
+    pub backend: Option<String>,
+    /// The container image (container backend); default the Nubo workspace image.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Stop after this many minutes without use (default 30; 0 = never).
+    #[serde(default)]
+    pub idle_timeout_minutes: Option<i64>,
+    /// The same in seconds (wins over minutes).
+    #[serde(default)]
+    pub idle_timeout_seconds: Option<i64>,
+    /// Start it right away (default true).
+    #[serde(default)]
+    pub start: Option<bool>,
+}
+
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Unprocessable(format!(
+            "invalid workspace name {name:?}: use 1-64 letters, digits, '.', '_' or '-', not starting with '.'"
+        )))
+    }
+}
+
+pub fn idle_seconds(req: &CreateWorkspace) -> Result<i64> {
+    let secs = match (req.idle_timeout_seconds, req.idle_timeout_minutes) {
+        (Some(s), _) => s,
+        (None, Some(m)) => m.saturating_mul(60),
+        (None, None) => DEFAULT_IDLE_MINUTES * 60,
+    };
+    if !(0..=7 * 24 * 3600).contains(&secs) {
+        return Err(Error::Unprocessable(
+            "the idle timeout must be between 0 (never) and 7 days".into(),
+        ));
+    }
+    Ok(secs)
+}
+
+async fn set_state(pool: &SqlitePool, id: &str, state: &str, error: Option<&str>) -> Result<()> {
+    sqlx::query("UPDATE workspaces SET state = $1, error = $2 WHERE id = $3")
+        .bind(state)
+        .bind(error)
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Creates a workspace (checking out the repository) and, unless asked not
+/// to, starts it.
+pub async fn create(env: &Env, owner: &User, req: CreateWorkspace) -> Result<Workspace> {
+    validate_name(&req.name)?;
+    let backend = req.backend.clone().unwrap_or_else(|| "local".into());
+    if backend != "local" && backend != "container" {
+        return Err(Error::Unprocessable(format!(
+            "unknown backend {backend:?}: use \"local\" or \"container\""
+        )));
+    }
+    if backend == "container" {
+        crate::containers::available(&env.settings).await?;
+    }
+    if req.image.is_some() && backend != "container" {
+        return Err(Error::Unprocessable(
+            "an image can only be chosen for the container backend".into(),
+        ));
+    }
+    let idle = idle_seconds(&req)?;
+    let repo = match req.repo.as_deref().filter(|r| !r.is_empty()) {
+        Some(name) => Some(repos::authorize(&env.pool, name, owner, "codecommit:GitPull").await?),
+        None => None,
+    };
+    let id = format!("w{}", &crate::db::new_id()[..15]);
+    let inserted = sqlx::query(
+        "INSERT INTO workspaces (id, name, owner_id, repo_id, repo_name, backend, image, state,
+             idle_timeout_seconds, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'creating', $8, $9)",
+    )
+    .bind(&id)
+    .bind(&req.name)
+    .bind(&owner.id)
+    .bind(repo.as_ref().map(|r| r.id.clone()))
+    .bind(repo.as_ref().map(|r| r.name.clone()))
+    .bind(&backend)
+    .bind(&req.image)
+    .bind(idle)
+    .bind(now_ms())
+    .execute(&env.pool)
+    .await;
+    match inserted {
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            return Err(Error::Conflict(format!(
+                "you already have a workspace named {:?}",
+                req.name
+            )))
+        }
+        other => {
+            other?;
+        }
+    }
+    let result = prepare(env, owner, &id, repo.as_ref()).await;
+    if let Err(e) = result {
+        set_state(&env.pool, &id, "error", Some(&e.to_string())).await?;
+        return Err(e);
+    }
+    set_state(&env.pool, &id, "stopped", None).await?;
+    let ws = find(&env.pool, &id).await?.expect("just created");
+    if req.start.unwrap_or(true) {
+        return start(env, &ws).await;
+    }
+    Ok(ws)
+}
+
+/// Lays out the directories and checks the repository out.
+async fn prepare(env: &Env, owner: &User, id: &str, repo: Option<&Repo>) -> Result<()> {
+    let base = dir(&env.settings, id);
+    for sub in ["files", "home", "run"] {
+        std::fs::create_dir_all(base.join(sub))
+            .map_err(|e| Error::Internal(format!("cannot create the workspace: {e}")))?;
+    }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o711));
+        let _ = std::fs::set_permissions(base.join("run"), std::fs::Permissions::from_mode(0o700));
+    }
+    let files = base.join("files");
+    if let Some(repo) = repo {
+        checkout(env, repo, &files).await?;
+    }
+    write_gitconfig(env, owner, id).await?;
+    Ok(())
+}
+
+async fn checkout(env: &Env, repo: &Repo, files: &Path) -> Result<()> {
+    // From the plaintext working copy: the server's own (under its lock),
+    // or, from the CLI, one restored into a temporary directory.
+    let tmp;
+    let (source, _guard) = match &env.state {
+        Some(state) => {
+            let lock = state.repo_lock(&repo.id);
+            let guard = lock.lock_owned().await;
+            let dir = repos::ensure_cache(
+                &state.pool,
+                &state.master,
+                &state.settings.data_dir,
+                &state.cache_dir,
+                repo,
+            )
+            .await?;
+            (dir, Some(guard))
+        }
+        None => {
+            tmp = tempfile::tempdir()
+                .map_err(|e| Error::Internal(format!("cannot make a temp dir: {e}")))?;
+            let dir = repos::ensure_cache(
+                &env.pool,
+                &env.master,
+                &env.settings.data_dir,
+                tmp.path(),
+                repo,
+            )
+            .await?;
+            (dir, None)
+        }
+    };
+    let out = tokio::process::Command::new("git")
+        .args(["clone", "-q", "--no-hardlinks"])
+        .arg(&source)
+        .arg(files)
+        .env_remove("GIT_DIR")
+        .output()
+        .await
+        .map_err(|e| Error::Internal(format!("cannot run git: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::Internal(format!(
+            "checking out {} failed: {}",
+            repo.name,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// The URL git in the workspace reaches the server at.
+pub fn server_url(settings: &Settings, backend: &str) -> String {
+    if backend == "container" {
+        return format!("http://127.0.0.1:{}/", crate::containers::GIT_RELAY_PORT);
+    }
+    let mut addr = settings.http;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::IpAddr::from([127, 0, 0, 1]));
+    }
+    format!("http://{addr}/")
+}
+
+/// The running server's loopback HTTP address, as `serve` recorded it.
+pub fn recorded_http(settings: &Settings) -> Option<std::net::SocketAddr> {
+    let text = std::fs::read_to_string(settings.data_dir.join("server.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["http"].as_str()?.parse().ok()
+}
+
+fn agent_command(backend: &str) -> String {
+    if backend == "container" {
+        format!("{} agent", crate::containers::AGENT_PATH)
+    } else {
+        let exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "nubo".into());
+        format!("'{}' agent", exe.replace('\'', "'\\''"))
+    }
+}
+
+async fn write_gitconfig(env: &Env, owner: &User, id: &str) -> Result<()> {
+    let ws_backend: Option<String> =
+        sqlx::query_scalar("SELECT backend FROM workspaces WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&env.pool)
+            .await?;
+    let backend = ws_backend.unwrap_or_else(|| "local".into());
+    let helper = agent_command(&backend);
+    let text = format!(
+        "# Written by Nubo. Git asks the workspace agent for a short-lived\n\
+         # credential; nothing secret is stored here.\n\
+         [user]\n\tname = {name}\n\temail = {name}@users.nubo.invalid\n\
+         [credential]\n\thelper =\n\thelper = \"!{helper} credential\"\n\
+         [init]\n\tdefaultBranch = main\n\
+         [safe]\n\tdirectory = *\n",
+        name = owner.name,
+    );
+    let home = dir(&env.settings, id).join("home");
+    std::fs::write(home.join(".gitconfig"), text)
+        .map_err(|e| Error::Internal(format!("cannot write .gitconfig: {e}")))?;
+    Ok(())
+}
+
+/// Rewrites `origin` to the server's URL for this backend.
+async fn set_origin(env: &Env, ws: &Workspace) -> Result<()> {
+    let Some(repo) = &ws.repo else {
+        return Ok(());
+    };
+    let mut settings = (*env.settings).clone();
+    if env.state.is_none() {
+        if let Some(addr) = recorded_http(&settings) {
+            settings.http = addr;
+        }
+    }
+    let url = format!("{}v1/repos/{repo}", server_url(&settings, &ws.backend));
+    let files = files_dir(&env.settings, &ws.id);
+    if !files.join(".git").exists() {
+        return Ok(());
+    }
+    let _ = tokio::process::Command::new("git")
+        .arg("-C")
+        .arg(&files)
+        .args(["remote", "set-url", "origin", &url])
+        .output()
+        .await;
+    Ok(())
+}
+
+/// Starts the workspace's agent (and container) and waits until it answers.
+pub async fn start(env: &Env, ws: &Workspace) -> Result<Workspace> {
+    if ws.state == "running" && agent(&env.settings, ws).healthy().await {
+        return Ok(find(&env.pool, &ws.id).await?.expect("exists"));
+    }
+    set_state(&env.pool, &ws.id, "starting", None).await?;
+    let result = async {
+        set_origin(env, ws).await?;
+        let base = dir(&env.settings, &ws.id);
+        let _ = std::fs::remove_file(base.join("run").join("agent.sock"));
+        match ws.backend.as_str() {
+            "container" => {
+                let cid = crate::containers::start(env, ws).await?;
+                sqlx::query("UPDATE workspaces SET container_id = $1 WHERE id = $2")
+                    .bind(&cid)
+                    .bind(&ws.id)
+                    .execute(&env.pool)
+                    .await?;
+            }
+            _ => {
+                let pid = start_local(&env.settings, ws)?;
+                sqlx::query("UPDATE workspaces SET agent_pid = $1 WHERE id = $2")
+                    .bind(pid as i64)
+                    .bind(&ws.id)
+                    .execute(&env.pool)
+                    .await?;
+            }
+        }
+        let client = agent(&env.settings, ws);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !client.healthy().await {
+            if std::time::Instant::now() > deadline {
+                let log = std::fs::read_to_string(base.join("agent.log")).unwrap_or_default();
+                let tail: String = log.lines().rev().take(5).collect::<Vec<_>>().join(" / ");
+                return Err(Error::Internal(format!(
+                    "the workspace agent did not start: {tail}"
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = stop_processes(env, ws).await;
+        set_state(&env.pool, &ws.id, "error", Some(&e.to_string())).await?;
+        return Err(e);
+    }
+    sqlx::query(
+        "UPDATE workspaces SET state = 'running', error = NULL, started_at = $1 WHERE id = $2",
+    )
+    .bind(now_ms())
+    .bind(&ws.id)
+    .execute(&env.pool)
+    .await?;
+    let ws = find(&env.pool, &ws.id).await?.expect("exists");
+    if let Some(state) = &env.state {
+        state.workspaces.touch(&ws.id);
+    }
+    if let Err(e) = renew_credential(env, &ws).await {
+        tracing::warn!(workspace = %ws.id, error = %e, "no git credential for the workspace");
+    }
+    Ok(find(&env.pool, &ws.id).await?.expect("exists"))
+}
+
+/// The environment every process in a local workspace starts with: the
+/// server's own environment is not passed on (it may hold secrets).
+fn local_env(settings: &Settings, ws: &Workspace) -> Vec<(String, String)> {
+    let base = dir(settings, &ws.id);
+    let home = base.join("home");
+    vec![
+        (
+            "PATH".into(),
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+        ),
+        ("HOME".into(), home.display().to_string()),
+        ("USER".into(), ws.owner.clone()),
+        ("SHELL".into(), "/bin/bash".into()),
+        ("LANG".into(), "C.UTF-8".into()),
+        ("TERM".into(), "xterm-256color".into()),
+        (
+            "NUBO_AGENT_SOCKET".into(),
+            base.join("run/agent.sock").display().to_string(),
+        ),
+        ("NUBO_WORKSPACE_ID".into(), ws.id.clone()),
+        (
+            "GIT_CONFIG_GLOBAL".into(),
+            home.join(".gitconfig").display().to_string(),
+        ),
+    ]
+}
+
+fn start_local(settings: &Settings, ws: &Workspace) -> Result<u32> {
+    use std::os::unix::process::CommandExt;
+    let base = dir(settings, &ws.id);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(base.join("agent.log"))
+        .map_err(|e| Error::Internal(format!("cannot open the agent log: {e}")))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::Internal(format!("cannot find the nubo binary: {e}")))?;
+    let child = std::process::Command::new(exe)
+        .args(["agent", "serve", "--socket"])
+        .arg(base.join("run/agent.sock"))
+        .arg("--root")
+        .arg(base.join("files"))
+        .env_clear()
+        .envs(local_env(settings, ws))
+        .env("RUST_LOG", "warn")
+        .current_dir(base.join("files"))
+        .stdin(std::process::Stdio::null())
+        .stdout(
+            log.try_clone()
+                .map_err(|e| Error::Internal(e.to_string()))?,
+        )
+        .stderr(log)
+        // Its own session: not killed with the server, nor by its terminal.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| Error::Internal(format!("cannot start the workspace agent: {e}")))?;
+    let pid = child.id();
+    // Reap it whenever it exits, so it never lingers as a zombie.
+    std::thread::spawn(move || {
+        let mut child = child;
+        let _ = child.wait();
+    });
+    Ok(pid)
+}
+
+/// Ends the agent (its terminals and commands with it) and the container.
+async fn stop_processes(env: &Env, ws: &Workspace) -> Result<()> {
+    match ws.backend.as_str() {
+        "container" => crate::containers::stop(env, ws).await?,
+        _ => {
+            let client = agent(&env.settings, ws);
+            let _ = client.call(Method::POST, "/shutdown", None).await;
+            if let Some(pid) = ws.agent_pid {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+                while process_alive(pid) && std::time::Instant::now() < deadline {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                if process_alive(pid) && is_our_agent(pid, &ws.id) {
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn process_alive(pid: i64) -> bool {
+    // A zombie has exited: look at its state, not only its existence.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Whether `pid` is still this workspace's agent (pids get reused).
+fn is_our_agent(pid: i64, id: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains(id))
+        .unwrap_or(false)
+}
+
+pub async fn stop(env: &Env, ws: &Workspace, reason: Option<&str>) -> Result<Workspace> {
+    set_state(&env.pool, &ws.id, "stopping", None).await?;
+    stop_processes(env, ws).await?;
+    if let Some(cred) = &ws.credential_id {
+        let _ = crate::git_credentials::revoke(&env.pool, &ws.owner_id, cred).await;
+    }
+    sqlx::query(
+        "UPDATE workspaces SET state = 'stopped', error = $1, stopped_at = $2, agent_pid = NULL,
+             credential_id = NULL, credential_expires_at = NULL WHERE id = $3",
+    )
+    .bind(reason)
+    .bind(now_ms())
+    .bind(&ws.id)
+    .execute(&env.pool)
+    .await?;
+    Ok(find(&env.pool, &ws.id).await?.expect("exists"))
+}
+
+pub async fn delete(env: &Env, ws: &Workspace) -> Result<()> {
+    stop_processes(env, ws).await?;
+    if ws.backend == "container" {
+        crate::containers::remove(env, ws).await?;
+    }
+    if let Some(cred) = &ws.credential_id {
+        let _ = crate::git_credentials::revoke(&env.pool, &ws.owner_id, cred).await;
+    }
+    sqlx::query("DELETE FROM workspaces WHERE id = $1")
+        .bind(&ws.id)
+        .execute(&env.pool)
+        .await?;
+    let base = dir(&env.settings, &ws.id);
+    tokio::task::spawn_blocking(move || {
+        let _ = std::fs::remove_dir_all(&base);
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(())
+}
+
+/// Mints a fresh short-lived git credential for the workspace's repository
+/// and hands it to the agent; revokes the one it replaces.
+pub async fn renew_credential(env: &Env, ws: &Workspace) -> Result<()> {
+    let Some(repo) = &ws.repo else {
+        return Ok(());
+    };
+    let owner = crate::accounts::find_by_name(&env.pool, &ws.owner)
+        .await?
+        .ok_or_else(|| Error::NotFound("the owner no longer exists".into()))?;
+    let cred = crate::git_credentials::create(
+        &env.pool,
+        &owner,
+        Some((Some(vec![repo.clone()]), true, CREDENTIAL_TTL_SECONDS)),
+    )
+    .await?;
+    let mut settings = (*env.settings).clone();
+    if env.state.is_none() {
+        if let Some(addr) = recorded_http(&settings) {
+            settings.http = addr;
+        }
+    }
+    let expires = now_ms() + CREDENTIAL_TTL_SECONDS as i64 * 1000;
+    agent(&env.settings, ws)
+        .call(
+            Method::PUT,
+            "/credential",
+            Some(serde_json::json!({
+                "url": server_url(&settings, &ws.backend),
+                "username": cred.username,
+                "password": cred.password,
+                "expires_at_ms": expires,
+            })),
+        )
+        .await?;
+    sqlx::query(
+        "UPDATE workspaces SET credential_id = $1, credential_expires_at = $2 WHERE id = $3",
+    )
+    .bind(&cred.info.id)
+    .bind(expires)
+    .bind(&ws.id)
+    .execute(&env.pool)
+    .await?;
+    if let Some(old) = &ws.credential_id {
+        let _ = crate::git_credentials::revoke(&env.pool, &ws.owner_id, old).await;
+    }
+    Ok(())
+}
+
+/// The checked-out branch, read from `.git/HEAD`.
+pub fn branch(settings: &Settings, ws: &mut Workspace) {
+    let head = files_dir(settings, &ws.id).join(".git/HEAD");
+    ws.branch = std::fs::read_to_string(head).ok().and_then(|h| {
+        h.trim()
+            .strip_prefix("ref: refs/heads/")
+            .map(str::to_string)
+    });
+}
+
+/// In-memory activity of running workspaces, for the idle stop.
+#[derive(Default)]
+pub struct Activity {
+    map: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, usize)>>,
+}
+
+impl Activity {
+    /// Something used the workspace just now.
+    pub fn touch(&self, id: &str) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(id.to_string())
+            .or_insert((std::time::Instant::now(), 0))
+            .0 = std::time::Instant::now();
+    }
+
+    /// A long-lived connection (terminal, events) opened; the workspace is in
+    /// use until it closes.
+    pub fn open(self: &Arc<Self>, id: &str) -> Box<dyn FnOnce() + Send> {
+        {
+            let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+            let e = map
+                .entry(id.to_string())
+                .or_insert((std::time::Instant::now(), 0));
+            e.1 += 1;
+            e.0 = std::time::Instant::now();
+        }
+        let me = self.clone();
+        let id = id.to_string();
+        Box::new(move || {
+            let mut map = me.map.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(e) = map.get_mut(&id) {
+                e.1 = e.1.saturating_sub(1);
+                e.0 = std::time::Instant::now();
+            }
+        })
+    }
+
+    /// How long the workspace has gone unused (zero while a viewer is open).
+    pub fn idle_for(&self, id: &str) -> std::time::Duration {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let e = map
+            .entry(id.to_string())
+            .or_insert((std::time::Instant::now(), 0));
+        if e.1 > 0 {
+            std::time::Duration::ZERO
+        } else {
+            e.0.elapsed()
+        }
+    }
+}
+
+/// On server start: workspaces whose agent still answers keep running (with
+/// their terminals); the others are marked stopped with the reason.
+pub async fn recover(env: &Env) -> Result<()> {
+    for ws in list_all(&env.pool).await? {
+        if !matches!(
+            ws.state.as_str(),
+            "running" | "starting" | "stopping" | "creating"
+        ) {
+            continue;
+        }
+        let alive = agent(&env.settings, &ws).healthy().await;
+        if alive && ws.state == "running" {
+            tracing::info!(workspace = %ws.id, "workspace still running");
+            continue;
+        }
+        let reason = "stopped while the server was down";
+        let _ = stop(env, &ws, Some(reason)).await;
+    }
+    Ok(())
+}
+
+/// The background duty of the server: stop idle workspaces and renew
+/// credentials at half-life.
+pub fn spawn_reaper(state: crate::app::AppState) {
+    tokio::spawn(async move {
+        let env = Env::from_state(&state);
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let Ok(all) = list_all(&env.pool).await else {
+                continue;
+            };
+            for ws in all.into_iter().filter(|w| w.state == "running") {
+                let idle = state.workspaces.idle_for(&ws.id);
+                if ws.idle_timeout_seconds > 0 && idle.as_secs() >= ws.idle_timeout_seconds as u64 {
+                    tracing::info!(workspace = %ws.id, idle_s = idle.as_secs(), "stopping an idle workspace");
+                    let reason = format!(
+                        "stopped after {} without use",
+                        human_duration(ws.idle_timeout_seconds)
+                    );
+                    if let Err(e) = stop(&env, &ws, Some(&reason)).await {
+                        tracing::warn!(workspace = %ws.id, error = %e, "idle stop failed");
+                    }
+                    continue;
+                }
+                let half_life = CREDENTIAL_TTL_SECONDS as i64 * 500;
+                if ws.repo.is_some()
+                    && ws
+                        .credential_expires_at
+                        .is_none_or(|e| e - now_ms() < half_life)
+                {
+                    if let Err(e) = renew_credential(&env, &ws).await {
+                        tracing::warn!(workspace = %ws.id, error = %e, "credential renewal failed");
+                    }
+                }
+            }
+        }
+    });
+}
+
+pub fn human_duration(seconds: i64) -> String {
+    if seconds % 3600 == 0 && seconds >= 3600 {
+        format!("{} h", seconds / 3600)
+    } else if seconds % 60 == 0 && seconds >= 60 {
+        format!("{} min", seconds / 60)
+    } else {
+        format!("{seconds} s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_timeouts_are_checked() {
+        assert!(validate_name("web-app_1.0").is_ok());
+        for bad in ["", ".hidden", "a/b", "a b", &"x".repeat(65)] {
+            assert!(validate_name(bad).is_err(), "{bad:?}");
+        }
+        let mut req = CreateWorkspace::default();
+        assert_eq!(idle_seconds(&req).unwrap(), 1800);
+        req.idle_timeout_minutes = Some(0);
+        assert_eq!(idle_seconds(&req).unwrap(), 0);
+        req.idle_timeout_seconds = Some(5);
+        assert_eq!(idle_seconds(&req).unwrap(), 5);
+        req.idle_timeout_seconds = Some(-1);
+        assert!(idle_seconds(&req).is_err());
+        assert_eq!(human_duration(1800), "30 min");
+        assert_eq!(human_duration(7200), "2 h");
+    }
+
+    #[test]
+    fn activity_counts_open_viewers_as_use() {
+        let a = Arc::new(Activity::default());
+        let close = a.open("w1");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(a.idle_for("w1"), std::time::Duration::ZERO);
+        close();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(a.idle_for("w1") >= std::time::Duration::from_millis(15));
+    }
+}
