@@ -18,6 +18,8 @@ if [ "$with_tests" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
   command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
+  # The workspace tests serve a preview with python3 -m http.server.
+  command -v python3 >/dev/null 2>&1 || missing+=(python3)
   fc-list 2>/dev/null | grep -qi dejavu || missing+=(fonts-dejavu-core)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -80,7 +80,10 @@ impl Bench {
             "authorization",
             format!("Bearer {}", self.token).parse().unwrap(),
         );
-        tokio_tungstenite::connect_async(req).await.unwrap().0
+        tokio_tungstenite::connect_async_with_config(req, None, true)
+            .await
+            .unwrap()
+            .0
     }
 
     /// A new terminal in `id`, attached, after its first prompt.

@@ -313,6 +313,12 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         state.settings.data_dir.join("server.json"),
         serde_json::json!({"http": addr.to_string(), "pid": std::process::id()}).to_string(),
     );
+    // Terminal keystrokes are tiny writes: without TCP_NODELAY, Nagle's
+    // algorithm and delayed ACKs add some 40 ms to every echo.
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(
         listener,
         router(state, false).into_make_service_with_connect_info::<SocketAddr>(),
