@@ -7,6 +7,9 @@ bash scripts/setup.sh --test
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/nubo-target}"
 export CARGO_TERM_COLOR=never
 
+echo "== container backend: Podman and the workspace image (cached by recipe hash)"
+bash scripts/podman.sh install
+bash workspace-image/build.sh | tail -1
 echo "== cargo fmt"
 cargo fmt --all -- --check
 echo "== cargo clippy"

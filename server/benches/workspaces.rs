@@ -3,7 +3,10 @@
 //! client, keystroke echo latency with 1 and 50 terminals, and the idle
 //! agent's resident memory. Prints one JSON document on stdout.
 //!
-//! `cargo bench -p nubo-server --bench workspaces -- [--runs N] [--samples N]`
+//! `cargo bench -p nubo-server --bench workspaces -- [--runs N] [--samples N] [--container]`
+//!
+//! With `--container` the workspaces are containers on a Podman service the
+//! benchmark starts (`scripts/podman.sh`; the image must be built).
 
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
@@ -133,7 +136,11 @@ fn agent_rss_kib(id: &str) -> Option<u64> {
         }
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let cmd = String::from_utf8_lossy(&cmd);
-        if cmd.contains("agent") && cmd.contains(id) {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let ours = String::from_utf8_lossy(&environ)
+            .split('\0')
+            .any(|v| v == format!("NUBO_WORKSPACE_ID={id}"));
+        if cmd.contains("agent") && cmd.contains("serve") && (cmd.contains(id) || ours) {
             let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
             return status
                 .lines()
@@ -175,6 +182,8 @@ async fn echo(mut ws: Ws, samples: usize) -> Vec<f64> {
 
 #[tokio::main]
 async fn main() {
+    let container = std::env::args().any(|a| a == "--container");
+    let backend = if container { "container" } else { "local" };
     let runs = arg("--runs", 5);
     let samples = arg("--samples", 200);
     let tmp = tempfile::tempdir().unwrap();
@@ -190,6 +199,19 @@ async fn main() {
         .local_addr()
         .unwrap()
         .port();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/podman.sh");
+    let engine = tmp.path().join("podman.sock");
+    if container {
+        let ok = Command::new("bash")
+            .arg(&script)
+            .arg("service")
+            .arg(&engine)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "the podman service did not start");
+    }
     let mut server = Command::new(BIN)
         .arg("--data-dir")
         .arg(&data)
@@ -203,6 +225,7 @@ async fn main() {
             "127.0.0.1:0",
         ])
         .env("NUBO_CACHE_DIR", tmp.path().join("cache"))
+        .env("NUBO_CONTAINER_SOCKET", &engine)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -229,7 +252,10 @@ async fn main() {
     for i in 0..runs {
         let t = Instant::now();
         let ws = b
-            .post("/workspaces", json!({"name": format!("b{i}")}))
+            .post(
+                "/workspaces",
+                json!({"name": format!("b{i}"), "backend": backend}),
+            )
             .await;
         let id = ws["id"].as_str().unwrap().to_string();
         drop(b.terminal(&id).await);
@@ -244,7 +270,9 @@ async fn main() {
     let id = ids[0].clone();
 
     // Idle agent memory: a fresh workspace without terminals.
-    let idle = b.post("/workspaces", json!({"name": "idle"})).await;
+    let idle = b
+        .post("/workspaces", json!({"name": "idle", "backend": backend}))
+        .await;
     let idle_id = idle["id"].as_str().unwrap().to_string();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss = agent_rss_kib(&idle_id);
@@ -281,7 +309,7 @@ async fn main() {
     }
 
     let report = json!({
-        "backend": "local",
+        "backend": backend,
         "create_to_prompt": stats(create),
         "start_to_prompt": stats(restart),
         "terminal_throughput": {"bytes": bytes, "seconds": secs, "mib_per_s": bytes as f64 / secs / (1 << 20) as f64},
@@ -290,8 +318,23 @@ async fn main() {
         "idle_agent_rss_kib": rss,
     });
     println!("{}", serde_json::to_string_pretty(&report).unwrap());
+    for id in ids.iter().chain([&idle_id]) {
+        let _ = b
+            .http
+            .delete(format!("{}/api/v1/workspaces/{id}", b.base))
+            .bearer_auth(&b.token)
+            .send()
+            .await;
+    }
     let _ = server.kill();
     let _ = server.wait();
+    if container {
+        let _ = Command::new("bash")
+            .arg(&script)
+            .arg("stop")
+            .arg(&engine)
+            .status();
+    }
     // The agents outlive the server by design; the benchmark's must not.
     let needle = data.join("workspaces").display().to_string();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {

@@ -196,6 +196,9 @@ pub struct ServeArgs {
     /// The URL users reach Nubo at; https:// makes cookies Secure [env: NUBO_PUBLIC_URL]
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
+    /// Docker Engine API socket (Docker or Podman) for container workspaces [env: NUBO_CONTAINER_SOCKET]
+    #[arg(long, value_name = "PATH")]
+    pub container_socket: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -343,6 +346,7 @@ pub fn settings(global: &GlobalArgs, serve: Option<&ServeArgs>) -> anyhow::Resul
         flags.tls_cert = s.tls_cert.clone();
         flags.tls_key = s.tls_key.clone();
         flags.public_url = s.public_url.clone();
+        flags.container_socket = s.container_socket.clone();
     }
     layers.push(flags);
     Ok(config::resolve(&layers)?)

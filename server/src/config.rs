@@ -59,6 +59,18 @@ pub struct Settings {
     /// Failed sign-ins allowed per client address within the window.
     pub login_max_failures_per_address: u32,
     pub login_window_seconds: u64,
+    /// The Docker Engine API socket for the container backend (Docker, or
+    /// Podman's compatible service); unset: the container backend is off.
+    pub container_socket: Option<PathBuf>,
+    /// The default image of container workspaces.
+    pub workspace_image: String,
+    /// Limits of each container workspace.
+    pub workspace_cpus: f64,
+    pub workspace_memory_mb: u64,
+    pub workspace_pids: i64,
+    /// The container network mode (`bridge`: own namespace with outbound
+    /// access; `none`: no network at all).
+    pub workspace_network: String,
 }
 
 impl Default for Settings {
@@ -83,6 +95,12 @@ impl Default for Settings {
             login_max_failures_per_account: 5,
             login_max_failures_per_address: 20,
             login_window_seconds: 300,
+            container_socket: None,
+            workspace_image: "localhost/nubo-workspace:latest".into(),
+            workspace_cpus: 1.0,
+            workspace_memory_mb: 2048,
+            workspace_pids: 512,
+            workspace_network: "bridge".into(),
         }
     }
 }
@@ -110,6 +128,12 @@ pub struct Layer {
     pub login_max_failures_per_account: Option<u32>,
     pub login_max_failures_per_address: Option<u32>,
     pub login_window_seconds: Option<u64>,
+    pub container_socket: Option<PathBuf>,
+    pub workspace_image: Option<String>,
+    pub workspace_cpus: Option<f64>,
+    pub workspace_memory_mb: Option<u64>,
+    pub workspace_pids: Option<i64>,
+    pub workspace_network: Option<String>,
 }
 
 /// A setting that could not be read.
@@ -203,6 +227,12 @@ impl Layer {
                 "LOGIN_WINDOW_SECONDS" => {
                     layer.login_window_seconds = Some(num(value).map_err(bad)?)
                 }
+                "CONTAINER_SOCKET" => layer.container_socket = Some(PathBuf::from(value)),
+                "WORKSPACE_IMAGE" => layer.workspace_image = Some(value.to_string()),
+                "WORKSPACE_CPUS" => layer.workspace_cpus = Some(num(value).map_err(bad)?),
+                "WORKSPACE_MEMORY_MB" => layer.workspace_memory_mb = Some(num(value).map_err(bad)?),
+                "WORKSPACE_PIDS" => layer.workspace_pids = Some(num(value).map_err(bad)?),
+                "WORKSPACE_NETWORK" => layer.workspace_network = Some(value.to_string()),
                 // NUBO_CONFIG names the file itself; other NUBO_* names are
                 // left for later features rather than rejected.
                 _ => {}
@@ -234,8 +264,16 @@ pub fn resolve(layers: &[Layer]) -> Result<Settings, ConfigError> {
             session_absolute_hours,
             login_max_failures_per_account,
             login_max_failures_per_address,
-            login_window_seconds
+            login_window_seconds,
+            workspace_image,
+            workspace_cpus,
+            workspace_memory_mb,
+            workspace_pids,
+            workspace_network
         );
+        if l.container_socket.is_some() {
+            s.container_socket = l.container_socket.clone();
+        }
         if l.public_url.is_some() {
             s.public_url = l.public_url.clone();
         }
@@ -258,6 +296,15 @@ pub fn resolve(layers: &[Layer]) -> Result<Settings, ConfigError> {
     if s.max_body_bytes < 1024 {
         return Err(ConfigError::Invalid(
             "max_body_bytes must be at least 1024".into(),
+        ));
+    }
+    if s.workspace_cpus.is_nan()
+        || s.workspace_cpus <= 0.0
+        || s.workspace_memory_mb < 64
+        || s.workspace_pids < 16
+    {
+        return Err(ConfigError::Invalid(
+            "workspace_cpus must be positive, workspace_memory_mb at least 64 and workspace_pids at least 16".into(),
         ));
     }
     if s.session_idle_minutes == 0 || s.session_absolute_hours == 0 {

@@ -1,30 +1,264 @@
-//! The container backend: workspaces as containers through the Docker
-//! Engine API (bollard), run here against Podman's Docker-compatible socket.
+//! The container backend: a workspace is a container made through the
+//! Docker Engine API (Docker, or Podman's compatible service), with the
+//! agent bind-mounted read-only and started as the container's process.
+//!
+//! The API is spoken directly (JSON over the engine's unix socket, version
+//! 1.41, which Podman 4.3 serves) with the same small HTTP client that
+//! reaches agents: the half dozen calls needed do not justify a client crate.
+//!
+//! What the container gets: the workspace files at `/workspace`, the home
+//! directory at `/home/nubo`, the agent's socket directory at `/run/nubo`
+//! (the server reaches the agent there, and serves git for the workspace on
+//! `/run/nubo/git.sock`, which the agent relays to `127.0.0.1:7999`), the
+//! agent at `/opt/nubo/bin/nubo-agent` (read-only). It runs as uid 1000 with
+//! every capability dropped, `no-new-privileges`, CPU, memory and pids
+//! limits, and its own network namespace. It sees neither the engine's
+//! socket nor anything else of the host or of other workspaces.
 
+use std::path::Path;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request};
+use http_body_util::BodyExt;
+
+use crate::agent_client::AgentClient;
+use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::workspaces::{Env, Workspace};
+use crate::workspaces::{self, Env, Workspace};
 
 /// Where the agent binary is bind-mounted (read-only) in every container.
 pub const AGENT_PATH: &str = "/opt/nubo/bin/nubo-agent";
 /// The loopback port in a container where the agent relays git to the server.
 pub const GIT_RELAY_PORT: u16 = 7999;
+const API: &str = "/v1.41";
+/// The uid:gid workspace processes run as (the image's `nubo` user).
+pub const WORKSPACE_UID: u32 = 1000;
 
-pub async fn available(_settings: &crate::config::Settings) -> Result<()> {
-    Err(Error::Unprocessable(
-        "the container backend is not configured on this server".into(),
-    ))
+fn engine(settings: &Settings) -> Result<AgentClient> {
+    settings
+        .container_socket
+        .as_ref()
+        .map(AgentClient::new)
+        .ok_or_else(|| {
+            Error::Unprocessable(
+                "the container backend is not configured on this server (set container_socket / NUBO_CONTAINER_SOCKET to a Docker or Podman API socket)".into(),
+            )
+        })
 }
 
-pub async fn start(_env: &Env, _ws: &Workspace) -> Result<String> {
-    Err(Error::Unprocessable(
-        "the container backend is not configured on this server".into(),
-    ))
+/// One engine call; answers the status and the JSON body (if any).
+async fn call(
+    engine: &AgentClient,
+    method: Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<(u16, serde_json::Value)> {
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(format!("{API}{path}"))
+        .header(header::HOST, "engine");
+    let body = match body {
+        Some(v) => {
+            builder = builder.header(header::CONTENT_TYPE, "application/json");
+            Body::from(v.to_string())
+        }
+        None => Body::empty(),
+    };
+    let request = builder
+        .body(body)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let response = engine.send(request).await.map_err(|_| {
+        Error::Conflict("the container engine does not answer on its socket".into())
+    })?;
+    let status = response.status().as_u16();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| Error::Internal(format!("reading the container engine's answer: {e}")))?
+        .to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    Ok((status, json))
 }
 
-pub async fn stop(_env: &Env, _ws: &Workspace) -> Result<()> {
+fn engine_error(what: &str, status: u16, body: &serde_json::Value) -> Error {
+    let message = body["message"].as_str().unwrap_or("no details");
+    Error::Internal(format!("{what} failed ({status}): {message}"))
+}
+
+/// Whether container workspaces can be made here: the engine answers.
+pub async fn available(settings: &Settings) -> Result<()> {
+    let engine = engine(settings)?;
+    let (status, _) = call(&engine, Method::GET, "/_ping", None).await?;
+    if status != 200 {
+        return Err(Error::Conflict("the container engine is not ready".into()));
+    }
     Ok(())
 }
 
-pub async fn remove(_env: &Env, _ws: &Workspace) -> Result<()> {
+fn container_name(ws: &Workspace) -> String {
+    format!("nubo-ws-{}", ws.id)
+}
+
+fn chown_tree(path: &Path, uid: u32) {
+    let _ = std::process::Command::new("chown")
+        .args(["-R", &format!("{uid}:{uid}")])
+        .arg(path)
+        .status();
+}
+
+/// Creates (first time) and starts the workspace's container; answers its id.
+pub async fn start(env: &Env, ws: &Workspace) -> Result<String> {
+    let engine = engine(&env.settings)?;
+    let base = workspaces::dir(&env.settings, &ws.id);
+    // The workspace's user owns its files inside; the server (root) still
+    // reaches everything from outside.
+    for sub in ["files", "home", "run"] {
+        chown_tree(&base.join(sub), WORKSPACE_UID);
+    }
+    let name = container_name(ws);
+    let (status, info) = call(
+        &engine,
+        Method::GET,
+        &format!("/containers/{name}/json"),
+        None,
+    )
+    .await?;
+    if status == 404 {
+        let image = ws
+            .image
+            .clone()
+            .unwrap_or_else(|| env.settings.workspace_image.clone());
+        let (s, body) = call(&engine, Method::GET, &format!("/images/{image}/json"), None).await?;
+        if s == 404 {
+            return Err(Error::Unprocessable(format!(
+                "the image {image} is not available to the container engine (build the Nubo image with workspace-image/build.sh, or pull yours)"
+            )));
+        } else if s != 200 {
+            return Err(engine_error("looking up the image", s, &body));
+        }
+        let exe = std::env::current_exe()
+            .map_err(|e| Error::Internal(format!("cannot find the nubo binary: {e}")))?;
+        let settings = &env.settings;
+        let body = serde_json::json!({
+            "Image": image,
+            "Cmd": [AGENT_PATH, "serve", "--socket", "/run/nubo/agent.sock", "--root", "/workspace",
+                    "--all-ports", "--relay", format!("{GIT_RELAY_PORT}:/run/nubo/git.sock")],
+            "User": format!("{WORKSPACE_UID}:{WORKSPACE_UID}"),
+            "WorkingDir": "/workspace",
+            "Hostname": ws.name.to_lowercase().replace(['.', '_'], "-"),
+            "Env": [
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "HOME=/home/nubo",
+                format!("USER={}", ws.owner),
+                "SHELL=/bin/bash",
+                "LANG=C.UTF-8",
+                "TERM=xterm-256color",
+                "NUBO_AGENT_SOCKET=/run/nubo/agent.sock",
+                format!("NUBO_WORKSPACE_ID={}", ws.id),
+                "GIT_CONFIG_GLOBAL=/home/nubo/.gitconfig",
+                "RUST_LOG=warn",
+            ],
+            "Labels": {"io.nubo.workspace": ws.id},
+            "HostConfig": {
+                "Binds": [
+                    format!("{}:/workspace", base.join("files").display()),
+                    format!("{}:/home/nubo", base.join("home").display()),
+                    format!("{}:/run/nubo", base.join("run").display()),
+                    format!("{}:{AGENT_PATH}:ro", exe.display()),
+                ],
+                "Memory": settings.workspace_memory_mb * 1024 * 1024,
+                "MemorySwap": settings.workspace_memory_mb * 1024 * 1024,
+                "NanoCpus": (settings.workspace_cpus * 1e9) as i64,
+                "PidsLimit": settings.workspace_pids,
+                "CapDrop": ["ALL"],
+                "SecurityOpt": ["no-new-privileges"],
+                "NetworkMode": settings.workspace_network,
+                "Init": true,
+            },
+        });
+        let (s, created) = call(
+            &engine,
+            Method::POST,
+            &format!("/containers/create?name={name}"),
+            Some(body),
+        )
+        .await?;
+        if s != 201 {
+            return Err(engine_error("creating the container", s, &created));
+        }
+    } else if status != 200 {
+        return Err(engine_error("inspecting the container", status, &info));
+    }
+    let (s, body) = call(
+        &engine,
+        Method::POST,
+        &format!("/containers/{name}/start"),
+        None,
+    )
+    .await?;
+    if s != 204 && s != 304 {
+        return Err(engine_error("starting the container", s, &body));
+    }
+    if let Some(state) = &env.state {
+        ensure_git_socket(state, ws).await;
+    }
+    Ok(name)
+}
+
+pub async fn stop(env: &Env, ws: &Workspace) -> Result<()> {
+    let engine = engine(&env.settings)?;
+    let name = container_name(ws);
+    let (s, body) = call(
+        &engine,
+        Method::POST,
+        &format!("/containers/{name}/stop?t=3"),
+        None,
+    )
+    .await?;
+    if !matches!(s, 204 | 304 | 404) {
+        return Err(engine_error("stopping the container", s, &body));
+    }
     Ok(())
+}
+
+pub async fn remove(env: &Env, ws: &Workspace) -> Result<()> {
+    let engine = engine(&env.settings)?;
+    let name = container_name(ws);
+    let (s, body) = call(
+        &engine,
+        Method::DELETE,
+        &format!("/containers/{name}?force=true&v=true"),
+        None,
+    )
+    .await?;
+    if !matches!(s, 204 | 404) {
+        return Err(engine_error("removing the container", s, &body));
+    }
+    Ok(())
+}
+
+/// Serves git for a container workspace on `run/git.sock` (relayed by the
+/// agent to `127.0.0.1:7999` in the container), unless already served.
+pub async fn ensure_git_socket(state: &crate::app::AppState, ws: &Workspace) {
+    let path = workspaces::dir(&state.settings, &ws.id).join("run/git.sock");
+    if tokio::net::UnixStream::connect(&path).await.is_ok() {
+        return;
+    }
+    let _ = std::fs::remove_file(&path);
+    let listener = match tokio::net::UnixListener::bind(&path) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(workspace = %ws.id, error = %e, "cannot serve git to the workspace");
+            return;
+        }
+    };
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666));
+    }
+    let app = crate::git_http::routes().with_state(state.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
 }

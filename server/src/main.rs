@@ -47,7 +47,7 @@ fn init_logging(settings: &config::Settings) {
 /// `nubo agent ...` (or the binary called as `nubo-agent`): the workspace
 /// agent, which needs none of the server's settings.
 fn agent_main(args: &[String]) -> std::process::ExitCode {
-    let usage = "usage: nubo-agent serve --socket PATH --root DIR [--all-ports] | nubo-agent credential get|store|erase";
+    let usage = "usage: nubo-agent serve --socket PATH --root DIR [--all-ports] [--relay PORT:SOCKET] | nubo-agent credential get|store|erase";
     match args.first().map(String::as_str) {
         Some("credential") => {
             let op = args.get(1).map(String::as_str).unwrap_or("get");
@@ -63,12 +63,23 @@ fn agent_main(args: &[String]) -> std::process::ExitCode {
             let mut socket = None;
             let mut root = None;
             let mut all_ports = false;
+            let mut relay = None;
             let mut it = args[1..].iter();
             while let Some(a) = it.next() {
                 match a.as_str() {
                     "--socket" => socket = it.next().map(std::path::PathBuf::from),
                     "--root" => root = it.next().map(std::path::PathBuf::from),
                     "--all-ports" => all_ports = true,
+                    "--relay" => {
+                        relay = it.next().and_then(|r| {
+                            let (port, path) = r.split_once(':')?;
+                            Some((port.parse().ok()?, std::path::PathBuf::from(path)))
+                        });
+                        if relay.is_none() {
+                            eprintln!("nubo-agent: --relay takes PORT:SOCKET\n{usage}");
+                            return std::process::ExitCode::from(2);
+                        }
+                    }
                     _ => {
                         eprintln!("nubo-agent: unknown argument {a:?}\n{usage}");
                         return std::process::ExitCode::from(2);
@@ -99,6 +110,7 @@ fn agent_main(args: &[String]) -> std::process::ExitCode {
                 socket,
                 root,
                 all_ports,
+                relay,
             };
             match runtime.block_on(nubo_agent::serve(options)) {
                 Ok(()) => std::process::ExitCode::SUCCESS,

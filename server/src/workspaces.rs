@@ -425,7 +425,7 @@ pub fn recorded_http(settings: &Settings) -> Option<std::net::SocketAddr> {
 
 fn agent_command(backend: &str) -> String {
     if backend == "container" {
-        format!("{} agent", crate::containers::AGENT_PATH)
+        crate::containers::AGENT_PATH.to_string()
     } else {
         let exe = std::env::current_exe()
             .map(|p| p.display().to_string())
@@ -811,6 +811,9 @@ pub async fn recover(env: &Env) -> Result<()> {
         let alive = agent(&env.settings, &ws).healthy().await;
         if alive && ws.state == "running" {
             tracing::info!(workspace = %ws.id, "workspace still running");
+            if let (Some(state), "container") = (&env.state, ws.backend.as_str()) {
+                crate::containers::ensure_git_socket(state, &ws).await;
+            }
             continue;
         }
         let reason = "stopped while the server was down";

@@ -10,70 +10,7 @@ use std::time::Duration;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
-
-async fn api(
-    server: &Server,
-    token: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = client()
-        .request(method, server.url(&format!("/api/v1{path}")))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-async fn exec(server: &Server, token: &str, id: &str, cmd: &[&str]) -> Value {
-    let (status, out) = api(
-        server,
-        token,
-        reqwest::Method::POST,
-        &format!("/workspaces/{id}/exec"),
-        Some(json!({"command": cmd})),
-    )
-    .await;
-    assert_eq!(status, 200, "{out}");
-    out
-}
-
-/// A repository with one pushed commit holding README.md.
-async fn repo_with_readme(server: &Server, token: &str, name: &str) {
-    create_repo(server, token, name).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let w = tmp.path();
-    ok(git(w, "alice", token, &["init", "-q", "src"]));
-    let src = w.join("src");
-    std::fs::write(src.join("README.md"), "# Hello from the repo\n").unwrap();
-    ok(git(&src, "x", "x", &["add", "."]));
-    ok(git(&src, "x", "x", &["commit", "-qm", "first commit"]));
-    let url = server.url(&format!("/v1/repos/{name}"));
-    ok(git(&src, "alice", token, &["push", "-q", &url, "main"]));
-}
-
-async fn create_ws(server: &Server, token: &str, body: Value) -> Value {
-    let (status, ws) = api(
-        server,
-        token,
-        reqwest::Method::POST,
-        "/workspaces",
-        Some(body),
-    )
-    .await;
-    assert_eq!(status, 201, "{ws}");
-    ws
-}
 
 #[tokio::test]
 async fn a_workspace_has_the_repository_files_exec_and_git() {
@@ -478,47 +415,6 @@ async fn bad_workspace_requests_are_refused() {
     )
     .await;
     assert_eq!(s, 409);
-}
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn attach(server: &Server, token: &str, id: &str, tid: &str) -> Ws {
-    let url = server
-        .url(&format!("/api/v1/workspaces/{id}/terminals/{tid}/attach"))
-        .replace("http://", "ws://");
-    let mut req = url.into_client_request().unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let (ws, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("websocket connects");
-    ws
-}
-
-/// Reads output (acknowledging it) until `needle` shows up; returns it all.
-async fn read_until(ws: &mut Ws, needle: &str) -> String {
-    let mut seen = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !seen.contains(needle) {
-        let msg = tokio::time::timeout_at(deadline, ws.next())
-            .await
-            .unwrap_or_else(|_| panic!("no {needle:?} in {seen:?}"))
-            .expect("socket open")
-            .unwrap();
-        if let Message::Binary(b) = msg {
-            seen.push_str(&String::from_utf8_lossy(&b));
-            let ack = json!({"type": "ack", "bytes": b.len()}).to_string();
-            ws.send(Message::Text(ack.into())).await.unwrap();
-        }
-    }
-    seen
-}
-
-async fn type_line(ws: &mut Ws, line: &str) {
-    ws.send(Message::Binary(format!("{line}\n").into_bytes().into()))
-        .await
-        .unwrap();
 }
 
 #[tokio::test]

@@ -40,23 +40,28 @@ pub struct ExecResponse {
     pub truncated: bool,
 }
 
-async fn read_capped(mut r: impl tokio::io::AsyncRead + Unpin) -> (Vec<u8>, bool) {
-    let mut out = Vec::new();
+/// Output read so far, and whether some was dropped over the cap.
+type Captured = std::sync::Arc<std::sync::Mutex<(Vec<u8>, bool)>>;
+
+async fn read_capped(mut r: impl tokio::io::AsyncRead + Unpin, into: Captured) {
     let mut buf = vec![0u8; 64 << 10];
-    let mut truncated = false;
     loop {
         match r.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                let room = OUTPUT_CAP.saturating_sub(out.len());
+                let mut out = into.lock().unwrap_or_else(|e| e.into_inner());
+                let room = OUTPUT_CAP.saturating_sub(out.0.len());
                 if n > room {
-                    truncated = true;
+                    out.1 = true;
                 }
-                out.extend_from_slice(&buf[..n.min(room)]);
+                out.0.extend_from_slice(&buf[..n.min(room)]);
             }
         }
     }
-    (out, truncated)
+}
+
+fn take(c: &Captured) -> (Vec<u8>, bool) {
+    std::mem::take(&mut *c.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 pub async fn exec(
@@ -106,8 +111,15 @@ pub async fn exec(
         });
     }
     let pgid = child.id();
-    let stdout = tokio::spawn(read_capped(child.stdout.take().expect("piped")));
-    let stderr = tokio::spawn(read_capped(child.stderr.take().expect("piped")));
+    let (out_buf, err_buf) = (Captured::default(), Captured::default());
+    let stdout = tokio::spawn(read_capped(
+        child.stdout.take().expect("piped"),
+        out_buf.clone(),
+    ));
+    let stderr = tokio::spawn(read_capped(
+        child.stderr.take().expect("piped"),
+        err_buf.clone(),
+    ));
     let (status, timed_out) =
         match tokio::time::timeout(Duration::from_secs(timeout), child.wait()).await {
             Ok(status) => (status.ok(), false),
@@ -120,18 +132,12 @@ pub async fn exec(
             }
         };
     // A background process that keeps the pipes open must not hold the
-    // answer forever.
-    let grace = Duration::from_secs(2);
-    let (out, out_cut) = tokio::time::timeout(grace, stdout)
-        .await
-        .ok()
-        .and_then(|r| r.ok())
-        .unwrap_or_default();
-    let (err, err_cut) = tokio::time::timeout(grace, stderr)
-        .await
-        .ok()
-        .and_then(|r| r.ok())
-        .unwrap_or_default();
+    // answer forever: what was read by then is the answer.
+    let grace = tokio::time::Instant::now() + Duration::from_secs(1);
+    let _ = tokio::time::timeout_at(grace, stdout).await;
+    let _ = tokio::time::timeout_at(grace, stderr).await;
+    let (out, out_cut) = take(&out_buf);
+    let (err, err_cut) = take(&err_buf);
     let exit_code = status.map(exit_code).unwrap_or(-1);
     Ok(Json(ExecResponse {
         exit_code,

@@ -50,6 +50,9 @@ pub struct Options {
     /// descendants (right in a container, where all processes are the
     /// workspace's).
     pub all_ports: bool,
+    /// Relay TCP connections to `127.0.0.1:PORT` to a unix socket (git to
+    /// the server, for containers without a network path to it).
+    pub relay: Option<(u16, PathBuf)>,
 }
 
 pub struct Agent {
@@ -181,7 +184,30 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
         events,
         credential: credential::Store::default(),
     });
+    if let Some((port, target)) = options.relay.clone() {
+        relay(port, target).await?;
+    }
     tracing::info!(socket = %options.socket.display(), "nubo-agent is serving");
     axum::serve(listener, router(agent)).await?;
+    Ok(())
+}
+
+/// Accepts on `127.0.0.1:port` and pipes every connection to `target`.
+async fn relay(port: u16, target: PathBuf) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{port} for the relay"))?;
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let target = target.clone();
+            tokio::spawn(async move {
+                if let Ok(mut server) = tokio::net::UnixStream::connect(&target).await {
+                    let _ = client.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
     Ok(())
 }

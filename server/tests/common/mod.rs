@@ -9,6 +9,11 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_nubo");
 
 pub struct Server {
@@ -305,4 +310,179 @@ pub async fn create_repo(server: &Server, token: &str, name: &str) -> serde_json
         .unwrap();
     assert_eq!(r.status(), 201);
     r.json().await.unwrap()
+}
+
+// Workspaces: the API, exec, terminals over WebSocket.
+
+pub async fn api(
+    server: &Server,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = client()
+        .request(method, server.url(&format!("/api/v1{path}")))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+pub async fn exec(server: &Server, token: &str, id: &str, cmd: &[&str]) -> Value {
+    let (status, out) = api(
+        server,
+        token,
+        reqwest::Method::POST,
+        &format!("/workspaces/{id}/exec"),
+        Some(json!({"command": cmd})),
+    )
+    .await;
+    assert_eq!(status, 200, "{out}");
+    out
+}
+
+/// A repository with one pushed commit holding README.md.
+pub async fn repo_with_readme(server: &Server, token: &str, name: &str) {
+    create_repo(server, token, name).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path();
+    ok(git(w, "alice", token, &["init", "-q", "src"]));
+    let src = w.join("src");
+    std::fs::write(src.join("README.md"), "# Hello from the repo\n").unwrap();
+    ok(git(&src, "x", "x", &["add", "."]));
+    ok(git(&src, "x", "x", &["commit", "-qm", "first commit"]));
+    let url = server.url(&format!("/v1/repos/{name}"));
+    ok(git(&src, "alice", token, &["push", "-q", &url, "main"]));
+}
+
+pub async fn create_ws(server: &Server, token: &str, body: Value) -> Value {
+    let (status, ws) = api(
+        server,
+        token,
+        reqwest::Method::POST,
+        "/workspaces",
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 201, "{ws}");
+    ws
+}
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub async fn attach(server: &Server, token: &str, id: &str, tid: &str) -> Ws {
+    let url = server
+        .url(&format!("/api/v1/workspaces/{id}/terminals/{tid}/attach"))
+        .replace("http://", "ws://");
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("websocket connects");
+    ws
+}
+
+/// Reads output (acknowledging it) until `needle` shows up; returns it all.
+pub async fn read_until(ws: &mut Ws, needle: &str) -> String {
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !seen.contains(needle) {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {needle:?} in {seen:?}"))
+            .expect("socket open")
+            .unwrap();
+        if let Message::Binary(b) = msg {
+            seen.push_str(&String::from_utf8_lossy(&b));
+            let ack = json!({"type": "ack", "bytes": b.len()}).to_string();
+            ws.send(Message::Text(ack.into())).await.unwrap();
+        }
+    }
+    seen
+}
+
+pub async fn type_line(ws: &mut Ws, line: &str) {
+    ws.send(Message::Binary(format!("{line}\n").into_bytes().into()))
+        .await
+        .unwrap();
+}
+
+/// A Podman API service on a socket of its own, for container workspaces;
+/// removes the containers made against it and stops it when dropped.
+pub struct Podman {
+    pub socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Podman {
+    pub fn start() -> Podman {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("podman.sock");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/podman.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("service")
+            .arg(&socket)
+            .output()
+            .expect("run scripts/podman.sh");
+        assert!(
+            out.status.success(),
+            "the podman service did not start (the test command installs it: scripts/podman.sh install):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Podman { socket, _dir: dir }
+    }
+
+    /// `(NUBO_CONTAINER_SOCKET, path)` for `Server::start`.
+    pub fn env(&self) -> (&'static str, String) {
+        ("NUBO_CONTAINER_SOCKET", self.socket.display().to_string())
+    }
+
+    pub fn podman(&self, args: &[&str]) -> Output {
+        Command::new("podman")
+            .arg("--url")
+            .arg(format!("unix://{}", self.socket.display()))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let out = self.podman(&["ps", "-aq", "--filter", "label=io.nubo.workspace"]);
+        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            // Only containers whose workspace dir is gone with its test.
+            let inspect = self.podman(&[
+                "inspect",
+                "--format",
+                "{{range .Mounts}}{{.Source}} {{end}}",
+                id,
+            ]);
+            let mounts = String::from_utf8_lossy(&inspect.stdout).to_string();
+            let orphan = mounts
+                .split_whitespace()
+                .filter(|m| m.ends_with("/files"))
+                .all(|m| !Path::new(m).exists());
+            if orphan {
+                let _ = self.podman(&["rm", "-f", "-t", "0", id]);
+            }
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/podman.sh");
+        let _ = Command::new("bash")
+            .arg(script)
+            .arg("stop")
+            .arg(&self.socket)
+            .output();
+    }
 }

@@ -1,0 +1,264 @@
+//! Workspaces on the container backend against a real Podman service (the
+//! test command installs Podman and builds the workspace image): isolation,
+//! git from inside the container, terminals, and containment of a fork bomb
+//! and a memory hog.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_container_workspace_is_confined_and_its_git_works() {
+    let podman = Podman::start();
+    let (k, v) = podman.env();
+    let server = Server::start(&[(k, v.as_str())]);
+    let token = server.user_with_token("alice", false);
+    repo_with_readme(&server, &token, "app").await;
+    let ws = create_ws(
+        &server,
+        &token,
+        json!({"name": "box", "repo": "app", "backend": "container"}),
+    )
+    .await;
+    let id = ws["id"].as_str().unwrap().to_string();
+    assert_eq!(ws["state"], "running");
+    assert_eq!(ws["backend"], "container");
+
+    // Who and where: uid 1000 in /workspace, no capabilities, limits set.
+    let out = exec(&server, &token, &id, &["sh", "-c", "id -u; pwd; grep CapEff /proc/self/status; cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null | head -1"]).await;
+    let stdout = out["stdout"].as_str().unwrap();
+    assert!(
+        stdout.starts_with("1000\n/workspace\nCapEff:\t0000000000000000\n"),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("512\n"), "pids limit: {stdout}");
+    // Not the engine's socket, not the host's files, not other workspaces.
+    let data = server.data_dir.display().to_string();
+    let probe = format!(
+        "for p in /run/podman /var/run/docker.sock {} {}; do test -e $p && echo VISIBLE $p; done; echo checked",
+        podman.socket.display(),
+        data
+    );
+    let out = exec(&server, &token, &id, &["sh", "-c", &probe]).await;
+    assert_eq!(out["stdout"], "checked\n", "{out}");
+    // The checkout is there; the file API and the container agree.
+    let out = exec(&server, &token, &id, &["cat", "README.md"]).await;
+    assert_eq!(out["stdout"], "# Hello from the repo\n");
+    let r = client()
+        .put(server.url(&format!("/api/v1/workspaces/{id}/files/notes.txt")))
+        .bearer_auth(&token)
+        .body("written through the API\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let out = exec(
+        &server,
+        &token,
+        &id,
+        &["sh", "-c", "cat notes.txt; stat -c %u notes.txt"],
+    )
+    .await;
+    assert_eq!(out["stdout"], "written through the API\n1000\n");
+
+    // git push from inside reaches the server through the agent's relay.
+    let out = exec(
+        &server,
+        &token,
+        &id,
+        &[
+            "sh",
+            "-c",
+            "git add -A && git commit -qm 'from the container' && git push -q origin main 2>&1",
+        ],
+    )
+    .await;
+    assert_eq!(out["exit_code"], 0, "{out}");
+    let (_, commits) = api(
+        &server,
+        &token,
+        reqwest::Method::GET,
+        "/repos/app/commits?ref=main",
+        None,
+    )
+    .await;
+    assert!(
+        commits.to_string().contains("from the container"),
+        "{commits}"
+    );
+
+    // A terminal in the container.
+    let (_, t) = api(
+        &server,
+        &token,
+        reqwest::Method::POST,
+        &format!("/workspaces/{id}/terminals"),
+        None,
+    )
+    .await;
+    let mut term = attach(&server, &token, &id, t["id"].as_str().unwrap()).await;
+    type_line(&mut term, "echo in-$(hostname)-$((3*4))").await;
+    read_until(&mut term, "in-box-12").await;
+    drop(term);
+
+    // Files persist across stop and start; delete removes the container.
+    let (s, ws) = api(
+        &server,
+        &token,
+        reqwest::Method::POST,
+        &format!("/workspaces/{id}/stop"),
+        None,
+    )
+    .await;
+    assert_eq!((s, ws["state"].as_str()), (200, Some("stopped")));
+    let (s, ws) = api(
+        &server,
+        &token,
+        reqwest::Method::POST,
+        &format!("/workspaces/{id}/start"),
+        None,
+    )
+    .await;
+    assert_eq!((s, ws["state"].as_str()), (200, Some("running")));
+    let out = exec(&server, &token, &id, &["cat", "notes.txt"]).await;
+    assert_eq!(out["stdout"], "written through the API\n");
+    let (s, _) = api(
+        &server,
+        &token,
+        reqwest::Method::DELETE,
+        &format!("/workspaces/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let out = podman.podman(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=io.nubo.workspace={id}"),
+        "-q",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "",
+        "the container is gone"
+    );
+}
+
+#[tokio::test]
+async fn a_fork_bomb_or_a_memory_hog_stays_in_its_workspace() {
+    let podman = Podman::start();
+    let (k, v) = podman.env();
+    let server = Server::start(&[
+        (k, v.as_str()),
+        ("NUBO_WORKSPACE_MEMORY_MB", "256"),
+        ("NUBO_WORKSPACE_PIDS", "128"),
+        ("NUBO_WORKSPACE_NETWORK", "none"),
+    ]);
+    let token = server.user_with_token("alice", false);
+    let a = create_ws(
+        &server,
+        &token,
+        json!({"name": "noisy", "backend": "container"}),
+    )
+    .await;
+    let b = create_ws(
+        &server,
+        &token,
+        json!({"name": "quiet", "backend": "container"}),
+    )
+    .await;
+    let (a, b) = (
+        a["id"].as_str().unwrap().to_string(),
+        b["id"].as_str().unwrap().to_string(),
+    );
+
+    // A memory hog is killed by its own limit (128 + SIGKILL).
+    let out = exec(
+        &server,
+        &token,
+        &a,
+        &["python3", "-c", "a = bytearray(1 << 30)"],
+    )
+    .await;
+    assert_eq!(out["exit_code"], 137, "{out}");
+
+    // A fork bomb fills its own pids limit and nothing else.
+    let out = exec(
+        &server,
+        &token,
+        &a,
+        &["bash", "-c", "b() { b | b & }; b; sleep 3; echo bombed"],
+    )
+    .await;
+    assert_eq!(out["stdout"], "bombed\n", "{out}");
+    let http = client();
+    let t = Instant::now();
+    let r = http.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "the server stayed responsive"
+    );
+    let out = exec(&server, &token, &b, &["echo", "unaffected"]).await;
+    assert_eq!(out["stdout"], "unaffected\n");
+    // The noisy workspace cannot start anything more, and says so...
+    let (s, body) = api(
+        &server,
+        &token,
+        reqwest::Method::POST,
+        &format!("/workspaces/{a}/exec"),
+        Some(json!({"command": ["true"]})),
+    )
+    .await;
+    assert_eq!(s, 422, "{body}");
+    // ...until it is restarted.
+    let (s, _) = api(
+        &server,
+        &token,
+        reqwest::Method::POST,
+        &format!("/workspaces/{a}/restart"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let out = exec(&server, &token, &a, &["echo", "recovered"]).await;
+    assert_eq!(out["stdout"], "recovered\n");
+    for id in [&a, &b] {
+        api(
+            &server,
+            &token,
+            reqwest::Method::DELETE,
+            &format!("/workspaces/{id}"),
+            None,
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn container_workspaces_need_a_configured_engine() {
+    let server = Server::start(&[]);
+    let token = server.user_with_token("alice", false);
+    let (s, body) = api(
+        &server,
+        &token,
+        reqwest::Method::POST,
+        "/workspaces",
+        Some(json!({"name": "c", "backend": "container"})),
+    )
+    .await;
+    assert_eq!(s, 422);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not configured"),
+        "{body}"
+    );
+    let (_, list) = api(&server, &token, reqwest::Method::GET, "/workspaces", None).await;
+    assert_eq!(list, json!([]));
+}
