@@ -547,6 +547,16 @@ pub fn repo(ctx: &PageContext, repo: RepoPage) -> String {
                " as the password. To let git remember it for a while:"</p>
             <pre>{format!("git config --global credential.helper cache\n{clone}")}</pre>
         </section>
+        <section class="card" data-testid="open-workspace">
+            <h2>"Code in the browser"</h2>
+            <p>"A workspace checks this repository out with a terminal, an editor and git set up for you."</p>
+            <form class="inline" method="post" action="/workspaces">
+                <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
+                <input type="hidden" name="repo" value=repo.name.clone()/>
+                <label>"Name " <input type="text" name="name" maxlength="64" value=repo.name.clone() required/></label>
+                <button type="submit">"Create a workspace"</button>
+            </form>
+        </section>
         <section class="card">
             <h2>"Clone over SSH"</h2>
             <div class="secret"><code id="clone-ssh" data-testid="clone-url-ssh">{repo.clone_url_ssh.clone()}</code>

@@ -140,7 +140,13 @@ fn agent_rss_kib(id: &str) -> Option<u64> {
         let ours = String::from_utf8_lossy(&environ)
             .split('\0')
             .any(|v| v == format!("NUBO_WORKSPACE_ID={id}"));
-        if cmd.contains("agent") && cmd.contains("serve") && (cmd.contains(id) || ours) {
+        // The agent itself, not an init process that started it.
+        let args: Vec<&str> = cmd.split('\0').collect();
+        let is_agent = (args[0].ends_with("nubo-agent") && args.get(1) == Some(&"serve"))
+            || (args[0].ends_with("nubo")
+                && args.get(1) == Some(&"agent")
+                && args.get(2) == Some(&"serve"));
+        if is_agent && (cmd.contains(id) || ours) {
             let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
             return status
                 .lines()
