@@ -87,6 +87,10 @@ test("open a workspace, use git in the terminal, edit, save, commit and push", a
   await typeInTerminal(page, "git log --format=%s");
   await waitForTerminal(page, /first commit from outside/);
 
+  // A folder made in the terminal shows up in the tree by itself.
+  await typeInTerminal(page, "mkdir made-in-terminal");
+  await page.waitForSelector("[data-tree-path='made-in-terminal']", { timeout: 10_000 });
+
   // Open README.md from the tree, edit, save with Ctrl+S.
   await page.click("[data-tree-path='README.md']");
   await page.waitForSelector(".editor-tab[data-path='README.md']");

@@ -96,6 +96,29 @@ pub async fn available(settings: &Settings) -> Result<()> {
     Ok(())
 }
 
+/// Whether the engine has `image` (images are never pulled implicitly).
+pub async fn image_available(settings: &Settings, image: &str) -> Result<()> {
+    let valid = !image.is_empty()
+        && image.len() <= 255
+        && image
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "./:_-@".contains(c));
+    if !valid {
+        return Err(Error::Unprocessable(format!(
+            "{image:?} is not an image reference"
+        )));
+    }
+    let engine = engine(settings)?;
+    let (s, body) = call(&engine, Method::GET, &format!("/images/{image}/json"), None).await?;
+    match s {
+        200 => Ok(()),
+        404 => Err(Error::Unprocessable(format!(
+            "the image {image} is not available to the container engine (build the Nubo image with workspace-image/build.sh, or pull yours)"
+        ))),
+        _ => Err(engine_error("looking up the image", s, &body)),
+    }
+}
+
 fn container_name(ws: &Workspace) -> String {
     format!("nubo-ws-{}", ws.id)
 }
@@ -129,14 +152,7 @@ pub async fn start(env: &Env, ws: &Workspace) -> Result<String> {
             .image
             .clone()
             .unwrap_or_else(|| env.settings.workspace_image.clone());
-        let (s, body) = call(&engine, Method::GET, &format!("/images/{image}/json"), None).await?;
-        if s == 404 {
-            return Err(Error::Unprocessable(format!(
-                "the image {image} is not available to the container engine (build the Nubo image with workspace-image/build.sh, or pull yours)"
-            )));
-        } else if s != 200 {
-            return Err(engine_error("looking up the image", s, &body));
-        }
+        image_available(&env.settings, &image).await?;
         let exe = std::env::current_exe()
             .map_err(|e| Error::Internal(format!("cannot find the nubo binary: {e}")))?;
         let settings = &env.settings;

@@ -282,6 +282,11 @@ pub async fn create(env: &Env, owner: &User, req: CreateWorkspace) -> Result<Wor
     }
     if backend == "container" {
         crate::containers::available(&env.settings).await?;
+        let image = req
+            .image
+            .clone()
+            .unwrap_or_else(|| env.settings.workspace_image.clone());
+        crate::containers::image_available(&env.settings, &image).await?;
     }
     if req.image.is_some() && backend != "container" {
         return Err(Error::Unprocessable(

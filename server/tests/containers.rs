@@ -211,6 +211,24 @@ async fn a_fork_bomb_or_a_memory_hog_stays_in_its_workspace() {
         b["id"].as_str().unwrap().to_string(),
     );
 
+    // An image the engine does not have is a clear error, and nothing is left.
+    let (s, body) = api(
+        &server,
+        &token,
+        reqwest::Method::POST,
+        "/workspaces",
+        Some(json!({"name": "odd", "backend": "container", "image": "localhost/no-such-image:1"})),
+    )
+    .await;
+    assert_eq!(s, 422, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("localhost/no-such-image:1"),
+        "{body}"
+    );
+
     // A memory hog is killed by its own limit (128 + SIGKILL).
     let out = exec(
         &server,

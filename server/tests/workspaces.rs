@@ -199,6 +199,37 @@ async fn a_workspace_has_the_repository_files_exec_and_git() {
     assert!(std::path::Path::new("/etc/passwd").exists());
     exec(&server, &token, &id, &["rm", "escape"]).await;
 
+    // Changes made in the shell arrive as events (what refreshes the tree).
+    let mut events = http
+        .get(server.url(&format!("/api/v1/workspaces/{id}/events")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    exec(
+        &server,
+        &token,
+        &id,
+        &[
+            "sh",
+            "-c",
+            "mkdir -p from-shell && echo x > from-shell/new.txt",
+        ],
+    )
+    .await;
+    let mut seen = String::new();
+    while !seen.contains("from-shell/new.txt") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), events.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no event for the new file; saw {seen:?}"))
+            .unwrap()
+            .expect("the event stream stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("event: fs"), "{seen}");
+    drop(events);
+
     // Exec: exit codes, output, cwd, env, timeouts, bad input.
     let out = exec(&server, &token, &id, &["git", "log", "--format=%s"]).await;
     assert_eq!(out["stdout"], "first commit\n");
