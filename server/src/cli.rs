@@ -89,6 +89,58 @@ pub enum Command {
         after_help = "Examples:\n  nubo workspace create web --owner alice --repo my-app\n  nubo workspace list\n  nubo workspace exec alice/web -- git log --oneline -3\n  nubo workspace stop alice/web\n  nubo workspace delete alice/web"
     )]
     Workspace(WorkspaceCommand),
+    /// Work with buildspec.yml files
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  nubo buildspec check buildspec.yml"
+    )]
+    Buildspec(BuildspecCommand),
+    /// Run a build on this machine, as the server would (CodeBuild's local runner)
+    #[command(
+        after_help = "Examples:\n  nubo build --source . --local\n  nubo build --source ~/app --buildspec ci/buildspec.yml --artifacts /tmp/out --env STAGE=test\n  echo \"$TOKEN\" | nubo build --source . --secret-stdin API_TOKEN"
+    )]
+    Build(BuildArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BuildspecCommand {
+    /// Validate a buildspec: exit 0 when valid (warnings allowed), 1 with FILE:LINE:COLUMN errors on stderr
+    #[command(after_help = "Example:\n  nubo buildspec check buildspec.yml")]
+    Check {
+        /// The buildspec file
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The source directory (CODEBUILD_SRC_DIR)
+    #[arg(long, value_name = "DIR")]
+    pub source: PathBuf,
+    /// The buildspec [default: SOURCE/buildspec.yml]
+    #[arg(long, value_name = "FILE")]
+    pub buildspec: Option<PathBuf>,
+    /// Run the commands directly on this machine (the default)
+    #[arg(long, conflicts_with = "image")]
+    pub local: bool,
+    /// Run in a container of this image (not available yet)
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+    /// Copy artifacts into this directory (secondary artifacts into DIR/<id>/)
+    #[arg(long, value_name = "DIR")]
+    pub artifacts: Option<PathBuf>,
+    /// A variable, overriding the buildspec's (repeatable)
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Read a secret variable's value from standard input; it is masked in the log
+    #[arg(long, value_name = "KEY")]
+    pub secret_stdin: Option<String>,
+    /// Build timeout: `90s`, `30m`, `2h` (CodeBuild's default is 60 minutes)
+    #[arg(long, default_value = "60m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Print the outcome as JSON on stdout at the end
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -526,8 +578,118 @@ async fn workspace_command(cmd: WorkspaceCommand, settings: Settings) -> anyhow:
     Ok(())
 }
 
+/// `90s`, `30m`, `2h` or plain seconds.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration such as 90s, 30m or 2h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{s:?} is not a duration such as 90s, 30m or 2h")),
+    };
+    if secs == 0 {
+        return Err("the timeout must be positive".into());
+    }
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+fn buildspec_check(file: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let name = file.display().to_string();
+    let text = String::from_utf8(text).map_err(|_| anyhow::anyhow!("{name}: not UTF-8 text"))?;
+    let (spec, diags) = nubo_runner::buildspec::parse(&text);
+    for d in &diags {
+        eprintln!("{}", d.render(&name));
+    }
+    if spec.is_none() {
+        std::process::exit(1);
+    }
+    eprintln!("{name}: valid");
+    Ok(())
+}
+
+fn build_command(args: BuildArgs) -> anyhow::Result<()> {
+    if args.image.is_some() {
+        bail!("container builds (--image) are not available yet; run with --local");
+    }
+    let source = std::fs::canonicalize(&args.source).with_context(|| {
+        format!(
+            "the source directory {} does not exist",
+            args.source.display()
+        )
+    })?;
+    let file = args
+        .buildspec
+        .clone()
+        .unwrap_or_else(|| source.join("buildspec.yml"));
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read the buildspec {}", file.display()))?;
+    let name = file.display().to_string();
+    let (spec, diags) = nubo_runner::buildspec::parse(&text);
+    for d in &diags {
+        eprintln!("{}", d.render(&name));
+    }
+    let Some(spec) = spec else {
+        std::process::exit(1);
+    };
+    let mut overrides = Vec::new();
+    for kv in &args.env {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--env takes KEY=VALUE, not {kv:?}"))?;
+        if k.starts_with("CODEBUILD_") {
+            bail!("{k}: the CODEBUILD_ prefix is reserved");
+        }
+        overrides.push((k.to_string(), v.to_string()));
+    }
+    let mut secrets = Vec::new();
+    if let Some(key) = &args.secret_stdin {
+        let mut value = String::new();
+        std::io::stdin().read_to_string(&mut value)?;
+        let value = value.trim_end_matches(['\n', '\r']).to_string();
+        secrets.push((key.clone(), value));
+    }
+    let project = source
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "local".into());
+    let options = nubo_runner::local::Options {
+        source,
+        spec,
+        overrides,
+        secrets,
+        artifacts_dir: args.artifacts.clone(),
+        timeout: args.timeout,
+        project,
+        initiator: std::env::var("USER").unwrap_or_else(|_| "local".into()),
+        image: "local".into(),
+        log_cap: 256 << 20,
+    };
+    let outcome = nubo_runner::local::run(&options, &mut |line| {
+        use std::io::Write;
+        let out = std::io::stdout();
+        let mut out = out.lock();
+        let _ = writeln!(out, "{line}");
+    });
+    for (k, v) in &outcome.exported_variables {
+        eprintln!("exported {k}={v}");
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    }
+    if !outcome.succeeded {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     match cli.command {
+        Command::Buildspec(BuildspecCommand::Check { file }) => buildspec_check(&file),
+        Command::Build(args) => tokio::task::spawn_blocking(move || build_command(args)).await?,
         Command::Workspace(cmd) => workspace_command(cmd, settings).await,
         Command::Serve(_) => app::serve(settings).await,
         Command::User(cmd) => {

@@ -1,0 +1,708 @@
+//! buildspec.yml (CodeBuild, versions 0.2 and 0.1): the model, and a
+//! validator that reports every problem with its line and column, plus
+//! warnings for the known pitfalls.
+
+use crate::yaml::{self, Node, Pos, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diagnostic {
+    pub pos: Pos,
+    pub severity: Severity,
+    pub message: String,
+}
+
+impl Diagnostic {
+    /// `FILE:LINE:COLUMN: error: message`, as compilers print them.
+    pub fn render(&self, file: &str) -> String {
+        let kind = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        format!(
+            "{file}:{}:{}: {kind}: {}",
+            self.pos.line, self.pos.col, self.message
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    V01,
+    V02,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhaseName {
+    Install,
+    PreBuild,
+    Build,
+    PostBuild,
+}
+
+impl PhaseName {
+    pub const ALL: [PhaseName; 4] = [
+        PhaseName::Install,
+        PhaseName::PreBuild,
+        PhaseName::Build,
+        PhaseName::PostBuild,
+    ];
+    pub fn key(self) -> &'static str {
+        match self {
+            PhaseName::Install => "install",
+            PhaseName::PreBuild => "pre_build",
+            PhaseName::Build => "build",
+            PhaseName::PostBuild => "post_build",
+        }
+    }
+    /// The name in logs: `INSTALL`, `PRE_BUILD`, ...
+    pub fn upper(self) -> &'static str {
+        match self {
+            PhaseName::Install => "INSTALL",
+            PhaseName::PreBuild => "PRE_BUILD",
+            PhaseName::Build => "BUILD",
+            PhaseName::PostBuild => "POST_BUILD",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnFailure {
+    Abort,
+    Continue,
+    /// RETRY, RETRY-<n>, RETRY-<regex>, RETRY-<n>-<regex>: retries (default 3).
+    Retry(u32),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Command {
+    pub text: String,
+    pub pos: Pos,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Phase {
+    pub name: PhaseName,
+    pub run_as: Option<String>,
+    pub on_failure: OnFailure,
+    pub commands: Vec<Command>,
+    pub finally: Vec<Command>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Env {
+    pub shell: Option<String>,
+    pub variables: Vec<(String, String)>,
+    pub parameter_store: Vec<(String, String)>,
+    pub secrets_manager: Vec<(String, String)>,
+    pub exported_variables: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Artifacts {
+    pub files: Vec<String>,
+    pub name: Option<String>,
+    pub base_directory: Option<String>,
+    pub discard_paths: bool,
+    pub exclude_paths: Vec<String>,
+    pub secondary: Vec<(String, Artifacts)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Buildspec {
+    pub version: Version,
+    pub run_as: Option<String>,
+    pub env: Env,
+    pub phases: Vec<Phase>,
+    pub artifacts: Option<Artifacts>,
+}
+
+impl Buildspec {
+    pub fn phase(&self, name: PhaseName) -> Option<&Phase> {
+        self.phases.iter().find(|p| p.name == name)
+    }
+
+    /// `bash` or `sh` (the default), as the shell to run.
+    pub fn shell(&self) -> String {
+        match self.env.shell.as_deref() {
+            Some("bash") | Some("/bin/bash") | Some("/usr/bin/bash") => "bash".into(),
+            Some(other) if other.starts_with('/') => other.into(),
+            _ => "sh".into(),
+        }
+    }
+}
+
+struct Checker {
+    diags: Vec<Diagnostic>,
+}
+
+impl Checker {
+    fn error(&mut self, pos: Pos, message: impl Into<String>) {
+        self.diags.push(Diagnostic {
+            pos,
+            severity: Severity::Error,
+            message: message.into(),
+        });
+    }
+    fn warn(&mut self, pos: Pos, message: impl Into<String>) {
+        self.diags.push(Diagnostic {
+            pos,
+            severity: Severity::Warning,
+            message: message.into(),
+        });
+    }
+
+    fn map<'a>(&mut self, node: &'a Node, what: &str) -> Option<&'a [(Node, Node)]> {
+        match &node.value {
+            Value::Map(pairs) => Some(pairs),
+            Value::Null => Some(&[]),
+            _ => {
+                self.error(
+                    node.pos,
+                    format!("{what} must be a mapping, not {}", node.kind()),
+                );
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, node: &Node, what: &str) -> Option<String> {
+        match &node.value {
+            Value::Str(s, _) => Some(s.clone()),
+            _ => {
+                self.error(
+                    node.pos,
+                    format!("{what} must be a string, not {}", node.kind()),
+                );
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, node: &Node, what: &str) -> bool {
+        match node.as_str() {
+            Some("yes" | "true" | "True" | "TRUE" | "on") => true,
+            Some("no" | "false" | "False" | "FALSE" | "off") => false,
+            _ => {
+                self.error(node.pos, format!("{what} must be yes or no"));
+                false
+            }
+        }
+    }
+
+    fn strings(&mut self, node: &Node, what: &str) -> Vec<String> {
+        match &node.value {
+            Value::Seq(items) => items
+                .iter()
+                .filter_map(|i| self.string(i, &format!("each entry of {what}")))
+                .collect(),
+            Value::Str(s, _) => vec![s.clone()],
+            Value::Null => vec![],
+            _ => {
+                self.error(
+                    node.pos,
+                    format!("{what} must be a list, not {}", node.kind()),
+                );
+                vec![]
+            }
+        }
+    }
+
+    fn unknown(&mut self, key: &Node, section: &str, known: &[&str]) {
+        let name = key.as_str().unwrap_or("?");
+        let hint = known
+            .iter()
+            .find(|k| k.replace('_', "-") == name.replace('_', "-"))
+            .map(|k| format!(" (did you mean {k}?)"))
+            .unwrap_or_default();
+        self.warn(
+            key.pos,
+            format!("unknown key {name:?} in {section}; it is ignored{hint}"),
+        );
+    }
+}
+
+fn env_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn commands(c: &mut Checker, node: &Node, what: &str, shell: &str) -> Vec<Command> {
+    let items: Vec<&Node> = match &node.value {
+        Value::Seq(items) => items.iter().collect(),
+        Value::Null => vec![],
+        _ => {
+            c.error(
+                node.pos,
+                format!("{what} must be a list of commands, not {}", node.kind()),
+            );
+            return vec![];
+        }
+    };
+    let mut out = Vec::new();
+    for item in items {
+        match &item.value {
+            Value::Str(text, _) => {
+                if text.contains("[[") && shell == "sh" {
+                    c.warn(
+                        item.pos,
+                        "`[[` is a bash feature but commands run under sh; set env.shell: bash or use `[`",
+                    );
+                }
+                let lines = text.trim_end().lines().count();
+                if lines > 1 && !text.contains("set -e") {
+                    c.warn(
+                        item.pos,
+                        "a multi-line command: only its last line's exit status counts, so an earlier failure is masked (add `set -e` or split it)",
+                    );
+                }
+                out.push(Command {
+                    text: text.clone(),
+                    pos: item.pos,
+                });
+            }
+            Value::Map(pairs) => {
+                let key = pairs.first().and_then(|(k, _)| k.as_str()).unwrap_or("");
+                c.error(
+                    item.pos,
+                    format!("a command must be a string, but YAML read a mapping here (\"{key}: ...\"): quote the whole command"),
+                );
+            }
+            _ => c.error(
+                item.pos,
+                format!("a command must be a string, not {}", item.kind()),
+            ),
+        }
+    }
+    out
+}
+
+fn on_failure(c: &mut Checker, node: &Node) -> OnFailure {
+    let Some(v) = c.string(node, "on-failure") else {
+        return OnFailure::Abort;
+    };
+    match v.as_str() {
+        "ABORT" => OnFailure::Abort,
+        "CONTINUE" => OnFailure::Continue,
+        "RETRY" => OnFailure::Retry(3),
+        other if other.starts_with("RETRY-") => {
+            let rest = &other[6..];
+            let n = rest.split('-').next().and_then(|n| n.parse().ok());
+            OnFailure::Retry(n.unwrap_or(3).min(10))
+        }
+        other => {
+            c.error(
+                node.pos,
+                format!("on-failure must be ABORT, CONTINUE or RETRY[-n][-regex], not {other:?}"),
+            );
+            OnFailure::Abort
+        }
+    }
+}
+
+fn artifacts(c: &mut Checker, node: &Node, what: &str, top: bool) -> Option<Artifacts> {
+    let pairs = c.map(node, what)?;
+    let mut a = Artifacts::default();
+    let mut has_files = false;
+    for (k, v) in pairs {
+        match k.as_str().unwrap_or("") {
+            "files" => {
+                has_files = true;
+                a.files = c.strings(v, &format!("{what}.files"));
+            }
+            "name" => a.name = c.string(v, &format!("{what}.name")),
+            "base-directory" => a.base_directory = c.string(v, &format!("{what}.base-directory")),
+            "discard-paths" => a.discard_paths = c.boolean(v, &format!("{what}.discard-paths")),
+            "exclude-paths" => a.exclude_paths = c.strings(v, &format!("{what}.exclude-paths")),
+            "enable-symlinks" | "s3-prefix" => {}
+            "secondary-artifacts" if top => {
+                if let Some(ids) = c.map(v, "artifacts.secondary-artifacts") {
+                    for (id, spec) in ids {
+                        let Some(name) = c.string(id, "an artifact identifier") else {
+                            continue;
+                        };
+                        if !env_name_ok(&name) {
+                            c.error(
+                                id.pos,
+                                format!("artifact identifier {name:?}: use letters, digits and _"),
+                            );
+                        }
+                        if let Some(s) = artifacts(
+                            c,
+                            spec,
+                            &format!("artifacts.secondary-artifacts.{name}"),
+                            false,
+                        ) {
+                            a.secondary.push((name, s));
+                        }
+                    }
+                }
+            }
+            _ => c.unknown(
+                k,
+                what,
+                &[
+                    "files",
+                    "name",
+                    "base-directory",
+                    "discard-paths",
+                    "exclude-paths",
+                    "enable-symlinks",
+                    "s3-prefix",
+                    "secondary-artifacts",
+                ],
+            ),
+        }
+    }
+    let only_secondaries = top && !a.secondary.is_empty();
+    if !has_files && !only_secondaries {
+        c.error(node.pos, format!("{what}.files is required"));
+    }
+    Some(a)
+}
+
+/// Parses and validates; answers the buildspec when there is no error, and
+/// every diagnostic (errors and warnings) in file order.
+pub fn parse(text: &str) -> (Option<Buildspec>, Vec<Diagnostic>) {
+    let mut c = Checker { diags: Vec::new() };
+    let root = match yaml::parse(text) {
+        Ok(r) => r,
+        Err(e) => {
+            c.error(e.pos, format!("not valid YAML: {}", e.message));
+            return (None, c.diags);
+        }
+    };
+    let spec = check(&mut c, &root);
+    c.diags.sort_by_key(|d| (d.pos.line, d.pos.col));
+    let failed = c.diags.iter().any(|d| d.severity == Severity::Error);
+    (if failed { None } else { spec }, c.diags)
+}
+
+fn check(c: &mut Checker, root: &Node) -> Option<Buildspec> {
+    let Value::Map(top) = &root.value else {
+        c.error(
+            root.pos,
+            "a buildspec must be a mapping with at least version and phases",
+        );
+        return None;
+    };
+    let get = |name: &str| top.iter().find(|(k, _)| k.as_str() == Some(name));
+    let version = match get("version") {
+        None => {
+            c.error(root.pos, "version is required (0.2)");
+            None
+        }
+        Some((_, v)) => match v.as_str() {
+            Some("0.2") => Some(Version::V02),
+            Some("0.1") => Some(Version::V01),
+            _ => {
+                c.error(v.pos, "version must be 0.2 (or 0.1)");
+                None
+            }
+        },
+    };
+    let mut env = Env::default();
+    if let Some((_, node)) = get("env") {
+        if let Some(pairs) = c.map(node, "env") {
+            for (k, v) in pairs {
+                match k.as_str().unwrap_or("") {
+                    "shell" => env.shell = c.string(v, "env.shell"),
+                    "variables" | "parameter-store" | "secrets-manager" => {
+                        let section = k.as_str().unwrap_or("");
+                        let what = format!("env.{section}");
+                        let Some(vars) = c.map(v, &what) else {
+                            continue;
+                        };
+                        for (name, value) in vars {
+                            let Some(n) = c.string(name, "a variable name") else {
+                                continue;
+                            };
+                            if !env_name_ok(&n) {
+                                c.error(name.pos, format!("{n:?} is not a valid variable name"));
+                            } else if n.starts_with("CODEBUILD_") {
+                                c.error(
+                                    name.pos,
+                                    format!("{n}: the CODEBUILD_ prefix is reserved"),
+                                );
+                            }
+                            let Some(val) = c.string(value, &format!("{what}.{n}")) else {
+                                continue;
+                            };
+                            if section == "variables"
+                                && (val.contains("$PATH")
+                                    || val.contains("${")
+                                    || val.contains("$HOME"))
+                            {
+                                c.warn(
+                                    value.pos,
+                                    format!("{n}: variables are taken literally, so {val:?} is not expanded; export it in a command instead"),
+                                );
+                            }
+                            let entry = (n, val);
+                            match section {
+                                "variables" => env.variables.push(entry),
+                                "parameter-store" => env.parameter_store.push(entry),
+                                _ => env.secrets_manager.push(entry),
+                            }
+                        }
+                    }
+                    "exported-variables" => {
+                        env.exported_variables = c.strings(v, "env.exported-variables");
+                        for n in &env.exported_variables {
+                            if !env_name_ok(n) {
+                                c.error(v.pos, format!("{n:?} is not a valid variable name"));
+                            }
+                        }
+                    }
+                    "git-credential-helper" => {
+                        c.boolean(v, "env.git-credential-helper");
+                    }
+                    _ => c.unknown(
+                        k,
+                        "env",
+                        &[
+                            "shell",
+                            "variables",
+                            "parameter-store",
+                            "secrets-manager",
+                            "exported-variables",
+                            "git-credential-helper",
+                        ],
+                    ),
+                }
+            }
+        }
+    }
+    let shell = match env.shell.as_deref() {
+        Some("bash") | Some("/bin/bash") | Some("/usr/bin/bash") => "bash",
+        _ => "sh",
+    };
+    let mut phases = Vec::new();
+    match get("phases") {
+        None => c.error(root.pos, "phases is required"),
+        Some((_, node)) => {
+            if let Some(pairs) = c.map(node, "phases") {
+                for (k, v) in pairs {
+                    let key = k.as_str().unwrap_or("");
+                    let Some(name) = PhaseName::ALL.into_iter().find(|p| p.key() == key) else {
+                        c.error(k.pos, format!("unknown phase {key:?}: use install, pre_build, build or post_build"));
+                        continue;
+                    };
+                    let what = format!("phases.{key}");
+                    let mut phase = Phase {
+                        name,
+                        run_as: None,
+                        on_failure: OnFailure::Abort,
+                        commands: vec![],
+                        finally: vec![],
+                    };
+                    let mut has_commands = false;
+                    if let Some(items) = c.map(v, &what) {
+                        for (pk, pv) in items {
+                            match pk.as_str().unwrap_or("") {
+                                "commands" => {
+                                    has_commands = true;
+                                    phase.commands =
+                                        commands(c, pv, &format!("{what}.commands"), shell);
+                                }
+                                "finally" => {
+                                    phase.finally =
+                                        commands(c, pv, &format!("{what}.finally"), shell)
+                                }
+                                "run-as" => phase.run_as = c.string(pv, &format!("{what}.run-as")),
+                                "on-failure" => phase.on_failure = on_failure(c, pv),
+                                "runtime-versions" => {
+                                    if name != PhaseName::Install {
+                                        c.error(
+                                            pk.pos,
+                                            "runtime-versions is only allowed in the install phase",
+                                        );
+                                    } else {
+                                        c.map(pv, "runtime-versions");
+                                    }
+                                }
+                                _ => c.unknown(
+                                    pk,
+                                    &what,
+                                    &[
+                                        "commands",
+                                        "finally",
+                                        "run-as",
+                                        "on-failure",
+                                        "runtime-versions",
+                                    ],
+                                ),
+                            }
+                        }
+                    }
+                    if !has_commands {
+                        c.error(k.pos, format!("{what}.commands is required"));
+                    }
+                    phases.push(phase);
+                }
+            }
+        }
+    }
+    phases.sort_by_key(|p| PhaseName::ALL.iter().position(|n| *n == p.name));
+    let artifacts = get("artifacts").and_then(|(_, n)| artifacts(c, n, "artifacts", true));
+    let mut run_as = None;
+    for (k, v) in top {
+        match k.as_str().unwrap_or("") {
+            "version" | "env" | "phases" | "artifacts" => {}
+            "run-as" => run_as = c.string(v, "run-as"),
+            "cache" => {
+                if let Some(pairs) = c.map(v, "cache") {
+                    for (ck, cv) in pairs {
+                        match ck.as_str().unwrap_or("") {
+                            "paths" => {
+                                c.strings(cv, "cache.paths");
+                            }
+                            "key" => {
+                                c.string(cv, "cache.key");
+                            }
+                            "fallback-keys" => {
+                                if c.strings(cv, "cache.fallback-keys").len() > 5 {
+                                    c.error(cv.pos, "cache.fallback-keys takes at most 5 keys");
+                                }
+                            }
+                            "action" => {
+                                if let Some(a) = c.string(cv, "cache.action") {
+                                    if a != "restore" && a != "save" {
+                                        c.error(cv.pos, "cache.action must be restore or save");
+                                    }
+                                }
+                            }
+                            _ => {
+                                c.unknown(ck, "cache", &["paths", "key", "fallback-keys", "action"])
+                            }
+                        }
+                    }
+                }
+            }
+            "reports" => {
+                if let Some(groups) = c.map(v, "reports") {
+                    if groups.len() > 5 {
+                        c.error(v.pos, "at most 5 report groups");
+                    }
+                }
+            }
+            "proxy" | "batch" => {}
+            _ => c.unknown(
+                k,
+                "the buildspec",
+                &[
+                    "version",
+                    "run-as",
+                    "env",
+                    "proxy",
+                    "batch",
+                    "phases",
+                    "reports",
+                    "artifacts",
+                    "cache",
+                ],
+            ),
+        }
+    }
+    Some(Buildspec {
+        version: version?,
+        run_as,
+        env,
+        phases,
+        artifacts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        parse(text).1.iter().map(|d| d.render("b.yml")).collect()
+    }
+
+    #[test]
+    fn a_usual_buildspec_is_valid() {
+        let (spec, diags) = parse(
+            "version: 0.2\nenv:\n  shell: bash\n  variables:\n    GREETING: hi\nphases:\n  build:\n    commands:\n      - echo $GREETING\n    finally:\n      - echo done\nartifacts:\n  files:\n    - '**/*'\n  base-directory: out\n",
+        );
+        assert_eq!(diags, vec![]);
+        let spec = spec.unwrap();
+        assert_eq!(spec.version, Version::V02);
+        assert_eq!(spec.shell(), "bash");
+        assert_eq!(
+            spec.phase(PhaseName::Build).unwrap().commands[0].text,
+            "echo $GREETING"
+        );
+        assert_eq!(
+            spec.artifacts.unwrap().base_directory.as_deref(),
+            Some("out")
+        );
+    }
+
+    #[test]
+    fn errors_carry_exact_positions() {
+        assert_eq!(
+            errors("phases:\n  build:\n    commands: [ls]\n"),
+            vec!["b.yml:1:1: error: version is required (0.2)"]
+        );
+        assert_eq!(
+            errors("version: 0.2\nphases:\n  compile:\n    commands: [ls]\n"),
+            vec!["b.yml:3:3: error: unknown phase \"compile\": use install, pre_build, build or post_build"]
+        );
+        assert_eq!(
+            errors("version: 0.2\nphases:\n  build:\n    commands:\n      - echo a: b\n"),
+            vec!["b.yml:5:9: error: a command must be a string, but YAML read a mapping here (\"echo a: ...\"): quote the whole command"]
+        );
+        assert_eq!(
+            errors("version: 0.2\nenv:\n  variables: [A]\nphases:\n  build:\n    commands: [ls]\n"),
+            vec!["b.yml:3:14: error: env.variables must be a mapping, not a list"]
+        );
+        assert_eq!(
+            errors("version: 0.3\nphases:\n  build:\n    commands: [ls]\n"),
+            vec!["b.yml:1:10: error: version must be 0.2 (or 0.1)"]
+        );
+        assert_eq!(
+            errors("version: 0.2\nphases:\n  build:\n    commands: [ls\n").len(),
+            1
+        );
+        assert!(
+            errors("version: 0.2\nphases:\n  build:\n    commands: [ls\n")[0]
+                .starts_with("b.yml:5:1: error: not valid YAML")
+        );
+    }
+
+    #[test]
+    fn pitfalls_are_warned_about() {
+        let w = errors("version: 0.2\nenv:\n  variables:\n    PATH: \"$PATH:/opt/bin\"\nphases:\n  build:\n    commands:\n      - if [[ -f x ]]; then echo; fi\n      - |\n        false\n        echo masked\n    colour: red\n");
+        assert_eq!(w.len(), 4, "{w:#?}");
+        assert!(w[0].starts_with("b.yml:4:11: warning: PATH: variables are taken literally"));
+        assert!(w[1].starts_with("b.yml:8:9: warning: `[[` is a bash feature"));
+        assert!(
+            w[2].starts_with("b.yml:10:9: warning: a multi-line command"),
+            "{}",
+            w[2]
+        );
+        assert!(w[3].starts_with("b.yml:12:5: warning: unknown key \"colour\""));
+        // Warnings alone leave the buildspec usable.
+        assert!(
+            parse("version: 0.2\nphases:\n  build:\n    commands: [ls]\n    colour: red\n")
+                .0
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn reserved_and_bad_names_are_errors() {
+        let e = errors("version: 0.2\nenv:\n  variables:\n    CODEBUILD_X: 1\n    9LIVES: 2\nphases:\n  build:\n    commands: [ls]\n");
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e[0].contains("4:5: error: CODEBUILD_X: the CODEBUILD_ prefix is reserved"));
+        assert!(e[1].contains("5:5: error: \"9LIVES\" is not a valid variable name"));
+    }
+}

@@ -1,0 +1,10 @@
+//! The build runner's pure parts and its local executor: the buildspec
+//! model and validator (with exact positions), artifact collection, log
+//! masking, and running a build on this machine as CodeBuild would. The
+//! server and the CLI (`nubo buildspec check`, `nubo build`) use it.
+
+pub mod artifacts;
+pub mod buildspec;
+pub mod local;
+pub mod mask;
+pub mod yaml;
