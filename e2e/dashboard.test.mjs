@@ -38,7 +38,7 @@ test("admin signs in with the first-start password and sees the dashboard", asyn
   assert.match(await page.textContent("main"), /Welcome, admin/);
   assert.match(await page.textContent("main"), /one-time password/);
   const nav = await page.$$eval("nav a", (links) => links.map((a) => a.textContent));
-  for (const entry of ["Dashboard", "Repositories", "Workspaces", "Pipelines", "Deployments", "Users"]) {
+  for (const entry of ["Dashboard", "Repositories", "Workspaces", "Builds", "Deployments", "Users"]) {
     assert.ok(nav.includes(entry), `navigation has ${entry}: ${nav}`);
   }
   // The embedded TypeScript bundle ran.

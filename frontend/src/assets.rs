@@ -45,6 +45,12 @@ mod tests {
         assert!(std::str::from_utf8(&js.bytes)
             .unwrap()
             .contains("nubo.theme"));
+        assert!(
+            std::str::from_utf8(&js.bytes)
+                .unwrap()
+                .contains("#build-log[data-stream]"),
+            "the live build log is part of app.js"
+        );
         let ide = asset("ide.js").expect("IDE bundle embedded");
         assert_eq!(ide.content_type, "text/javascript; charset=utf-8");
         assert!(std::str::from_utf8(&ide.bytes)

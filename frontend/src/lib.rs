@@ -6,11 +6,13 @@
 //! the database or the network. All text is escaped by Leptos.
 
 mod assets;
+pub mod builds;
 mod layout;
 pub mod pages;
 pub mod workspaces;
 
 pub use assets::{asset, Asset};
+pub use builds::{build_page, project_page, projects_page, BuildRow, PhaseRow, ProjectRow};
 pub use workspaces::{workspace_ide_page, workspaces_page, WorkspaceRow};
 
 /// The signed-in user, as pages show them.
@@ -34,6 +36,8 @@ pub enum Nav {
     Dashboard,
     Repositories,
     Workspaces,
+    /// "Builds": build projects and their builds (`/projects`, `/builds/…`).
+    /// Named for the pipelines that will join them under this entry.
     Pipelines,
     Deployments,
     Account,

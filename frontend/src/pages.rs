@@ -41,9 +41,9 @@ pub fn dashboard(ctx: &PageContext) -> String {
             "Editor, file tree and terminals in your browser.",
         ),
         (
-            "/pipelines",
-            "Pipelines",
-            "Build with buildspec.yml, approve, deploy.",
+            "/projects",
+            "Builds",
+            "Build projects with buildspec.yml: live logs, artifacts, history.",
         ),
         (
             "/deployments",

@@ -64,7 +64,7 @@ fn state_badge(state: &str, id: Option<&'static str>) -> impl IntoView {
 
 /// Unix milliseconds as an RFC 3339 UTC timestamp (`2023-11-14T22:13:20Z`),
 /// the form `<time data-relative>` elements carry.
-fn rfc3339_from_unix_ms(ms: i64) -> String {
+pub(crate) fn rfc3339_from_unix_ms(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
@@ -99,7 +99,8 @@ fn started_view(ws: &WorkspaceRow) -> AnyView {
     }
 }
 
-fn csrf_input(csrf: &str) -> impl IntoView {
+/// The hidden CSRF field every form carries.
+pub(crate) fn csrf_input(csrf: &str) -> impl IntoView {
     view! { <input type="hidden" name="csrf_token" value=csrf.to_string()/> }
 }
 

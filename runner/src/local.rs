@@ -34,6 +34,11 @@ pub struct Options {
     pub image: String,
     /// The largest log kept, in bytes; the rest is dropped with a note.
     pub log_cap: usize,
+    /// Set from elsewhere to stop the build (the running command is killed).
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Log the DOWNLOAD_SOURCE phase (false when the caller fetched the
+    /// source and logged it already).
+    pub announce_source: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -172,6 +177,7 @@ impl Drop for Session {
 enum Ran {
     Exit(i32),
     TimedOut,
+    Stopped,
 }
 
 struct Runner<'a> {
@@ -221,9 +227,25 @@ impl Runner<'_> {
         self.wait()
     }
 
+    fn cancelled(&self) -> bool {
+        self.opts
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     fn wait(&mut self) -> Ran {
         loop {
-            let left = self.deadline.saturating_duration_since(Instant::now());
+            if self.cancelled() {
+                if let Some(mut s) = self.session.take() {
+                    s.kill();
+                }
+                return Ran::Stopped;
+            }
+            let left = self
+                .deadline
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(200));
             let Some(session) = self.session.as_mut() else {
                 return Ran::Exit(1);
             };
@@ -235,6 +257,9 @@ impl Runner<'_> {
                     return self.shell_gone()
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if Instant::now() < self.deadline {
+                        continue;
+                    }
                     if let Some(mut s) = self.session.take() {
                         s.kill();
                     }
@@ -266,6 +291,9 @@ impl Runner<'_> {
     /// failure (command, exit status) if any, or a timeout.
     fn commands(&mut self, list: &[crate::buildspec::Command]) -> Result<(), Failure> {
         for cmd in list {
+            if self.cancelled() {
+                return Err(Failure::Stopped);
+            }
             if Instant::now() >= self.deadline {
                 return Err(Failure::TimedOut);
             }
@@ -287,6 +315,7 @@ impl Runner<'_> {
                     return Err(Failure::Command(cmd.text.clone(), code));
                 }
                 Ran::TimedOut => return Err(Failure::TimedOut),
+                Ran::Stopped => return Err(Failure::Stopped),
             }
         }
         Ok(())
@@ -302,6 +331,7 @@ impl Runner<'_> {
 enum Failure {
     Command(String, i32),
     TimedOut,
+    Stopped,
 }
 
 fn base_env(opts: &Options, build_id: &str, start_ms: i64) -> Vec<(String, String)> {
@@ -373,6 +403,7 @@ pub fn run(opts: &Options, sink: &mut dyn FnMut(&str)) -> Outcome {
     let mut reports = Vec::new();
     let mut succeeding = true;
     let mut timed_out = false;
+    let mut stopped = false;
     let phase_report = |name: &str, status: &str, started: Instant| PhaseReport {
         phase: name.to_string(),
         status: status.to_string(),
@@ -381,10 +412,12 @@ pub fn run(opts: &Options, sink: &mut dyn FnMut(&str)) -> Outcome {
     for pre in ["SUBMITTED", "QUEUED", "PROVISIONING", "DOWNLOAD_SOURCE"] {
         reports.push(phase_report(pre, "SUCCEEDED", Instant::now()));
     }
-    r.container(&format!("Running on {} as the local runner", opts.image));
-    r.container("Entering phase DOWNLOAD_SOURCE");
-    r.container(&format!("CODEBUILD_SRC_DIR={}", opts.source.display()));
-    r.container("Phase complete: DOWNLOAD_SOURCE State: SUCCEEDED");
+    if opts.announce_source {
+        r.container(&format!("Running on {} as the local runner", opts.image));
+        r.container("Entering phase DOWNLOAD_SOURCE");
+        r.container(&format!("CODEBUILD_SRC_DIR={}", opts.source.display()));
+        r.container("Phase complete: DOWNLOAD_SOURCE State: SUCCEEDED");
+    }
     if opts.spec.run_as.is_some() || opts.spec.phases.iter().any(|p| p.run_as.is_some()) {
         r.container(
             "run-as is not supported by the local runner; commands run as the current user",
@@ -392,7 +425,7 @@ pub fn run(opts: &Options, sink: &mut dyn FnMut(&str)) -> Outcome {
     }
     let mut skip_to_finalizing = false;
     for name in PhaseName::ALL {
-        if skip_to_finalizing || timed_out {
+        if skip_to_finalizing || timed_out || stopped {
             break;
         }
         let started = Instant::now();
@@ -420,7 +453,7 @@ pub fn run(opts: &Options, sink: &mut dyn FnMut(&str)) -> Outcome {
                 if result.is_ok() {
                     result = fin;
                 }
-                if result.is_ok() || matches!(result, Err(Failure::TimedOut)) {
+                if result.is_ok() || matches!(result, Err(Failure::TimedOut | Failure::Stopped)) {
                     break;
                 }
             }
@@ -428,6 +461,7 @@ pub fn run(opts: &Options, sink: &mut dyn FnMut(&str)) -> Outcome {
         let status = match &result {
             Ok(()) => "SUCCEEDED",
             Err(Failure::TimedOut) => "TIMED_OUT",
+            Err(Failure::Stopped) => "STOPPED",
             Err(_) => "FAILED",
         };
         r.container(&format!("Phase complete: {} State: {status}", name.upper()));
@@ -440,12 +474,16 @@ pub fn run(opts: &Options, sink: &mut dyn FnMut(&str)) -> Outcome {
                 "Phase context status code: BUILD_TIMED_OUT Message: Build has timed out after {} seconds",
                 opts.timeout.as_secs()
             )),
+            Err(Failure::Stopped) => r.container("Phase context status code: BUILD_STOPPED Message: The build was stopped"),
         }
         reports.push(phase_report(name.upper(), status, started));
         if result.is_err() {
             succeeding = false;
             if matches!(result, Err(Failure::TimedOut)) {
                 timed_out = true;
+            }
+            if matches!(result, Err(Failure::Stopped)) {
+                stopped = true;
             }
             let cont = phase
                 .as_ref()
@@ -456,7 +494,7 @@ pub fn run(opts: &Options, sink: &mut dyn FnMut(&str)) -> Outcome {
         }
     }
     // Exported variables: their values at the end of the build.
-    if !timed_out && !opts.spec.env.exported_variables.is_empty() {
+    if !timed_out && !stopped && !opts.spec.env.exported_variables.is_empty() {
         let mut script = String::new();
         let nonce = r.session().map(|s| s.nonce.clone()).unwrap_or_default();
         for name in &opts.spec.env.exported_variables {
@@ -469,7 +507,7 @@ pub fn run(opts: &Options, sink: &mut dyn FnMut(&str)) -> Outcome {
         }
     }
     let mut artifacts = 0;
-    if !skip_to_finalizing && !timed_out {
+    if !skip_to_finalizing && !timed_out && !stopped {
         let started = Instant::now();
         r.container("Entering phase UPLOAD_ARTIFACTS");
         let mut ok = true;
@@ -507,7 +545,9 @@ pub fn run(opts: &Options, sink: &mut dyn FnMut(&str)) -> Outcome {
     r.session = None;
     r.container("Entering phase FINALIZING");
     r.container("Phase complete: FINALIZING State: SUCCEEDED");
-    let status = if timed_out {
+    let status = if stopped {
+        "STOPPED"
+    } else if timed_out {
         "TIMED_OUT"
     } else if succeeding {
         "SUCCEEDED"
@@ -518,7 +558,7 @@ pub fn run(opts: &Options, sink: &mut dyn FnMut(&str)) -> Outcome {
     reports.push(phase_report("FINALIZING", "SUCCEEDED", Instant::now()));
     Outcome {
         build_id,
-        succeeded: succeeding && !timed_out,
+        succeeded: succeeding && !timed_out && !stopped,
         status: status.into(),
         phases: reports,
         exported_variables: exported,

@@ -75,7 +75,8 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(repo_blob))
         .routes(routes!(repo_commits))
         .routes(routes!(repo_commit))
-        .merge(crate::workspace_api::router());
+        .merge(crate::workspace_api::router())
+        .merge(crate::build_api::router());
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api)
         .split_for_parts();

@@ -39,6 +39,7 @@ pub struct AppState {
     pub cache_dir: PathBuf,
     pub events: crate::events::EventBus,
     pub workspaces: Arc<crate::workspaces::Activity>,
+    pub builds: Arc<crate::builds::Running>,
     repo_locks: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
@@ -62,6 +63,7 @@ impl AppState {
             cache_dir,
             events: crate::events::EventBus::default(),
             workspaces: Arc::default(),
+            builds: Arc::default(),
             repo_locks: Arc::default(),
             settings: Arc::new(settings),
             limiter: Arc::new(limiter),
@@ -257,6 +259,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     crate::webhooks::spawn_worker(state.clone());
     crate::workspaces::recover(&crate::workspaces::Env::from_state(&state)).await?;
     crate::workspaces::spawn_reaper(state.clone());
+    crate::builds::recover(&state.pool).await?;
+    crate::builds::spawn_workers(state.clone());
     // The first subscriber of push events: counts them for /metrics.
     let mut pushes = state.events.subscribe();
     let metrics = state.metrics.clone();

@@ -100,6 +100,86 @@ pub enum Command {
         after_help = "Examples:\n  nubo build --source . --local\n  nubo build --source ~/app --buildspec ci/buildspec.yml --artifacts /tmp/out --env STAGE=test\n  echo \"$TOKEN\" | nubo build --source . --secret-stdin API_TOKEN"
     )]
     Build(BuildArgs),
+    /// Manage build projects and queue their builds (a running server runs them)
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  nubo project create app-ci --owner alice --repo app\n  nubo project start app-ci --as alice --branch main\n  nubo project builds app-ci"
+    )]
+    Project(ProjectCommand),
+    /// Manage the parameter store (env.parameter-store in buildspecs)
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  echo 's3cret' | nubo parameter put /prod/db/password --value-stdin\n  nubo parameter list"
+    )]
+    Parameter(ValueCommand),
+    /// Manage the secrets manager (env.secrets-manager in buildspecs)
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  echo '{\"api\":\"k-1\"}' | nubo secret put deploy-keys --value-stdin\n  nubo secret delete deploy-keys"
+    )]
+    Secret(ValueCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Create a build project
+    #[command(
+        after_help = "Example:\n  nubo project create app-ci --owner alice --repo app --branch main"
+    )]
+    Create {
+        name: String,
+        #[arg(long)]
+        owner: String,
+        #[arg(long)]
+        repo: String,
+        #[arg(long, default_value = "main")]
+        branch: String,
+        #[arg(long, default_value = "buildspec.yml")]
+        buildspec_path: String,
+        /// Build timeout in minutes (5-480)
+        #[arg(long, default_value_t = 60)]
+        timeout_minutes: i64,
+    },
+    /// List build projects
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a project with its builds
+    Delete { name: String },
+    /// Queue a build; prints its id (a running server picks it up)
+    #[command(after_help = "Example:\n  nubo project start app-ci --as alice --commit 1a2b3c4")]
+    Start {
+        name: String,
+        /// The user the build runs for (CODEBUILD_INITIATOR)
+        #[arg(long = "as")]
+        initiator: String,
+        #[arg(long)]
+        branch: Option<String>,
+        #[arg(long)]
+        commit: Option<String>,
+    },
+    /// A project's builds, newest first
+    Builds {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ValueCommand {
+    /// Set a value, read from standard input
+    Put {
+        name: String,
+        /// Read the value from standard input (required: values never go in arguments)
+        #[arg(long, required = true)]
+        value_stdin: bool,
+    },
+    /// List names (never values)
+    List,
+    /// Delete a value
+    Delete { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -667,6 +747,8 @@ fn build_command(args: BuildArgs) -> anyhow::Result<()> {
         initiator: std::env::var("USER").unwrap_or_else(|_| "local".into()),
         image: "local".into(),
         log_cap: 256 << 20,
+        cancel: None,
+        announce_source: true,
     };
     let outcome = nubo_runner::local::run(&options, &mut |line| {
         use std::io::Write;
@@ -686,8 +768,174 @@ fn build_command(args: BuildArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn value_command(kind: &str, cmd: ValueCommand, settings: Settings) -> anyhow::Result<()> {
+    use crate::builds;
+    let pool = db::open(&settings.data_dir).await?;
+    let key = crate::keys::load_or_create(&settings, &pool).await?;
+    let master = crate::keys::MasterKey::new(settings.clone(), key);
+    match cmd {
+        ValueCommand::Put { name, .. } => {
+            let mut value = String::new();
+            std::io::stdin()
+                .take(64 * 1024 + 1)
+                .read_to_string(&mut value)?;
+            let value = value.strip_suffix('\n').unwrap_or(&value);
+            let name = if kind == "parameter" && !name.starts_with('/') {
+                format!("/{name}")
+            } else {
+                name
+            };
+            builds::put_value(&pool, &master, kind, &name, value, "cli").await?;
+            eprintln!("stored {kind} {name}");
+        }
+        ValueCommand::List => {
+            for v in builds::list_values(&pool, kind).await? {
+                println!("{}\t{}", v.name, v.updated_at);
+            }
+        }
+        ValueCommand::Delete { name } => {
+            builds::delete_value(&pool, kind, &name).await?;
+            eprintln!("deleted {kind} {name}");
+        }
+    }
+    Ok(())
+}
+
+async fn project_command(cmd: ProjectCommand, settings: Settings) -> anyhow::Result<()> {
+    use crate::builds;
+    let pool = db::open(&settings.data_dir).await?;
+    let user = |name: String| {
+        let pool = pool.clone();
+        async move {
+            accounts::find_by_name(&pool, &name)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no user named {name:?}"))
+        }
+    };
+    let project = |name: String| {
+        let pool = pool.clone();
+        async move {
+            builds::find_project(&pool, &name)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no build project named {name:?}"))
+        }
+    };
+    match cmd {
+        ProjectCommand::Create {
+            name,
+            owner,
+            repo,
+            branch,
+            buildspec_path,
+            timeout_minutes,
+        } => {
+            let owner = user(owner).await?;
+            let p = builds::create_project(
+                &pool,
+                &owner,
+                builds::CreateProject {
+                    name,
+                    repo,
+                    branch: Some(branch),
+                    buildspec_path: Some(buildspec_path),
+                    timeout_minutes: Some(timeout_minutes),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            eprintln!("created build project {}", p.name);
+        }
+        ProjectCommand::List { json } => {
+            let list: Vec<_> = sqlx::query_scalar::<_, String>(
+                "SELECT name FROM build_projects ORDER BY lower(name)",
+            )
+            .fetch_all(&pool)
+            .await?;
+            let mut projects = Vec::new();
+            for name in list {
+                projects.push(project(name).await?);
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&projects)?);
+            } else {
+                println!("{:<24} {:<12} {:<24} BRANCH", "NAME", "OWNER", "REPOSITORY");
+                for p in projects {
+                    println!("{:<24} {:<12} {:<24} {}", p.name, p.owner, p.repo, p.branch);
+                }
+            }
+        }
+        ProjectCommand::Delete { name } => {
+            let p = project(name).await?;
+            let ids: Vec<String> =
+                sqlx::query_scalar("SELECT id FROM builds WHERE project_id = $1")
+                    .bind(&p.id)
+                    .fetch_all(&pool)
+                    .await?;
+            sqlx::query("DELETE FROM build_projects WHERE id = $1")
+                .bind(&p.id)
+                .execute(&pool)
+                .await?;
+            for id in ids {
+                let _ = std::fs::remove_dir_all(builds::build_dir(&settings.data_dir, &id));
+            }
+            eprintln!("deleted build project {}", p.name);
+        }
+        ProjectCommand::Start {
+            name,
+            initiator,
+            branch,
+            commit,
+        } => {
+            let p = project(name).await?;
+            let who = user(initiator).await?;
+            let b = builds::start(
+                &pool,
+                &p,
+                &who,
+                builds::StartBuild {
+                    branch,
+                    commit,
+                    env: None,
+                },
+            )
+            .await?;
+            eprintln!("queued build #{} of {}", b.number, p.name);
+            println!("{}", b.id);
+        }
+        ProjectCommand::Builds { name, json } => {
+            let p = project(name).await?;
+            let list = builds::list_builds(&pool, &p, 100).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!(
+                    "{:<6} {:<12} {:<16} {:<10} STARTED",
+                    "#", "STATUS", "BRANCH", "COMMIT"
+                );
+                for b in list {
+                    println!(
+                        "{:<6} {:<12} {:<16} {:<10} {}",
+                        b.number,
+                        b.status,
+                        b.branch,
+                        b.commit
+                            .as_deref()
+                            .map(|c| &c[..c.len().min(7)])
+                            .unwrap_or("-"),
+                        b.started_at.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     match cli.command {
+        Command::Project(cmd) => project_command(cmd, settings).await,
+        Command::Parameter(cmd) => value_command("parameter", cmd, settings).await,
+        Command::Secret(cmd) => value_command("secret", cmd, settings).await,
         Command::Buildspec(BuildspecCommand::Check { file }) => buildspec_check(&file),
         Command::Build(args) => tokio::task::spawn_blocking(move || build_command(args)).await?,
         Command::Workspace(cmd) => workspace_command(cmd, settings).await,

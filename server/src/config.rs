@@ -71,6 +71,8 @@ pub struct Settings {
     /// The container network mode (`bridge`: own namespace with outbound
     /// access; `none`: no network at all).
     pub workspace_network: String,
+    /// Builds that run at once; more wait in the queue.
+    pub build_concurrency: usize,
 }
 
 impl Default for Settings {
@@ -101,6 +103,7 @@ impl Default for Settings {
             workspace_memory_mb: 2048,
             workspace_pids: 512,
             workspace_network: "bridge".into(),
+            build_concurrency: 2,
         }
     }
 }
@@ -134,6 +137,7 @@ pub struct Layer {
     pub workspace_memory_mb: Option<u64>,
     pub workspace_pids: Option<i64>,
     pub workspace_network: Option<String>,
+    pub build_concurrency: Option<usize>,
 }
 
 /// A setting that could not be read.
@@ -233,6 +237,7 @@ impl Layer {
                 "WORKSPACE_MEMORY_MB" => layer.workspace_memory_mb = Some(num(value).map_err(bad)?),
                 "WORKSPACE_PIDS" => layer.workspace_pids = Some(num(value).map_err(bad)?),
                 "WORKSPACE_NETWORK" => layer.workspace_network = Some(value.to_string()),
+                "BUILD_CONCURRENCY" => layer.build_concurrency = Some(num(value).map_err(bad)?),
                 // NUBO_CONFIG names the file itself; other NUBO_* names are
                 // left for later features rather than rejected.
                 _ => {}
@@ -269,7 +274,8 @@ pub fn resolve(layers: &[Layer]) -> Result<Settings, ConfigError> {
             workspace_cpus,
             workspace_memory_mb,
             workspace_pids,
-            workspace_network
+            workspace_network,
+            build_concurrency
         );
         if l.container_socket.is_some() {
             s.container_socket = l.container_socket.clone();

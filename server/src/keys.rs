@@ -163,6 +163,35 @@ pub async fn rotate(settings: &Settings, pool: &SqlitePool) -> Result<usize> {
             .execute(&mut *tx)
             .await?;
     }
+    // Everything else sealed by the master key: webhook secrets, stored
+    // parameters and secrets.
+    let hooks: Vec<(String, String)> = sqlx::query_as("SELECT id, sealed_secret FROM webhooks")
+        .fetch_all(&mut *tx)
+        .await?;
+    for (id, sealed) in &hooks {
+        let plain = crypto::open(&old, crate::webhooks::SECRET_CONTEXT, sealed)
+            .map_err(|e| Error::Internal(format!("cannot open webhook {id}'s secret: {e}")))?;
+        sqlx::query("UPDATE webhooks SET sealed_secret = $1 WHERE id = $2")
+            .bind(crypto::seal(&new, crate::webhooks::SECRET_CONTEXT, &plain))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let values: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT kind, name, value_sealed FROM stored_values")
+            .fetch_all(&mut *tx)
+            .await?;
+    for (kind, name, sealed) in &values {
+        let context = crate::builds::value_context(kind, name);
+        let plain = crypto::open(&old, &context, sealed)
+            .map_err(|e| Error::Internal(format!("cannot open {kind} {name}: {e}")))?;
+        sqlx::query("UPDATE stored_values SET value_sealed = $1 WHERE kind = $2 AND name = $3")
+            .bind(crypto::seal(&new, &context, &plain))
+            .bind(kind)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+    }
     sqlx::query("UPDATE keyring SET check_value = $1, updated_at = $2 WHERE id = 'master'")
         .bind(crypto::seal(&new, CHECK_CONTEXT, CHECK_PLAINTEXT))
         .bind(now_ms())

@@ -6,6 +6,8 @@ mod api;
 mod app;
 mod auth;
 mod browse;
+mod build_api;
+mod builds;
 mod cli;
 mod config;
 mod containers;

@@ -27,7 +27,7 @@ const EVENTS: &[&str] = &[
     "updateReference",
     "deleteReference",
 ];
-const SECRET_CONTEXT: &[u8] = b"nubo:webhook-secret";
+pub const SECRET_CONTEXT: &[u8] = b"nubo:webhook-secret";
 
 /// A webhook as the API shows it (never the secret).
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -1,7 +1,8 @@
 // Nubo's page islands. Every page works without this script; it only adds
 // conveniences: the theme switch, copy buttons, confirmations before
-// destructive actions, and relative times.
+// destructive actions, relative times, and the live log of a running build.
 
+import { setupBuildLog } from "./builds/live";
 import { setupHighlighting } from "./highlight";
 
 type Theme = "auto" | "light" | "dark";
@@ -93,5 +94,6 @@ document.addEventListener("DOMContentLoaded", () => {
   setupConfirmations();
   setupRelativeTimes();
   setupHighlighting();
+  setupBuildLog();
   document.documentElement.dataset.islands = "ready";
 });

@@ -1,0 +1,89 @@
+// CodeBuild's console path: a user makes a build project for a pushed
+// repository in the browser, starts a build, watches its log and phase
+// timeline live, and sees it succeed with its artifacts.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startServer, launchBrowser, signIn, artifacts, git } from "./harness.mjs";
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  server?.stop();
+});
+
+const buildspec = `version: 0.2
+phases:
+  build:
+    commands:
+      - echo "compiling $CODEBUILD_RESOLVED_SOURCE_VERSION"
+      - sleep 1
+      - mkdir -p out && echo ok > out/result.txt
+  post_build:
+    commands:
+      - echo "post build, succeeding=$CODEBUILD_BUILD_SUCCEEDING"
+artifacts:
+  files: ['**/*']
+  base-directory: out
+`;
+
+test("create a build project, start a build and watch it live", async () => {
+  const page = await browser.context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await signIn(page, server.url, "admin", server.adminPassword);
+
+  await page.goto(`${server.url}/repos`);
+  await page.fill("form[action='/repos'] input[name=name]", "ci-app");
+  await Promise.all([page.waitForURL(`${server.url}/repos/ci-app`), page.click("form[action='/repos'] button")]);
+  await page.goto(`${server.url}/account/tokens`);
+  await page.fill("input[name=description]", "seed");
+  await Promise.all([page.waitForLoadState("load"), page.click("form[action='/account/tokens'] button")]);
+  const token = (await page.textContent("[data-testid=new-token]")).trim();
+  const dir = mkdtempSync(join(tmpdir(), "nubo-e2e-build-"));
+  try {
+    git(dir, token, "init", "-q", "seed");
+    const seed = join(dir, "seed");
+    writeFileSync(join(seed, "buildspec.yml"), buildspec);
+    git(seed, token, "add", ".");
+    git(seed, token, "commit", "-qm", "add a buildspec");
+    git(seed, token, "push", "-q", `${server.url}/v1/repos/ci-app`, "main");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  await page.goto(`${server.url}/projects`);
+  await page.fill("[data-testid=create-project] input[name=name]", "ci-app-build");
+  await page.selectOption("[data-testid=create-project] select[name=repo]", "ci-app");
+  await Promise.all([page.waitForURL(`${server.url}/projects/ci-app-build`), page.click("[data-testid=create-project] button[type=submit]")]);
+
+  await Promise.all([page.waitForURL(/\/builds\/ci-app-build:/), page.click("[data-testid=start-build] button[type=submit]")]);
+  await page.waitForSelector("#build-log[data-live=true]");
+  await page.waitForSelector("#build-log[data-ended=true]", { timeout: 60_000 });
+  assert.equal(await page.getAttribute("#build-status", "data-status"), "SUCCEEDED");
+  const log = await page.textContent("#build-log");
+  assert.match(log, /Entering phase BUILD/);
+  assert.match(log, /compiling [0-9a-f]{40}/);
+  assert.match(log, /post build, succeeding=1/);
+  assert.equal(await page.getAttribute("#phase-timeline li[data-phase=BUILD]", "data-status"), "SUCCEEDED");
+  await page.screenshot({ path: join(artifacts, "build.png"), fullPage: true });
+
+  // After a reload the finished build shows the same, without JavaScript's help.
+  await page.reload();
+  assert.equal(await page.getAttribute("#build-status", "data-status"), "SUCCEEDED");
+  assert.ok(await page.$("a[data-testid=artifacts][href$='artifacts.zip']"));
+  await page.goto(`${server.url}/projects/ci-app-build`);
+  assert.equal(await page.getAttribute("[data-testid=build-history] tr[data-build-id]", "data-status"), "SUCCEEDED");
+  await page.screenshot({ path: join(artifacts, "build-history.png"), fullPage: true });
+  assert.deepEqual(errors, []);
+  await page.close();
+});

@@ -1,0 +1,431 @@
+//! `/api/v1/projects`, `/api/v1/builds`, `/api/v1/parameters` and
+//! `/api/v1/secrets`: build projects, builds with their live logs and
+//! artifacts, and the stores builds take secret values from.
+
+use std::convert::Infallible;
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::auth::CurrentUser;
+use crate::builds::{self, Build, CreateProject, LogEvent, Project, StartBuild, StoredValue};
+use crate::error::{Error, ErrorBody, Json, Result};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_projects, create_project))
+        .routes(routes!(get_project, delete_project))
+        .routes(routes!(list_builds, start_build))
+        .routes(routes!(get_build))
+        .routes(routes!(stop_build))
+        .routes(routes!(build_log))
+        .routes(routes!(build_log_stream))
+        .routes(routes!(build_artifacts))
+        .routes(routes!(list_parameters))
+        .routes(routes!(put_parameter, delete_parameter))
+        .routes(routes!(list_secrets))
+        .routes(routes!(put_secret, delete_secret))
+}
+
+/// Your build projects (admins: all).
+#[utoipa::path(get, path = "/projects", tag = "builds",
+    responses((status = 200, body = Vec<Project>), (status = 401, body = ErrorBody)))]
+async fn list_projects(
+    State(state): State<AppState>,
+    current: CurrentUser,
+) -> Result<Json<Vec<Project>>> {
+    Ok(Json(
+        builds::list_projects(&state.pool, &current.user).await?,
+    ))
+}
+
+/// Create a build project for a repository.
+#[utoipa::path(post, path = "/projects", tag = "builds", request_body = CreateProject,
+    responses((status = 201, body = Project), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_project(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Json(body): Json<CreateProject>,
+) -> Result<impl IntoResponse> {
+    let project = builds::create_project(&state.pool, &current.user, body).await?;
+    tracing::info!(project = %project.name, by = %current.user.name, "build project created");
+    Ok((StatusCode::CREATED, Json(project)))
+}
+
+#[utoipa::path(get, path = "/projects/{name}", tag = "builds",
+    params(("name" = String, Path, description = "Project name")),
+    responses((status = 200, body = Project), (status = 404, body = ErrorBody)))]
+async fn get_project(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(name): Path<String>,
+) -> Result<Json<Project>> {
+    Ok(Json(
+        builds::project_for(&state.pool, &current.user, &name).await?,
+    ))
+}
+
+/// Delete a project with its builds, logs and artifacts.
+#[utoipa::path(delete, path = "/projects/{name}", tag = "builds",
+    params(("name" = String, Path, description = "Project name")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete_project(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(name): Path<String>,
+) -> Result<StatusCode> {
+    let project = builds::project_for(&state.pool, &current.user, &name).await?;
+    builds::delete_project(&state, &project).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The project's builds, newest first (at most 100).
+#[utoipa::path(get, path = "/projects/{name}/builds", tag = "builds",
+    params(("name" = String, Path, description = "Project name")),
+    responses((status = 200, body = Vec<Build>), (status = 404, body = ErrorBody)))]
+async fn list_builds(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<Build>>> {
+    let project = builds::project_for(&state.pool, &current.user, &name).await?;
+    Ok(Json(builds::list_builds(&state.pool, &project, 100).await?))
+}
+
+/// Start a build of the project's branch, another branch, or a commit.
+#[utoipa::path(post, path = "/projects/{name}/builds", tag = "builds", request_body = StartBuild,
+    params(("name" = String, Path, description = "Project name")),
+    responses((status = 201, body = Build), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn start_build(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse> {
+    // An empty body starts the project's branch.
+    let request: StartBuild = if body.iter().all(u8::is_ascii_whitespace) {
+        StartBuild::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| Error::Unprocessable(format!("the request body is not valid: {e}")))?
+    };
+    let project = builds::project_for(&state.pool, &current.user, &name).await?;
+    crate::repos::authorize(
+        &state.pool,
+        &project.repo,
+        &current.user,
+        "codecommit:GitPull",
+    )
+    .await?;
+    let build = builds::start(&state.pool, &project, &current.user, request).await?;
+    state.builds.wake.notify_one();
+    tracing::info!(build = %build.id, by = %current.user.name, "build queued");
+    Ok((StatusCode::CREATED, Json(build)))
+}
+
+#[utoipa::path(get, path = "/builds/{id}", tag = "builds",
+    params(("id" = String, Path, description = "Build id (`project:uuid`)")),
+    responses((status = 200, body = Build), (status = 404, body = ErrorBody)))]
+async fn get_build(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Build>> {
+    Ok(Json(
+        builds::build_for(&state.pool, &current.user, &id).await?,
+    ))
+}
+
+/// Stop a queued or running build.
+#[utoipa::path(post, path = "/builds/{id}/stop", tag = "builds",
+    params(("id" = String, Path, description = "Build id")),
+    responses((status = 200, body = Build), (status = 404, body = ErrorBody)))]
+async fn stop_build(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Build>> {
+    let build = builds::build_for(&state.pool, &current.user, &id).await?;
+    Ok(Json(builds::stop(&state, &build).await?))
+}
+
+/// The build's log so far, as text.
+#[utoipa::path(get, path = "/builds/{id}/log", tag = "builds",
+    params(("id" = String, Path, description = "Build id")),
+    responses((status = 200, description = "text/plain"), (status = 404, body = ErrorBody)))]
+async fn build_log(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let build = builds::build_for(&state.pool, &current.user, &id).await?;
+    let path = builds::build_dir(&state.settings.data_dir, &build.id).join("build.log");
+    let text = tokio::fs::read(&path).await.unwrap_or_default();
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+}
+
+/// The log live, as server-sent events: the whole log so far as `line`
+/// events, then new `line`s and `phase` changes (`{"phase","status",
+/// "duration_ms"}`) until an `end` event (`{"status"}`).
+#[utoipa::path(get, path = "/builds/{id}/log/stream", tag = "builds",
+    params(("id" = String, Path, description = "Build id")),
+    responses((status = 200, description = "text/event-stream"), (status = 404, body = ErrorBody)))]
+async fn build_log_stream(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Sse<impl futures_util::Stream<Item = std::result::Result<Event, Infallible>>>> {
+    let build = builds::build_for(&state.pool, &current.user, &id).await?;
+    // Subscribe before reading the file: nothing falls between the two.
+    let live = state.builds.subscribe(&build.id);
+    let path = builds::build_dir(&state.settings.data_dir, &build.id).join("build.log");
+    let text = tokio::fs::read(&path).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let have = lines.len() as u64;
+    let pool = state.pool.clone();
+    let build_id = build.id.clone();
+    let stream = async_stream(lines, have, live, pool, build_id);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+fn async_stream(
+    lines: Vec<String>,
+    have: u64,
+    live: Option<tokio::sync::broadcast::Receiver<LogEvent>>,
+    pool: sqlx::SqlitePool,
+    build_id: String,
+) -> impl futures_util::Stream<Item = std::result::Result<Event, Infallible>> {
+    use futures_util::StreamExt;
+    let backlog = futures_util::stream::iter(
+        lines
+            .into_iter()
+            .map(|l| Ok(Event::default().event("line").data(l))),
+    );
+    enum St {
+        Live(tokio::sync::broadcast::Receiver<LogEvent>),
+        Final,
+        Done,
+    }
+    let start = match live {
+        Some(rx) => St::Live(rx),
+        None => St::Final,
+    };
+    let rest = futures_util::stream::unfold(
+        (start, pool, build_id),
+        move |(st, pool, id)| async move {
+            match st {
+                St::Done => None,
+                St::Final => {
+                    let status = builds::find_build(&pool, &id)
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|b| b.status)
+                        .unwrap_or_else(|| "FAILED".into());
+                    if status == "QUEUED" || status == "IN_PROGRESS" {
+                        // Not running here yet (queued): look again shortly.
+                        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                        return Some((
+                            Ok(Event::default().comment("waiting")),
+                            (St::Final, pool, id),
+                        ));
+                    }
+                    let data = serde_json::json!({ "status": status }).to_string();
+                    Some((
+                        Ok(Event::default().event("end").data(data)),
+                        (St::Done, pool, id),
+                    ))
+                }
+                St::Live(mut rx) => loop {
+                    match rx.recv().await {
+                        Ok(LogEvent::Line(n, text)) => {
+                            if n < have {
+                                continue;
+                            }
+                            return Some((
+                                Ok(Event::default().event("line").data(text)),
+                                (St::Live(rx), pool, id),
+                            ));
+                        }
+                        Ok(LogEvent::Phase(p)) => {
+                            let data = serde_json::to_string(&p).unwrap_or_default();
+                            return Some((
+                                Ok(Event::default().event("phase").data(data)),
+                                (St::Live(rx), pool, id),
+                            ));
+                        }
+                        Ok(LogEvent::End(status)) => {
+                            let data = serde_json::json!({ "status": status }).to_string();
+                            return Some((
+                                Ok(Event::default().event("end").data(data)),
+                                (St::Done, pool, id),
+                            ));
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            let note = format!("[{n} log lines skipped: this viewer fell behind; the full log is at /api/v1/builds/{id}/log]");
+                            return Some((
+                                Ok(Event::default().event("line").data(note)),
+                                (St::Live(rx), pool, id),
+                            ));
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                            return Some((
+                                Ok(Event::default().comment("closed")),
+                                (St::Final, pool, id),
+                            ));
+                        }
+                    }
+                },
+            }
+        },
+    );
+    backlog.chain(rest)
+}
+
+/// The build's artifacts as a zip file.
+#[utoipa::path(get, path = "/builds/{id}/artifacts.zip", tag = "builds",
+    params(("id" = String, Path, description = "Build id")),
+    responses((status = 200, description = "application/zip"), (status = 404, body = ErrorBody)))]
+async fn build_artifacts(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let build = builds::build_for(&state.pool, &current.user, &id).await?;
+    let dir = builds::build_dir(&state.settings.data_dir, &build.id).join("artifacts");
+    if build.artifacts == 0 || !dir.is_dir() {
+        return Err(Error::NotFound("this build kept no artifacts".into()));
+    }
+    let bytes = tokio::task::spawn_blocking(move || builds::zip_dir(&dir))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .map_err(|e| Error::Internal(format!("cannot read the artifacts: {e}")))?;
+    let name = format!("{}-{}.zip", build.project, build.number);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/zip".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutValue {
+    pub value: String,
+}
+
+fn admin(current: &CurrentUser) -> Result<()> {
+    current.require_admin()
+}
+
+/// Parameter names (values are never listed). Administrators only.
+#[utoipa::path(get, path = "/parameters", tag = "stores",
+    responses((status = 200, body = Vec<StoredValue>), (status = 403, body = ErrorBody)))]
+async fn list_parameters(
+    State(state): State<AppState>,
+    current: CurrentUser,
+) -> Result<Json<Vec<StoredValue>>> {
+    admin(&current)?;
+    Ok(Json(builds::list_values(&state.pool, "parameter").await?))
+}
+
+/// Set a parameter (`env.parameter-store` in buildspecs), stored encrypted.
+#[utoipa::path(put, path = "/parameters/{*name}", tag = "stores", request_body = PutValue,
+    params(("name" = String, Path, description = "Parameter name, e.g. /prod/db/password")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn put_parameter(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(name): Path<String>,
+    Json(body): Json<PutValue>,
+) -> Result<StatusCode> {
+    admin(&current)?;
+    let name = format!("/{}", name.trim_start_matches('/'));
+    builds::put_value(
+        &state.pool,
+        &state.master,
+        "parameter",
+        &name,
+        &body.value,
+        &current.user.name,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(delete, path = "/parameters/{*name}", tag = "stores",
+    params(("name" = String, Path, description = "Parameter name")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete_parameter(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(name): Path<String>,
+) -> Result<StatusCode> {
+    admin(&current)?;
+    let name = format!("/{}", name.trim_start_matches('/'));
+    builds::delete_value(&state.pool, "parameter", &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Secret ids (values are never listed). Administrators only.
+#[utoipa::path(get, path = "/secrets", tag = "stores",
+    responses((status = 200, body = Vec<StoredValue>), (status = 403, body = ErrorBody)))]
+async fn list_secrets(
+    State(state): State<AppState>,
+    current: CurrentUser,
+) -> Result<Json<Vec<StoredValue>>> {
+    admin(&current)?;
+    Ok(Json(builds::list_values(&state.pool, "secret").await?))
+}
+
+/// Set a secret (`env.secrets-manager`: `id` or `id:json-key`); the value
+/// may be a JSON object whose keys builds pick.
+#[utoipa::path(put, path = "/secrets/{name}", tag = "stores", request_body = PutValue,
+    params(("name" = String, Path, description = "Secret id")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn put_secret(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(name): Path<String>,
+    Json(body): Json<PutValue>,
+) -> Result<StatusCode> {
+    admin(&current)?;
+    builds::put_value(
+        &state.pool,
+        &state.master,
+        "secret",
+        &name,
+        &body.value,
+        &current.user.name,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(delete, path = "/secrets/{name}", tag = "stores",
+    params(("name" = String, Path, description = "Secret id")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete_secret(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(name): Path<String>,
+) -> Result<StatusCode> {
+    admin(&current)?;
+    builds::delete_value(&state.pool, "secret", &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

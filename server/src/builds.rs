@@ -1,0 +1,1253 @@
+//! Build projects and builds (CodeBuild's part) on the server.
+//!
+//! The `builds` table is the queue: starting a build inserts a `QUEUED`
+//! row; a worker claims rows (QUEUED → IN_PROGRESS in one statement) up to
+//! `build_concurrency` at a time, checks the source out of the repository
+//! into `<data_dir>/builds/<id>/src`, runs the buildspec with the local
+//! runner and records the outcome. The log goes to
+//! `<data_dir>/builds/<id>/build.log` line by line and to live viewers.
+//! Artifacts are kept in `<data_dir>/builds/<id>/artifacts/`. A build that
+//! was running when the server stopped is marked FAILED at the next start.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use sqlx::SqlitePool;
+use tokio::sync::broadcast;
+use utoipa::ToSchema;
+
+use crate::accounts::User;
+use crate::app::AppState;
+use crate::db::{new_id, now_ms, rfc3339};
+use crate::error::{Error, Result};
+use crate::keys::MasterKey;
+
+/// Associated data of a stored value: its kind and name, so a sealed value
+/// moved to another name does not open.
+pub fn value_context(kind: &str, name: &str) -> Vec<u8> {
+    format!("nubo:stored:{kind}:{name}").into_bytes()
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Project {
+    pub name: String,
+    pub owner: String,
+    /// The source repository.
+    pub repo: String,
+    pub branch: String,
+    /// The buildspec's path in the repository (when not inline).
+    pub buildspec_path: String,
+    /// A buildspec given here instead of the repository's file.
+    pub inline_buildspec: Option<String>,
+    /// Container image (container builds are not available yet).
+    pub image: Option<String>,
+    /// Project variables (override the buildspec's).
+    pub env: Vec<(String, String)>,
+    pub timeout_minutes: i64,
+    pub created_at: String,
+    #[serde(skip)]
+    pub created_at_ms: i64,
+    #[serde(skip)]
+    pub id: String,
+    #[serde(skip)]
+    pub owner_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PhaseInfo {
+    pub phase: String,
+    pub status: String,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Build {
+    pub id: String,
+    pub project: String,
+    pub number: i64,
+    /// QUEUED, IN_PROGRESS, SUCCEEDED, FAILED, STOPPED or TIMED_OUT.
+    pub status: String,
+    pub current_phase: Option<String>,
+    pub phases: Vec<PhaseInfo>,
+    pub branch: String,
+    /// The commit built (resolved once the source is checked out).
+    pub commit: Option<String>,
+    pub initiator: String,
+    pub queued_at: String,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub exported_variables: Vec<(String, String)>,
+    /// Number of artifact files kept.
+    pub artifacts: i64,
+    /// Why it failed or stopped, when the log is not the whole story.
+    pub reason: Option<String>,
+    #[serde(skip)]
+    pub queued_at_ms: i64,
+    #[serde(skip)]
+    pub started_at_ms: Option<i64>,
+    #[serde(skip)]
+    pub ended_at_ms: Option<i64>,
+    #[serde(skip)]
+    pub project_id: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct ProjectRow {
+    id: String,
+    name: String,
+    owner: String,
+    owner_id: String,
+    repo: String,
+    branch: String,
+    buildspec_path: String,
+    inline_buildspec: Option<String>,
+    image: Option<String>,
+    env_json: String,
+    timeout_minutes: i64,
+    created_at: i64,
+}
+
+const PROJECT_SELECT: &str = "SELECT p.id, p.name, u.name AS owner, p.owner_id, r.name AS repo,
+        p.branch, p.buildspec_path, p.inline_buildspec, p.image, p.env_json, p.timeout_minutes, p.created_at
+    FROM build_projects p JOIN users u ON u.id = p.owner_id JOIN repos r ON r.id = p.repo_id";
+
+fn project_from(r: ProjectRow) -> Project {
+    Project {
+        name: r.name,
+        owner: r.owner,
+        repo: r.repo,
+        branch: r.branch,
+        buildspec_path: r.buildspec_path,
+        inline_buildspec: r.inline_buildspec,
+        image: r.image,
+        env: serde_json::from_str(&r.env_json).unwrap_or_default(),
+        timeout_minutes: r.timeout_minutes,
+        created_at: rfc3339(r.created_at),
+        created_at_ms: r.created_at,
+        id: r.id,
+        owner_id: r.owner_id,
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct BuildRow {
+    id: String,
+    project: String,
+    project_id: String,
+    number: i64,
+    status: String,
+    current_phase: Option<String>,
+    phases_json: String,
+    branch: String,
+    commit_sha: Option<String>,
+    initiator: String,
+    queued_at: i64,
+    started_at: Option<i64>,
+    ended_at: Option<i64>,
+    exported_json: String,
+    artifacts: i64,
+    reason: Option<String>,
+}
+
+const BUILD_SELECT: &str =
+    "SELECT b.id, p.name AS project, b.project_id, b.number, b.status, b.current_phase,
+        b.phases_json, b.branch, b.commit_sha, b.initiator, b.queued_at, b.started_at, b.ended_at,
+        b.exported_json, b.artifacts, b.reason
+    FROM builds b JOIN build_projects p ON p.id = b.project_id";
+
+fn build_from(r: BuildRow) -> Build {
+    Build {
+        duration_ms: match (r.started_at, r.ended_at) {
+            (Some(s), Some(e)) => Some(e - s),
+            (Some(s), None) => Some(now_ms() - s),
+            _ => None,
+        },
+        id: r.id,
+        project: r.project,
+        number: r.number,
+        status: r.status,
+        current_phase: r.current_phase,
+        phases: serde_json::from_str(&r.phases_json).unwrap_or_default(),
+        branch: r.branch,
+        commit: r.commit_sha,
+        initiator: r.initiator,
+        queued_at: rfc3339(r.queued_at),
+        started_at: r.started_at.map(rfc3339),
+        ended_at: r.ended_at.map(rfc3339),
+        exported_variables: serde_json::from_str(&r.exported_json).unwrap_or_default(),
+        artifacts: r.artifacts,
+        reason: r.reason,
+        queued_at_ms: r.queued_at,
+        started_at_ms: r.started_at,
+        ended_at_ms: r.ended_at,
+        project_id: r.project_id,
+    }
+}
+
+pub fn build_dir(data_dir: &Path, id: &str) -> PathBuf {
+    data_dir.join("builds").join(id)
+}
+
+pub async fn find_project(pool: &SqlitePool, name: &str) -> Result<Option<Project>> {
+    let row: Option<ProjectRow> =
+        sqlx::query_as(&format!("{PROJECT_SELECT} WHERE lower(p.name) = lower($1)"))
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(project_from))
+}
+
+/// The project, if `user` owns it (or is an administrator).
+pub async fn project_for(pool: &SqlitePool, user: &User, name: &str) -> Result<Project> {
+    match find_project(pool, name).await? {
+        Some(p) if p.owner_id == user.id || user.admin => Ok(p),
+        _ => Err(Error::NotFound(format!("no build project named {name:?}"))),
+    }
+}
+
+pub async fn list_projects(pool: &SqlitePool, user: &User) -> Result<Vec<Project>> {
+    let rows: Vec<ProjectRow> = if user.admin {
+        sqlx::query_as(&format!("{PROJECT_SELECT} ORDER BY lower(p.name)"))
+            .fetch_all(pool)
+            .await?
+    } else {
+        sqlx::query_as(&format!(
+            "{PROJECT_SELECT} WHERE p.owner_id = $1 ORDER BY lower(p.name)"
+        ))
+        .bind(&user.id)
+        .fetch_all(pool)
+        .await?
+    };
+    Ok(rows.into_iter().map(project_from).collect())
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProject {
+    /// 2-255 letters, digits, '-' or '_' (CodeBuild's rule).
+    pub name: String,
+    /// The source repository.
+    pub repo: String,
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// Default `buildspec.yml`.
+    #[serde(default)]
+    pub buildspec_path: Option<String>,
+    /// A buildspec instead of the repository's file.
+    #[serde(default)]
+    pub buildspec: Option<String>,
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub env: Option<std::collections::BTreeMap<String, String>>,
+    /// 5-480, default 60.
+    #[serde(default)]
+    pub timeout_minutes: Option<i64>,
+}
+
+fn validate_project_name(name: &str) -> Result<()> {
+    let ok = (2..=255).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Unprocessable(format!(
+            "invalid project name {name:?}: 2-255 letters, digits, '-' or '_', starting with a letter or digit"
+        )))
+    }
+}
+
+fn validate_env(env: &[(String, String)]) -> Result<()> {
+    for (k, _) in env {
+        let ok = !k.is_empty()
+            && !k.starts_with(|c: char| c.is_ascii_digit())
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            return Err(Error::Unprocessable(format!(
+                "{k:?} is not a valid variable name"
+            )));
+        }
+        if k.starts_with("CODEBUILD_") {
+            return Err(Error::Unprocessable(format!(
+                "{k}: the CODEBUILD_ prefix is reserved"
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub async fn create_project(
+    pool: &SqlitePool,
+    owner: &User,
+    req: CreateProject,
+) -> Result<Project> {
+    validate_project_name(&req.name)?;
+    let repo = crate::repos::authorize(pool, &req.repo, owner, "codecommit:GitPull").await?;
+    let timeout = req.timeout_minutes.unwrap_or(60);
+    if !(5..=480).contains(&timeout) {
+        return Err(Error::Unprocessable(
+            "timeout_minutes must be between 5 and 480".into(),
+        ));
+    }
+    if let Some(text) = &req.buildspec {
+        let (spec, diags) = nubo_runner::buildspec::parse(text);
+        if spec.is_none() {
+            let first = diags
+                .iter()
+                .find(|d| d.severity == nubo_runner::buildspec::Severity::Error)
+                .map(|d| d.render("buildspec"))
+                .unwrap_or_default();
+            return Err(Error::Unprocessable(format!(
+                "the inline buildspec is not valid: {first}"
+            )));
+        }
+    }
+    if req.image.is_some() {
+        return Err(Error::Unprocessable(
+            "container builds are not available yet: leave image empty to build with the local runner".into(),
+        ));
+    }
+    let path = req
+        .buildspec_path
+        .clone()
+        .unwrap_or_else(|| "buildspec.yml".into());
+    if path.starts_with('/') || path.split('/').any(|p| p == "..") {
+        return Err(Error::Unprocessable(
+            "buildspec_path must be a path inside the repository".into(),
+        ));
+    }
+    let env: Vec<(String, String)> = req.env.clone().unwrap_or_default().into_iter().collect();
+    validate_env(&env)?;
+    let inserted = sqlx::query(
+        "INSERT INTO build_projects (id, name, owner_id, repo_id, branch, buildspec_path, inline_buildspec,
+             image, env_json, timeout_minutes, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(new_id())
+    .bind(&req.name)
+    .bind(&owner.id)
+    .bind(&repo.id)
+    .bind(req.branch.clone().filter(|b| !b.is_empty()).unwrap_or_else(|| "main".into()))
+    .bind(&path)
+    .bind(req.buildspec.clone().filter(|b| !b.trim().is_empty()))
+    .bind(&req.image)
+    .bind(serde_json::to_string(&env).unwrap_or_default())
+    .bind(timeout)
+    .bind(now_ms())
+    .execute(pool)
+    .await;
+    match inserted {
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            return Err(Error::Conflict(format!(
+                "a build project named {:?} exists",
+                req.name
+            )))
+        }
+        other => {
+            other?;
+        }
+    }
+    Ok(find_project(pool, &req.name).await?.expect("just made"))
+}
+
+pub async fn delete_project(state: &AppState, project: &Project) -> Result<()> {
+    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM builds WHERE project_id = $1")
+        .bind(&project.id)
+        .fetch_all(&state.pool)
+        .await?;
+    for id in &ids {
+        state.builds.cancel(id);
+    }
+    sqlx::query("DELETE FROM build_projects WHERE id = $1")
+        .bind(&project.id)
+        .execute(&state.pool)
+        .await?;
+    for id in ids {
+        let _ = std::fs::remove_dir_all(build_dir(&state.settings.data_dir, &id));
+    }
+    Ok(())
+}
+
+pub async fn find_build(pool: &SqlitePool, id: &str) -> Result<Option<Build>> {
+    let row: Option<BuildRow> = sqlx::query_as(&format!("{BUILD_SELECT} WHERE b.id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(build_from))
+}
+
+/// The build, if `user` may see it (its project's owner, or an admin).
+pub async fn build_for(pool: &SqlitePool, user: &User, id: &str) -> Result<Build> {
+    let build = find_build(pool, id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no build {id:?}")))?;
+    let owner: String = sqlx::query_scalar("SELECT owner_id FROM build_projects WHERE id = $1")
+        .bind(&build.project_id)
+        .fetch_one(pool)
+        .await?;
+    if owner == user.id || user.admin {
+        Ok(build)
+    } else {
+        Err(Error::NotFound(format!("no build {id:?}")))
+    }
+}
+
+pub async fn list_builds(pool: &SqlitePool, project: &Project, limit: i64) -> Result<Vec<Build>> {
+    let rows: Vec<BuildRow> = sqlx::query_as(&format!(
+        "{BUILD_SELECT} WHERE b.project_id = $1 ORDER BY b.number DESC LIMIT $2"
+    ))
+    .bind(&project.id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(build_from).collect())
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StartBuild {
+    /// Default: the project's branch.
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// A commit to build instead of the branch's head.
+    #[serde(default)]
+    pub commit: Option<String>,
+    /// Variables overriding the project's and the buildspec's.
+    #[serde(default)]
+    pub env: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// Queues a build; answers it (QUEUED).
+pub async fn start(
+    pool: &SqlitePool,
+    project: &Project,
+    initiator: &User,
+    req: StartBuild,
+) -> Result<Build> {
+    let branch = req
+        .branch
+        .clone()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| project.branch.clone());
+    if branch.starts_with('-') || branch.contains("..") || branch.contains(char::is_whitespace) {
+        return Err(Error::Unprocessable(format!(
+            "{branch:?} is not a branch name"
+        )));
+    }
+    if let Some(c) = &req.commit {
+        if !(4..=64).contains(&c.len()) || !c.chars().all(|ch| ch.is_ascii_hexdigit()) {
+            return Err(Error::Unprocessable(format!("{c:?} is not a commit id")));
+        }
+    }
+    let env: Vec<(String, String)> = req.env.clone().unwrap_or_default().into_iter().collect();
+    validate_env(&env)?;
+    let mut tx = pool.begin().await?;
+    let number: i64 = sqlx::query_scalar(
+        "UPDATE build_projects SET next_number = next_number + 1 WHERE id = $1 RETURNING next_number - 1",
+    )
+    .bind(&project.id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let id = format!("{}:{}", project.name, new_id());
+    sqlx::query(
+        "INSERT INTO builds (id, project_id, number, status, phases_json, branch, commit_sha, initiator,
+             env_json, queued_at, exported_json)
+         VALUES ($1, $2, $3, 'QUEUED', '[]', $4, $5, $6, $7, $8, '[]')",
+    )
+    .bind(&id)
+    .bind(&project.id)
+    .bind(number)
+    .bind(&branch)
+    .bind(&req.commit)
+    .bind(&initiator.name)
+    .bind(serde_json::to_string(&env).unwrap_or_default())
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(find_build(pool, &id).await?.expect("just made"))
+}
+
+/// A line or a change of a running build, for live viewers.
+#[derive(Debug, Clone)]
+pub enum LogEvent {
+    /// The line's index in the log (from 0) and its text.
+    Line(u64, String),
+    Phase(PhaseInfo),
+    End(String),
+}
+
+#[derive(Default)]
+struct Live {
+    channel: Option<broadcast::Sender<LogEvent>>,
+    cancel: Option<Arc<AtomicBool>>,
+}
+
+/// The server's running builds: their live channels and stop switches.
+#[derive(Default)]
+pub struct Running {
+    map: Mutex<HashMap<String, Live>>,
+    pub wake: tokio::sync::Notify,
+}
+
+impl Running {
+    pub fn subscribe(&self, id: &str) -> Option<broadcast::Receiver<LogEvent>> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(id)
+            .and_then(|l| l.channel.as_ref())
+            .map(|c| c.subscribe())
+    }
+
+    /// Asks a running build to stop; answers whether it was running here.
+    pub fn cancel(&self, id: &str) -> bool {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(id).and_then(|l| l.cancel.as_ref()) {
+            Some(c) => {
+                c.store(true, std::sync::atomic::Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Stops a build: a queued one at once, a running one at its next check.
+pub async fn stop(state: &AppState, build: &Build) -> Result<Build> {
+    let stopped = sqlx::query(
+        "UPDATE builds SET status = 'STOPPED', ended_at = $1, reason = $2 WHERE id = $3 AND status = 'QUEUED'",
+    )
+    .bind(now_ms())
+    .bind("stopped before it started")
+    .bind(&build.id)
+    .execute(&state.pool)
+    .await?;
+    if stopped.rows_affected() == 0 && build.status == "IN_PROGRESS" {
+        state.builds.cancel(&build.id);
+        for _ in 0..100 {
+            let b = find_build(&state.pool, &build.id).await?.expect("exists");
+            if b.status != "IN_PROGRESS" {
+                return Ok(b);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    Ok(find_build(&state.pool, &build.id).await?.expect("exists"))
+}
+
+/// Kills processes left by builds that were running in a stopped server
+/// (found by the `NUBO_BUILD_ID` every build process inherits).
+fn kill_leftovers(ids: &[String]) {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for e in dir.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        let environ = String::from_utf8_lossy(&environ);
+        if environ
+            .split('\0')
+            .any(|v| ids.iter().any(|id| v == format!("NUBO_BUILD_ID={id}")))
+        {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// On start: builds that were running when the server stopped failed.
+pub async fn recover(pool: &SqlitePool) -> Result<()> {
+    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM builds WHERE status = 'IN_PROGRESS'")
+        .fetch_all(pool)
+        .await?;
+    kill_leftovers(&ids);
+    let n = sqlx::query(
+        "UPDATE builds SET status = 'FAILED', ended_at = $1,
+             reason = 'the server stopped while the build was running'
+         WHERE status = 'IN_PROGRESS'",
+    )
+    .bind(now_ms())
+    .execute(pool)
+    .await?;
+    if n.rows_affected() > 0 {
+        tracing::warn!(
+            builds = n.rows_affected(),
+            "builds interrupted by a restart were marked failed"
+        );
+    }
+    Ok(())
+}
+
+/// Starts the workers that take builds off the queue.
+pub fn spawn_workers(state: AppState) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        state.settings.build_concurrency.max(1),
+    ));
+    tokio::spawn(async move {
+        loop {
+            let permit = match slots.clone().acquire_owned().await {
+                Ok(p) => p,
+                Err(_) => return,
+            };
+            match claim(&state.pool).await {
+                Ok(Some(id)) => {
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = execute(&state, &id).await {
+                            tracing::error!(build = %id, error = %e, "build failed to run");
+                            let _ = sqlx::query(
+                                "UPDATE builds SET status = 'FAILED', ended_at = $1, reason = $2 WHERE id = $3 AND status = 'IN_PROGRESS'",
+                            )
+                            .bind(now_ms())
+                            .bind(e.public_message())
+                            .bind(&id)
+                            .execute(&state.pool)
+                            .await;
+                        }
+                        drop(permit);
+                        state.builds.wake.notify_one();
+                    });
+                }
+                Ok(None) => {
+                    drop(permit);
+                    let _ = tokio::time::timeout(
+                        std::time::Duration::from_millis(500),
+                        state.builds.wake.notified(),
+                    )
+                    .await;
+                }
+                Err(e) => {
+                    drop(permit);
+                    tracing::warn!(error = %e, "cannot read the build queue");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+}
+
+async fn claim(pool: &SqlitePool) -> Result<Option<String>> {
+    let id: Option<String> = sqlx::query_scalar(
+        "UPDATE builds SET status = 'IN_PROGRESS', started_at = $1, current_phase = 'PROVISIONING'
+         WHERE id = (SELECT id FROM builds WHERE status = 'QUEUED' ORDER BY queued_at LIMIT 1)
+           AND status = 'QUEUED'
+         RETURNING id",
+    )
+    .bind(now_ms())
+    .fetch_optional(pool)
+    .await?;
+    Ok(id)
+}
+
+/// Resolves the buildspec's parameter-store and secrets-manager entries.
+async fn resolve_secrets(
+    pool: &SqlitePool,
+    master: &MasterKey,
+    spec: &nubo_runner::buildspec::Buildspec,
+) -> std::result::Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for (var, name) in &spec.env.parameter_store {
+        let value = get_value(pool, master, "parameter", name)
+            .await
+            .map_err(|e| e.public_message())?
+            .ok_or_else(|| format!("parameter {name} does not exist (for {var})"))?;
+        out.push((var.clone(), value));
+    }
+    for (var, reference) in &spec.env.secrets_manager {
+        let mut parts = reference.splitn(2, ':');
+        let id = parts.next().unwrap_or_default();
+        let key = parts
+            .next()
+            .and_then(|r| r.split(':').next())
+            .filter(|k| !k.is_empty());
+        let value = get_value(pool, master, "secret", id)
+            .await
+            .map_err(|e| e.public_message())?
+            .ok_or_else(|| format!("secret {id} does not exist (for {var})"))?;
+        let value = match key {
+            None => value,
+            Some(k) => serde_json::from_str::<serde_json::Value>(&value)
+                .ok()
+                .and_then(|v| v.get(k).cloned())
+                .map(|v| match v {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                })
+                .ok_or_else(|| format!("secret {id} has no JSON key {k} (for {var})"))?,
+        };
+        out.push((var.clone(), value));
+    }
+    Ok(out)
+}
+
+async fn execute(state: &AppState, id: &str) -> Result<()> {
+    let build = find_build(&state.pool, id).await?.expect("claimed");
+    let project: ProjectRow = sqlx::query_as(&format!("{PROJECT_SELECT} WHERE p.id = $1"))
+        .bind(&build.project_id)
+        .fetch_one(&state.pool)
+        .await?;
+    let project = project_from(project);
+    let dir = build_dir(&state.settings.data_dir, id);
+    let src = dir.join("src");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::Internal(e.to_string()))?;
+    let (tx, _) = broadcast::channel(4096);
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let mut map = state.builds.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert(
+            id.to_string(),
+            Live {
+                channel: Some(tx.clone()),
+                cancel: Some(cancel.clone()),
+            },
+        );
+    }
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("build.log"))
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let writer = Arc::new(Mutex::new((std::io::BufWriter::new(log_file), 0u64)));
+    let emit = {
+        let writer = writer.clone();
+        let tx = tx.clone();
+        move |line: &str| {
+            let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = writeln!(w.0, "{line}");
+            let _ = w.0.flush();
+            let n = w.1;
+            w.1 += 1;
+            let _ = tx.send(LogEvent::Line(n, line.to_string()));
+        }
+    };
+    let stamp = || {
+        time::OffsetDateTime::now_utc()
+            .format(time::macros::format_description!(
+                "[year]/[month]/[day] [hour]:[minute]:[second].[subsecond digits:6]"
+            ))
+            .unwrap_or_default()
+    };
+    let fail = |reason: String| reason;
+    // DOWNLOAD_SOURCE: a checkout of the branch or commit.
+    let phase = |phase: &str, status: &str, duration_ms: u64| {
+        let _ = tx.send(LogEvent::Phase(PhaseInfo {
+            phase: phase.into(),
+            status: status.into(),
+            duration_ms,
+        }));
+    };
+    phase("PROVISIONING", "SUCCEEDED", 0);
+    phase("DOWNLOAD_SOURCE", "IN_PROGRESS", 0);
+    let fetch_started = std::time::Instant::now();
+    emit(&format!(
+        "[Container] {} Running on the server's local runner",
+        stamp()
+    ));
+    emit(&format!(
+        "[Container] {} Entering phase DOWNLOAD_SOURCE",
+        stamp()
+    ));
+    let checkout = checkout(state, &project, &build, &src).await;
+    let outcome_error = match checkout {
+        Err(reason) => Some(fail(reason)),
+        Ok(commit) => {
+            sqlx::query("UPDATE builds SET commit_sha = $1, current_phase = 'DOWNLOAD_SOURCE' WHERE id = $2")
+                .bind(&commit)
+                .bind(id)
+                .execute(&state.pool)
+                .await?;
+            None
+        }
+    };
+    let spec_text = match (&outcome_error, &project.inline_buildspec) {
+        (Some(_), _) => None,
+        (None, Some(inline)) => Some(inline.clone()),
+        (None, None) => std::fs::read_to_string(src.join(&project.buildspec_path)).ok(),
+    };
+    let mut reason = outcome_error;
+    let mut spec = None;
+    if reason.is_none() {
+        match spec_text {
+            None => {
+                reason = Some(format!(
+                    "YAML_FILE_ERROR: no buildspec at {} on {}",
+                    project.buildspec_path, build.branch
+                ))
+            }
+            Some(text) => {
+                let (parsed, diags) = nubo_runner::buildspec::parse(&text);
+                for d in &diags {
+                    emit(&d.render(&project.buildspec_path));
+                }
+                match parsed {
+                    Some(s) => spec = Some(s),
+                    None => reason = Some("YAML_FILE_ERROR: the buildspec is not valid".into()),
+                }
+            }
+        }
+    }
+    let mut secrets = Vec::new();
+    if let (None, Some(s)) = (&reason, &spec) {
+        match resolve_secrets(&state.pool, &state.master, s).await {
+            Ok(v) => secrets = v,
+            Err(e) => reason = Some(format!("DECRYPTED_VARIABLES_ERROR: {e}")),
+        }
+    }
+    let fetch_ms = fetch_started.elapsed().as_millis() as u64;
+    if let Some(why) = &reason {
+        phase("DOWNLOAD_SOURCE", "FAILED", fetch_ms);
+        emit(&format!(
+            "[Container] {} Phase complete: DOWNLOAD_SOURCE State: FAILED",
+            stamp()
+        ));
+        emit(&format!(
+            "[Container] {} Phase context status code: {why}",
+            stamp()
+        ));
+        let phases = vec![PhaseInfo {
+            phase: "DOWNLOAD_SOURCE".into(),
+            status: "FAILED".into(),
+            duration_ms: 0,
+        }];
+        finish(state, id, "FAILED", &phases, &[], 0, Some(why)).await?;
+        let _ = tx.send(LogEvent::End("FAILED".into()));
+        cleanup(state, id, &src);
+        return Ok(());
+    }
+    emit(&format!(
+        "[Container] {} CODEBUILD_SRC_DIR={}",
+        stamp(),
+        src.display()
+    ));
+    emit(&format!(
+        "[Container] {} Phase complete: DOWNLOAD_SOURCE State: SUCCEEDED",
+        stamp()
+    ));
+    phase("DOWNLOAD_SOURCE", "SUCCEEDED", fetch_ms);
+    let spec = spec.expect("checked");
+    let mut overrides = project.env.clone();
+    let build_env: Vec<(String, String)> = {
+        let json: String = sqlx::query_scalar("SELECT env_json FROM builds WHERE id = $1")
+            .bind(id)
+            .fetch_one(&state.pool)
+            .await?;
+        serde_json::from_str(&json).unwrap_or_default()
+    };
+    overrides.extend(build_env);
+    // Marks every process of this build, so a restart can find leftovers.
+    overrides.push(("NUBO_BUILD_ID".into(), id.to_string()));
+    let options = nubo_runner::local::Options {
+        source: src.clone(),
+        spec,
+        overrides,
+        secrets,
+        artifacts_dir: Some(dir.join("artifacts")),
+        timeout: std::time::Duration::from_secs(project.timeout_minutes.max(1) as u64 * 60),
+        project: project.name.clone(),
+        initiator: build.initiator.clone(),
+        image: "nubo/local".into(),
+        log_cap: 64 << 20,
+        cancel: Some(cancel),
+        announce_source: false,
+    };
+    // Phase changes from the log, as they happen.
+    let (phase_tx, mut phase_rx) = tokio::sync::mpsc::unbounded_channel::<PhaseInfo>();
+    let pool = state.pool.clone();
+    let build_id = id.to_string();
+    let live = tx.clone();
+    let phases_task = tokio::spawn(async move {
+        while let Some(p) = phase_rx.recv().await {
+            let _ = sqlx::query("UPDATE builds SET current_phase = $1 WHERE id = $2")
+                .bind(&p.phase)
+                .bind(&build_id)
+                .execute(&pool)
+                .await;
+            let _ = live.send(LogEvent::Phase(p));
+        }
+    });
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut entered: Option<(String, std::time::Instant)> = None;
+        nubo_runner::local::run(&options, &mut |line| {
+            emit(line);
+            if let Some(rest) = line.split("Entering phase ").nth(1) {
+                entered = Some((rest.trim().to_string(), std::time::Instant::now()));
+                let _ = phase_tx.send(PhaseInfo {
+                    phase: rest.trim().to_string(),
+                    status: "IN_PROGRESS".into(),
+                    duration_ms: 0,
+                });
+            } else if let Some(rest) = line.split("Phase complete: ").nth(1) {
+                let mut parts = rest.split(" State: ");
+                let (phase, status) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let duration = entered
+                    .as_ref()
+                    .filter(|(p, _)| p == phase)
+                    .map(|(_, t)| t.elapsed().as_millis() as u64)
+                    .unwrap_or(0);
+                let _ = phase_tx.send(PhaseInfo {
+                    phase: phase.to_string(),
+                    status: status.trim().to_string(),
+                    duration_ms: duration,
+                });
+            }
+        })
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("the build runner panicked: {e}")))?;
+    let _ = phases_task.await;
+    let phases: Vec<PhaseInfo> = outcome
+        .phases
+        .iter()
+        .map(|p| PhaseInfo {
+            phase: p.phase.clone(),
+            status: p.status.clone(),
+            duration_ms: p.duration_ms,
+        })
+        .collect();
+    let reason = match outcome.status.as_str() {
+        "STOPPED" => Some("stopped by a user".to_string()),
+        "TIMED_OUT" => Some(format!(
+            "timed out after {} minutes",
+            project.timeout_minutes
+        )),
+        _ => None,
+    };
+    finish(
+        state,
+        id,
+        &outcome.status,
+        &phases,
+        &outcome.exported_variables,
+        outcome.artifacts as i64,
+        reason.as_deref(),
+    )
+    .await?;
+    let _ = tx.send(LogEvent::End(outcome.status.clone()));
+    cleanup(state, id, &src);
+    Ok(())
+}
+
+fn cleanup(state: &AppState, id: &str, src: &Path) {
+    let _ = std::fs::remove_dir_all(src);
+    state
+        .builds
+        .map
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(id);
+}
+
+async fn finish(
+    state: &AppState,
+    id: &str,
+    status: &str,
+    phases: &[PhaseInfo],
+    exported: &[(String, String)],
+    artifacts: i64,
+    reason: Option<&str>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE builds SET status = $1, phases_json = $2, exported_json = $3, artifacts = $4,
+             reason = $5, ended_at = $6, current_phase = 'COMPLETED' WHERE id = $7",
+    )
+    .bind(status)
+    .bind(serde_json::to_string(phases).unwrap_or_default())
+    .bind(serde_json::to_string(exported).unwrap_or_default())
+    .bind(artifacts)
+    .bind(reason)
+    .bind(now_ms())
+    .bind(id)
+    .execute(&state.pool)
+    .await?;
+    Ok(())
+}
+
+/// Clones the repository's working copy and checks out the commit (or the
+/// branch's head); answers the commit id, or why it could not.
+async fn checkout(
+    state: &AppState,
+    project: &Project,
+    build: &Build,
+    src: &Path,
+) -> std::result::Result<String, String> {
+    let repo = crate::repos::find(&state.pool, &project.repo)
+        .await
+        .map_err(|e| e.public_message())?
+        .ok_or("CLIENT_ERROR: the source repository no longer exists")?;
+    let lock = state.repo_lock(&repo.id);
+    let guard = lock.lock().await;
+    let cache = crate::repos::ensure_cache(
+        &state.pool,
+        &state.master,
+        &state.settings.data_dir,
+        &state.cache_dir,
+        &repo,
+    )
+    .await
+    .map_err(|e| e.public_message())?;
+    let _ = std::fs::remove_dir_all(src);
+    let out = tokio::process::Command::new("git")
+        .args(["clone", "-q", "--no-hardlinks", "--no-checkout"])
+        .arg(&cache)
+        .arg(src)
+        .output()
+        .await
+        .map_err(|e| format!("CLIENT_ERROR: cannot run git: {e}"))?;
+    drop(guard);
+    if !out.status.success() {
+        return Err(format!(
+            "CLIENT_ERROR: cannot clone {}: {}",
+            project.repo,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let target = match &build.commit {
+        Some(c) => c.clone(),
+        None => format!("origin/{}", build.branch),
+    };
+    let out = tokio::process::Command::new("git")
+        .arg("-C")
+        .arg(src)
+        .args(["checkout", "-q", "--detach", &target, "--"])
+        .output()
+        .await
+        .map_err(|e| format!("CLIENT_ERROR: cannot run git: {e}"))?;
+    if !out.status.success() {
+        return Err(match &build.commit {
+            Some(c) => format!("CLIENT_ERROR: no commit {c} in {}", project.repo),
+            None => format!(
+                "CLIENT_ERROR: no branch {} in {}",
+                build.branch, project.repo
+            ),
+        });
+    }
+    let out = tokio::process::Command::new("git")
+        .arg("-C")
+        .arg(src)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .await
+        .map_err(|e| format!("CLIENT_ERROR: cannot run git: {e}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+// ---- the parameter store and the secrets manager ----
+
+pub fn validate_value_name(kind: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 512
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c))
+        && !name.contains("..");
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Unprocessable(format!(
+            "invalid {kind} name {name:?}: letters, digits, '/', '_', '.', '-'"
+        )))
+    }
+}
+
+pub async fn put_value(
+    pool: &SqlitePool,
+    master: &MasterKey,
+    kind: &str,
+    name: &str,
+    value: &str,
+    by: &str,
+) -> Result<()> {
+    validate_value_name(kind, name)?;
+    if value.len() > 64 * 1024 {
+        return Err(Error::PayloadTooLarge(format!(
+            "a {kind} value may be at most 64 KiB"
+        )));
+    }
+    let sealed = master.seal(&value_context(kind, name), value.as_bytes());
+    sqlx::query(
+        "INSERT INTO stored_values (kind, name, value_sealed, created_by, updated_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (kind, name) DO UPDATE SET value_sealed = excluded.value_sealed, updated_at = excluded.updated_at",
+    )
+    .bind(kind)
+    .bind(name)
+    .bind(sealed)
+    .bind(by)
+    .bind(now_ms())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_value(
+    pool: &SqlitePool,
+    master: &MasterKey,
+    kind: &str,
+    name: &str,
+) -> Result<Option<String>> {
+    let sealed: Option<String> =
+        sqlx::query_scalar("SELECT value_sealed FROM stored_values WHERE kind = $1 AND name = $2")
+            .bind(kind)
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+    match sealed {
+        None => Ok(None),
+        Some(s) => {
+            let plain = master.open(&value_context(kind, name), &s)?;
+            Ok(Some(String::from_utf8_lossy(&plain).into_owned()))
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoredValue {
+    pub name: String,
+    pub created_by: Option<String>,
+    pub updated_at: String,
+}
+
+pub async fn list_values(pool: &SqlitePool, kind: &str) -> Result<Vec<StoredValue>> {
+    let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(
+        "SELECT name, created_by, updated_at FROM stored_values WHERE kind = $1 ORDER BY name",
+    )
+    .bind(kind)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, created_by, at)| StoredValue {
+            name,
+            created_by,
+            updated_at: rfc3339(at),
+        })
+        .collect())
+}
+
+pub async fn delete_value(pool: &SqlitePool, kind: &str, name: &str) -> Result<()> {
+    let done = sqlx::query("DELETE FROM stored_values WHERE kind = $1 AND name = $2")
+        .bind(kind)
+        .bind(name)
+        .execute(pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(Error::NotFound(format!("no {kind} named {name:?}")));
+    }
+    Ok(())
+}
+
+// ---- artifacts as a zip (stored, not compressed) ----
+
+fn crc32(data: &[u8], mut crc: u32) -> u32 {
+    crc = !crc;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A zip archive (method "stored") of every file under `dir`.
+pub fn zip_dir(dir: &Path) -> std::io::Result<Vec<u8>> {
+    fn walk(d: &Path, base: &Path, out: &mut Vec<(String, PathBuf)>) {
+        let Ok(entries) = std::fs::read_dir(d) else {
+            return;
+        };
+        let mut entries: Vec<_> = entries.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, base, out);
+            } else if p.is_file() {
+                let rel = p
+                    .strip_prefix(base)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .into_owned();
+                out.push((rel, p));
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(dir, dir, &mut files);
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for (name, path) in &files {
+        let data = std::fs::read(path)?;
+        let crc = crc32(&data, 0);
+        let offset = out.len() as u32;
+        let header = |sig: u32, central: bool| {
+            let mut h = Vec::new();
+            h.extend_from_slice(&sig.to_le_bytes());
+            if central {
+                h.extend_from_slice(&20u16.to_le_bytes());
+            }
+            h.extend_from_slice(&20u16.to_le_bytes()); // version needed
+            h.extend_from_slice(&0x0800u16.to_le_bytes()); // UTF-8 names
+            h.extend_from_slice(&0u16.to_le_bytes()); // stored
+            h.extend_from_slice(&0u16.to_le_bytes()); // time
+            h.extend_from_slice(&0x21u16.to_le_bytes()); // date: 1980-01-01
+            h.extend_from_slice(&crc.to_le_bytes());
+            h.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            h.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            h.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            h.extend_from_slice(&0u16.to_le_bytes());
+            if central {
+                h.extend_from_slice(&0u16.to_le_bytes()); // comment
+                h.extend_from_slice(&0u16.to_le_bytes()); // disk
+                h.extend_from_slice(&0u16.to_le_bytes()); // internal attrs
+                h.extend_from_slice(&0u32.to_le_bytes()); // external attrs
+                h.extend_from_slice(&offset.to_le_bytes());
+            }
+            h.extend_from_slice(name.as_bytes());
+            h
+        };
+        out.extend(header(0x0403_4b50, false));
+        out.extend_from_slice(&data);
+        central.extend(header(0x0201_4b50, true));
+    }
+    let cd_offset = out.len() as u32;
+    out.extend_from_slice(&central);
+    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(&(files.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(files.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(central.len() as u32).to_le_bytes());
+    out.extend_from_slice(&cd_offset.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn crc32_matches_the_standard_check_value() {
+        assert_eq!(super::crc32(b"123456789", 0), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(super::validate_project_name("web-app_1").is_ok());
+        for bad in ["a", "-x", "a b", "a/b"] {
+            assert!(super::validate_project_name(bad).is_err(), "{bad}");
+        }
+        assert!(super::validate_value_name("parameter", "/prod/db/password").is_ok());
+        assert!(super::validate_value_name("parameter", "../x").is_err());
+    }
+}
