@@ -3,10 +3,8 @@
 // timeline live, and sees it succeed with its artifacts.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startServer, launchBrowser, signIn, artifacts, git } from "./harness.mjs";
+import { startServer, launchBrowser, signIn, artifacts, seedRepository } from "./harness.mjs";
 
 let server;
 let browser;
@@ -42,24 +40,7 @@ test("create a build project, start a build and watch it live", async () => {
   page.on("pageerror", (e) => errors.push(String(e)));
   await signIn(page, server.url, "admin", server.adminPassword);
 
-  await page.goto(`${server.url}/repos`);
-  await page.fill("form[action='/repos'] input[name=name]", "ci-app");
-  await Promise.all([page.waitForURL(`${server.url}/repos/ci-app`), page.click("form[action='/repos'] button")]);
-  await page.goto(`${server.url}/account/tokens`);
-  await page.fill("input[name=description]", "seed");
-  await Promise.all([page.waitForLoadState("load"), page.click("form[action='/account/tokens'] button")]);
-  const token = (await page.textContent("[data-testid=new-token]")).trim();
-  const dir = mkdtempSync(join(tmpdir(), "nubo-e2e-build-"));
-  try {
-    git(dir, token, "init", "-q", "seed");
-    const seed = join(dir, "seed");
-    writeFileSync(join(seed, "buildspec.yml"), buildspec);
-    git(seed, token, "add", ".");
-    git(seed, token, "commit", "-qm", "add a buildspec");
-    git(seed, token, "push", "-q", `${server.url}/v1/repos/ci-app`, "main");
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  await seedRepository(page, server.url, "ci-app", { "buildspec.yml": buildspec }, "add a buildspec");
 
   await page.goto(`${server.url}/projects`);
   await page.fill("[data-testid=create-project] input[name=name]", "ci-app-build");

@@ -1,7 +1,7 @@
 // Shared pieces of the browser tests: start the real nubo binary on a free
 // loopback port with a fresh data dir, and launch Debian's Chromium.
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -102,3 +102,33 @@ export function git(cwd, token, ...args) {
     encoding: "utf8",
   });
 }
+
+/**
+ * Through the browser: creates repository `name` and an API token, then
+ * pushes one commit holding `files` ({path: text}) with the real git.
+ */
+export async function seedRepository(page, url, name, files, message) {
+  await page.goto(`${url}/repos`);
+  await page.fill("form[action='/repos'] input[name=name]", name);
+  await Promise.all([page.waitForURL(`${url}/repos/${name}`), page.click("form[action='/repos'] button")]);
+  await page.goto(`${url}/account/tokens`);
+  await page.fill("input[name=description]", `seed ${name}`);
+  await Promise.all([page.waitForLoadState("load"), page.click("form[action='/account/tokens'] button")]);
+  const token = (await page.textContent("[data-testid=new-token]")).trim();
+  const dir = mkdtempSync(join(tmpdir(), "nubo-e2e-seed-"));
+  try {
+    git(dir, token, "init", "-q", "seed");
+    const seed = join(dir, "seed");
+    for (const [path, text] of Object.entries(files)) {
+      mkdirSync(dirname(join(seed, path)), { recursive: true });
+      writeFileSync(join(seed, path), text);
+    }
+    git(seed, token, "add", ".");
+    git(seed, token, "commit", "-qm", message);
+    git(seed, token, "push", "-q", `${url}/v1/repos/${name}`, "main");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return token;
+}
+

@@ -4,10 +4,8 @@
 // browser. A reload reattaches the terminal with its scrollback.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startServer, launchBrowser, signIn, artifacts, git } from "./harness.mjs";
+import { startServer, launchBrowser, signIn, artifacts, seedRepository } from "./harness.mjs";
 
 let server;
 let browser;
@@ -54,24 +52,7 @@ test("open a workspace, use git in the terminal, edit, save, commit and push", a
   await signIn(page, server.url, "admin", server.adminPassword);
 
   // A repository with a first commit, pushed with a token made in the UI.
-  await page.goto(`${server.url}/repos`);
-  await page.fill("form[action='/repos'] input[name=name]", "ide-app");
-  await Promise.all([page.waitForURL(`${server.url}/repos/ide-app`), page.click("form[action='/repos'] button")]);
-  await page.goto(`${server.url}/account/tokens`);
-  await page.fill("input[name=description]", "seed");
-  await Promise.all([page.waitForLoadState("load"), page.click("form[action='/account/tokens'] button")]);
-  const token = (await page.textContent("[data-testid=new-token]")).trim();
-  const dir = mkdtempSync(join(tmpdir(), "nubo-e2e-ws-"));
-  try {
-    git(dir, token, "init", "-q", "seed");
-    const seed = join(dir, "seed");
-    writeFileSync(join(seed, "README.md"), "# IDE app\n");
-    git(seed, token, "add", ".");
-    git(seed, token, "commit", "-qm", "first commit from outside");
-    git(seed, token, "push", "-q", `${server.url}/v1/repos/ide-app`, "main");
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  await seedRepository(page, server.url, "ide-app", { "README.md": "# IDE app\n" }, "first commit from outside");
 
   // Create the workspace from the workspaces page; it opens in the IDE.
   await page.goto(`${server.url}/workspaces`);
