@@ -120,6 +120,17 @@ pub struct Buildspec {
     pub env: Env,
     pub phases: Vec<Phase>,
     pub artifacts: Option<Artifacts>,
+    pub cache: Option<Cache>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Cache {
+    pub paths: Vec<String>,
+    /// Variables in it are expanded by the build's shell.
+    pub key: Option<String>,
+    pub fallback_keys: Vec<String>,
+    /// `restore` or `save` only; both when unset.
+    pub action: Option<String>,
 }
 
 impl Buildspec {
@@ -552,22 +563,25 @@ fn check(c: &mut Checker, root: &Node) -> Option<Buildspec> {
     phases.sort_by_key(|p| PhaseName::ALL.iter().position(|n| *n == p.name));
     let artifacts = get("artifacts").and_then(|(_, n)| artifacts(c, n, "artifacts", true));
     let mut run_as = None;
+    let mut cache_spec = None;
     for (k, v) in top {
         match k.as_str().unwrap_or("") {
             "version" | "env" | "phases" | "artifacts" => {}
             "run-as" => run_as = c.string(v, "run-as"),
             "cache" => {
                 if let Some(pairs) = c.map(v, "cache") {
+                    let mut cache = Cache::default();
                     for (ck, cv) in pairs {
                         match ck.as_str().unwrap_or("") {
                             "paths" => {
-                                c.strings(cv, "cache.paths");
+                                cache.paths = c.strings(cv, "cache.paths");
                             }
                             "key" => {
-                                c.string(cv, "cache.key");
+                                cache.key = c.string(cv, "cache.key");
                             }
                             "fallback-keys" => {
-                                if c.strings(cv, "cache.fallback-keys").len() > 5 {
+                                cache.fallback_keys = c.strings(cv, "cache.fallback-keys");
+                                if cache.fallback_keys.len() > 5 {
                                     c.error(cv.pos, "cache.fallback-keys takes at most 5 keys");
                                 }
                             }
@@ -576,6 +590,7 @@ fn check(c: &mut Checker, root: &Node) -> Option<Buildspec> {
                                     if a != "restore" && a != "save" {
                                         c.error(cv.pos, "cache.action must be restore or save");
                                     }
+                                    cache.action = Some(a);
                                 }
                             }
                             _ => {
@@ -583,6 +598,7 @@ fn check(c: &mut Checker, root: &Node) -> Option<Buildspec> {
                             }
                         }
                     }
+                    cache_spec = Some(cache);
                 }
             }
             "reports" => {
@@ -616,6 +632,7 @@ fn check(c: &mut Checker, root: &Node) -> Option<Buildspec> {
         env,
         phases,
         artifacts,
+        cache: cache_spec,
     })
 }
 

@@ -5,6 +5,7 @@
 
 pub mod artifacts;
 pub mod buildspec;
+pub mod cache;
 pub mod local;
 pub mod mask;
 pub mod yaml;

@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::buildspec::{Buildspec, OnFailure, PhaseName, Version};
 use crate::mask::Masker;
@@ -39,16 +39,18 @@ pub struct Options {
     /// Log the DOWNLOAD_SOURCE phase (false when the caller fetched the
     /// source and logged it already).
     pub announce_source: bool,
+    /// Where `cache` keys are kept (none: caches are not used).
+    pub cache_dir: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PhaseReport {
     pub phase: String,
     pub status: String,
     pub duration_ms: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Outcome {
     pub build_id: String,
     pub succeeded: bool,
@@ -321,6 +323,53 @@ impl Runner<'_> {
         Ok(())
     }
 
+    /// Expands `expr` (variables, `$(...)`) in the build's shell.
+    fn eval(&mut self, expr: &str) -> Option<String> {
+        let nonce = self.session().ok()?.nonce.clone();
+        let quoted = expr
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('`', "\\`");
+        let script = format!(
+            "printf '%s_EXPORT:%s:%s\\n' '{nonce}' '__NUBO_EVAL' \"$(printf %s \"{quoted}\" | base64 | tr -d '\\n')\"\n"
+        );
+        let _ = self.run(&script);
+        let at = self
+            .exported
+            .iter()
+            .rposition(|(k, _)| k == "__NUBO_EVAL")?;
+        Some(self.exported.remove(at).1)
+    }
+
+    fn restore_cache(&mut self, cache: &crate::buildspec::Cache, dir: &std::path::Path) {
+        let key = self
+            .eval(cache.key.as_deref().unwrap_or("default"))
+            .unwrap_or_default();
+        let fallbacks: Vec<String> = cache
+            .fallback_keys
+            .iter()
+            .filter_map(|k| self.eval(k))
+            .filter(|k| !k.is_empty())
+            .collect();
+        match crate::cache::find(dir, &key, &fallbacks) {
+            None => self.container(&format!("Cache {key} not found; starting without it")),
+            Some((found, file)) => match crate::cache::restore(&file, &self.opts.source) {
+                Ok(()) => self.container(&format!("Restored cache {found}")),
+                Err(e) => self.container(&format!("Cache {found} could not be restored: {e}")),
+            },
+        }
+    }
+
+    fn save_cache(&mut self, cache: &crate::buildspec::Cache, dir: &std::path::Path) {
+        let key = self
+            .eval(cache.key.as_deref().unwrap_or("default"))
+            .unwrap_or_default();
+        match crate::cache::save(dir, &key, &self.opts.source, &cache.paths) {
+            Ok(bytes) => self.container(&format!("Saved cache {key} ({bytes} bytes)")),
+            Err(e) => self.container(&format!("Cache {key} was not saved: {e}")),
+        }
+    }
+
     fn internal(&mut self, text: &str) {
         if self.opts.spec.version == Version::V02 {
             let _ = self.run(text);
@@ -423,6 +472,12 @@ pub fn run(opts: &Options, sink: &mut dyn FnMut(&str)) -> Outcome {
             "run-as is not supported by the local runner; commands run as the current user",
         );
     }
+    let cache = opts.spec.cache.clone().filter(|c| !c.paths.is_empty());
+    if let (Some(c), Some(dir)) = (&cache, &opts.cache_dir) {
+        if c.action.as_deref() != Some("save") {
+            r.restore_cache(c, dir);
+        }
+    }
     let mut skip_to_finalizing = false;
     for name in PhaseName::ALL {
         if skip_to_finalizing || timed_out || stopped {
@@ -491,6 +546,12 @@ pub fn run(opts: &Options, sink: &mut dyn FnMut(&str)) -> Outcome {
             if !cont && matches!(name, PhaseName::Install | PhaseName::PreBuild) {
                 skip_to_finalizing = true;
             }
+        }
+    }
+    // The cache is saved after a build that went well so far.
+    if let (Some(c), Some(dir)) = (&cache, &opts.cache_dir) {
+        if c.action.as_deref() != Some("restore") && succeeding && !timed_out && !stopped {
+            r.save_cache(c, dir);
         }
     }
     // Exported variables: their values at the end of the build.

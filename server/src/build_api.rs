@@ -55,7 +55,7 @@ async fn create_project(
     current: CurrentUser,
     Json(body): Json<CreateProject>,
 ) -> Result<impl IntoResponse> {
-    let project = builds::create_project(&state.pool, &current.user, body).await?;
+    let project = builds::create_project(&state.pool, &state.settings, &current.user, body).await?;
     tracing::info!(project = %project.name, by = %current.user.name, "build project created");
     Ok((StatusCode::CREATED, Json(project)))
 }
@@ -184,111 +184,126 @@ async fn build_log_stream(
     Path(id): Path<String>,
 ) -> Result<Sse<impl futures_util::Stream<Item = std::result::Result<Event, Infallible>>>> {
     let build = builds::build_for(&state.pool, &current.user, &id).await?;
-    // Subscribe before reading the file: nothing falls between the two.
-    let live = state.builds.subscribe(&build.id);
     let path = builds::build_dir(&state.settings.data_dir, &build.id).join("build.log");
-    let text = tokio::fs::read(&path).await.unwrap_or_default();
-    let text = String::from_utf8_lossy(&text).into_owned();
-    let lines: Vec<String> = text.lines().map(str::to_string).collect();
-    let have = lines.len() as u64;
-    let pool = state.pool.clone();
-    let build_id = build.id.clone();
-    let stream = async_stream(lines, have, live, pool, build_id);
+    let stream = log_events(
+        state.builds.clone(),
+        state.pool.clone(),
+        build.id.clone(),
+        path,
+    );
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
-fn async_stream(
-    lines: Vec<String>,
-    have: u64,
-    live: Option<tokio::sync::broadcast::Receiver<LogEvent>>,
-    pool: sqlx::SqlitePool,
-    build_id: String,
-) -> impl futures_util::Stream<Item = std::result::Result<Event, Infallible>> {
-    use futures_util::StreamExt;
-    let backlog = futures_util::stream::iter(
-        lines
-            .into_iter()
-            .map(|l| Ok(Event::default().event("line").data(l))),
-    );
-    enum St {
-        Live(tokio::sync::broadcast::Receiver<LogEvent>),
-        Final,
-        Done,
-    }
-    let start = match live {
-        Some(rx) => St::Live(rx),
-        None => St::Final,
+enum Mode {
+    /// Following the running build's channel.
+    Live(tokio::sync::broadcast::Receiver<LogEvent>),
+    /// Not running here (queued, finished, or on its way): poll the file.
+    Poll,
+    Done,
+}
+
+struct Follow {
+    queue: std::collections::VecDeque<Event>,
+    mode: Mode,
+    /// Log lines sent so far.
+    sent: u64,
+}
+
+/// New lines of the log file past `sent`, as events.
+async fn file_lines(path: &std::path::Path, f: &mut Follow) {
+    let text = tokio::fs::read(path).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    // Only whole lines: the writer may be in the middle of one.
+    let complete = match text.rfind('\n') {
+        Some(at) => &text[..=at],
+        None => "",
     };
-    let rest = futures_util::stream::unfold(
-        (start, pool, build_id),
-        move |(st, pool, id)| async move {
-            match st {
-                St::Done => None,
-                St::Final => {
-                    let status = builds::find_build(&pool, &id)
-                        .await
-                        .ok()
-                        .flatten()
-                        .map(|b| b.status)
-                        .unwrap_or_else(|| "FAILED".into());
-                    if status == "QUEUED" || status == "IN_PROGRESS" {
-                        // Not running here yet (queued): look again shortly.
-                        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-                        return Some((
-                            Ok(Event::default().comment("waiting")),
-                            (St::Final, pool, id),
-                        ));
-                    }
-                    let data = serde_json::json!({ "status": status }).to_string();
-                    Some((
-                        Ok(Event::default().event("end").data(data)),
-                        (St::Done, pool, id),
-                    ))
+    for line in complete.lines().skip(f.sent as usize) {
+        f.queue.push_back(Event::default().event("line").data(line));
+        f.sent += 1;
+    }
+}
+
+/// The whole log so far, then live lines, phases and the end. Subscribes
+/// before reading the file, so nothing falls between the two; a viewer that
+/// comes before the build runs (or while another node runs it) follows the
+/// file until the build's channel appears or the build ends.
+fn log_events(
+    running: std::sync::Arc<builds::Running>,
+    pool: sqlx::SqlitePool,
+    id: String,
+    path: std::path::PathBuf,
+) -> impl futures_util::Stream<Item = std::result::Result<Event, Infallible>> {
+    let start = Follow {
+        queue: Default::default(),
+        mode: Mode::Poll,
+        sent: 0,
+    };
+    futures_util::stream::unfold(start, move |mut f| {
+        let (running, pool, id, path) = (running.clone(), pool.clone(), id.clone(), path.clone());
+        async move {
+            loop {
+                if let Some(ev) = f.queue.pop_front() {
+                    return Some((Ok(ev), f));
                 }
-                St::Live(mut rx) => loop {
-                    match rx.recv().await {
-                        Ok(LogEvent::Line(n, text)) => {
-                            if n < have {
-                                continue;
+                match std::mem::replace(&mut f.mode, Mode::Done) {
+                    Mode::Done => return None,
+                    Mode::Poll => {
+                        if let Some(rx) = running.subscribe(&id) {
+                            file_lines(&path, &mut f).await;
+                            f.mode = Mode::Live(rx);
+                            continue;
+                        }
+                        let status = builds::find_build(&pool, &id)
+                            .await
+                            .ok()
+                            .flatten()
+                            .map(|b| b.status)
+                            .unwrap_or_else(|| "FAILED".into());
+                        file_lines(&path, &mut f).await;
+                        if status == "QUEUED" || status == "IN_PROGRESS" {
+                            f.mode = Mode::Poll;
+                            if f.queue.is_empty() {
+                                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                             }
-                            return Some((
-                                Ok(Event::default().event("line").data(text)),
-                                (St::Live(rx), pool, id),
-                            ));
+                            continue;
+                        }
+                        let data = serde_json::json!({ "status": status }).to_string();
+                        f.queue.push_back(Event::default().event("end").data(data));
+                        f.mode = Mode::Done;
+                    }
+                    Mode::Live(mut rx) => match rx.recv().await {
+                        Ok(LogEvent::Line(n, text)) => {
+                            if n >= f.sent {
+                                f.sent = n + 1;
+                                f.queue.push_back(Event::default().event("line").data(text));
+                            }
+                            f.mode = Mode::Live(rx);
                         }
                         Ok(LogEvent::Phase(p)) => {
                             let data = serde_json::to_string(&p).unwrap_or_default();
-                            return Some((
-                                Ok(Event::default().event("phase").data(data)),
-                                (St::Live(rx), pool, id),
-                            ));
+                            f.queue
+                                .push_back(Event::default().event("phase").data(data));
+                            f.mode = Mode::Live(rx);
                         }
                         Ok(LogEvent::End(status)) => {
                             let data = serde_json::json!({ "status": status }).to_string();
-                            return Some((
-                                Ok(Event::default().event("end").data(data)),
-                                (St::Done, pool, id),
-                            ));
+                            f.queue.push_back(Event::default().event("end").data(data));
+                            f.mode = Mode::Done;
                         }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                            let note = format!("[{n} log lines skipped: this viewer fell behind; the full log is at /api/v1/builds/{id}/log]");
-                            return Some((
-                                Ok(Event::default().event("line").data(note)),
-                                (St::Live(rx), pool, id),
-                            ));
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            // Fell behind: catch up from the file, then go on.
+                            file_lines(&path, &mut f).await;
+                            f.mode = Mode::Live(rx);
                         }
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                            return Some((
-                                Ok(Event::default().comment("closed")),
-                                (St::Final, pool, id),
-                            ));
+                            f.mode = Mode::Poll;
                         }
-                    }
-                },
+                    },
+                }
             }
-        },
-    );
-    backlog.chain(rest)
+        }
+    })
 }
 
 /// The build's artifacts as a zip file.

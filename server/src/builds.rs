@@ -189,8 +189,9 @@ fn build_from(r: BuildRow) -> Build {
     }
 }
 
+/// A build's directory (the id's ':' becomes '-': bind mounts split on ':').
 pub fn build_dir(data_dir: &Path, id: &str) -> PathBuf {
-    data_dir.join("builds").join(id)
+    data_dir.join("builds").join(id.replace(':', "-"))
 }
 
 pub async fn find_project(pool: &SqlitePool, name: &str) -> Result<Option<Project>> {
@@ -286,6 +287,7 @@ fn validate_env(env: &[(String, String)]) -> Result<()> {
 
 pub async fn create_project(
     pool: &SqlitePool,
+    settings: &crate::config::Settings,
     owner: &User,
     req: CreateProject,
 ) -> Result<Project> {
@@ -310,10 +312,10 @@ pub async fn create_project(
             )));
         }
     }
-    if req.image.is_some() {
-        return Err(Error::Unprocessable(
-            "container builds are not available yet: leave image empty to build with the local runner".into(),
-        ));
+    if let Some(image) = &req.image {
+        // Container builds need the engine and the image, now.
+        crate::containers::available(settings).await?;
+        crate::containers::image_available(settings, image).await?;
     }
     let path = req
         .buildspec_path
@@ -769,6 +771,7 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
             None
         }
     };
+    let mut spec_source = String::new();
     let spec_text = match (&outcome_error, &project.inline_buildspec) {
         (Some(_), _) => None,
         (None, Some(inline)) => Some(inline.clone()),
@@ -785,6 +788,7 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
                 ))
             }
             Some(text) => {
+                spec_source = text.clone();
                 let (parsed, diags) = nubo_runner::buildspec::parse(&text);
                 for d in &diags {
                     emit(&d.render(&project.buildspec_path));
@@ -846,6 +850,12 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
     overrides.extend(build_env);
     // Marks every process of this build, so a restart can find leftovers.
     overrides.push(("NUBO_BUILD_ID".into(), id.to_string()));
+    // Caches are kept per project.
+    let cache_dir = state
+        .settings
+        .data_dir
+        .join("build-cache")
+        .join(&build.project_id);
     let options = nubo_runner::local::Options {
         source: src.clone(),
         spec,
@@ -859,6 +869,7 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
         log_cap: 64 << 20,
         cancel: Some(cancel),
         announce_source: false,
+        cache_dir: Some(cache_dir.clone()),
     };
     // Phase changes from the log, as they happen.
     let (phase_tx, mut phase_rx) = tokio::sync::mpsc::unbounded_channel::<PhaseInfo>();
@@ -875,35 +886,124 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
             let _ = live.send(LogEvent::Phase(p));
         }
     });
-    let outcome = tokio::task::spawn_blocking(move || {
-        let mut entered: Option<(String, std::time::Instant)> = None;
-        nubo_runner::local::run(&options, &mut |line| {
-            emit(line);
-            if let Some(rest) = line.split("Entering phase ").nth(1) {
-                entered = Some((rest.trim().to_string(), std::time::Instant::now()));
-                let _ = phase_tx.send(PhaseInfo {
-                    phase: rest.trim().to_string(),
-                    status: "IN_PROGRESS".into(),
-                    duration_ms: 0,
-                });
-            } else if let Some(rest) = line.split("Phase complete: ").nth(1) {
-                let mut parts = rest.split(" State: ");
-                let (phase, status) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-                let duration = entered
-                    .as_ref()
-                    .filter(|(p, _)| p == phase)
-                    .map(|(_, t)| t.elapsed().as_millis() as u64)
-                    .unwrap_or(0);
-                let _ = phase_tx.send(PhaseInfo {
-                    phase: phase.to_string(),
-                    status: status.trim().to_string(),
-                    duration_ms: duration,
-                });
-            }
+    let outcome = match project.image.clone() {
+        None => tokio::task::spawn_blocking(move || {
+            let mut entered = None;
+            nubo_runner::local::run(&options, &mut |line| {
+                emit(line);
+                if let Some(p) = phase_of(line, &mut entered) {
+                    let _ = phase_tx.send(p);
+                }
+            })
         })
-    })
-    .await
-    .map_err(|e| Error::Internal(format!("the build runner panicked: {e}")))?;
+        .await
+        .map_err(|e| Error::Internal(format!("the build runner panicked: {e}")))?,
+        Some(image) => {
+            // Owned here, so the phase channel closes when this arm ends.
+            let phase_tx = phase_tx;
+            let out = dir.join("out");
+            std::fs::create_dir_all(&out).map_err(|e| Error::Internal(e.to_string()))?;
+            std::fs::write(out.join("buildspec.yml"), &spec_source)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            let secrets: std::collections::BTreeMap<_, _> =
+                options.secrets.iter().cloned().collect();
+            crate::tls::write_private(
+                &out.join("secrets.json"),
+                serde_json::to_string(&secrets)
+                    .unwrap_or_default()
+                    .as_bytes(),
+            )
+            .map_err(|e| Error::Internal(e.to_string()))?;
+            let mut args: Vec<String> = [
+                "--source",
+                "/codebuild/src",
+                "--buildspec",
+                "/codebuild/out/buildspec.yml",
+                "--artifacts",
+                "/codebuild/out/artifacts",
+                "--outcome",
+                "/codebuild/out/outcome.json",
+                "--secrets-file",
+                "/codebuild/out/secrets.json",
+                "--cache-dir",
+                "/codebuild/cache",
+                "--log-file",
+                "/codebuild/out/build.log",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            args.push("--timeout".into());
+            args.push(format!("{}m", project.timeout_minutes));
+            for (k, v) in options
+                .overrides
+                .iter()
+                .filter(|(k, _)| k != "NUBO_BUILD_ID")
+            {
+                args.push("--env".into());
+                args.push(format!("{k}={v}"));
+            }
+            let _ = std::fs::create_dir_all(&cache_dir);
+            let container = crate::containers::ContainerBuild {
+                cache: cache_dir.clone(),
+                name: format!("nubo-build-{}", id.replace(':', "-")),
+                image: image.clone(),
+                work: &dir,
+                args,
+                env: vec![
+                    format!("NUBO_PROJECT={}", project.name),
+                    format!("NUBO_IMAGE={image}"),
+                    "HOME=/root".into(),
+                    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+                ],
+                cancel: options.cancel.clone().expect("set above"),
+            };
+            let mut entered = None;
+            let mut on_line = |line: &str| {
+                emit(line);
+                if let Some(p) = phase_of(line, &mut entered) {
+                    let _ = phase_tx.send(p);
+                }
+            };
+            let code = crate::containers::run_build(&state.settings, container, &mut on_line).await;
+            let _ = std::fs::rename(out.join("artifacts"), dir.join("artifacts"));
+            let outcome: Option<nubo_runner::local::Outcome> =
+                std::fs::read(out.join("outcome.json"))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
+            let _ = std::fs::remove_dir_all(&out);
+            let empty = |status: &str| nubo_runner::local::Outcome {
+                build_id: id.to_string(),
+                succeeded: false,
+                status: status.into(),
+                phases: vec![],
+                exported_variables: vec![],
+                artifacts: 0,
+            };
+            match (code, outcome) {
+                (Err(e), _) => {
+                    let why = e.public_message();
+                    let mut o = empty("FAILED");
+                    o.build_id = why;
+                    o
+                }
+                (Ok(None), _) => empty("STOPPED"),
+                (Ok(Some(_)), Some(o)) => o,
+                (Ok(Some(code)), None) => {
+                    let mut o = empty("FAILED");
+                    o.build_id = format!(
+                        "the build container ended with status {code} before finishing{}",
+                        if code == 137 {
+                            " (killed: out of memory?)"
+                        } else {
+                            ""
+                        }
+                    );
+                    o
+                }
+            }
+        }
+    };
     let _ = phases_task.await;
     let phases: Vec<PhaseInfo> = outcome
         .phases
@@ -915,6 +1015,7 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
         })
         .collect();
     let reason = match outcome.status.as_str() {
+        "FAILED" if outcome.phases.is_empty() => Some(outcome.build_id.clone()),
         "STOPPED" => Some("stopped by a user".to_string()),
         "TIMED_OUT" => Some(format!(
             "timed out after {} minutes",
@@ -935,6 +1036,33 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
     let _ = tx.send(LogEvent::End(outcome.status.clone()));
     cleanup(state, id, &src);
     Ok(())
+}
+
+/// A phase change told by a log line (`Entering phase X`, `Phase complete:
+/// X State: S`), with the time spent since it was entered.
+fn phase_of(line: &str, entered: &mut Option<(String, std::time::Instant)>) -> Option<PhaseInfo> {
+    if let Some(rest) = line.split("Entering phase ").nth(1) {
+        let phase = rest.trim().to_string();
+        *entered = Some((phase.clone(), std::time::Instant::now()));
+        return Some(PhaseInfo {
+            phase,
+            status: "IN_PROGRESS".into(),
+            duration_ms: 0,
+        });
+    }
+    let rest = line.split("Phase complete: ").nth(1)?;
+    let mut parts = rest.split(" State: ");
+    let (phase, status) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let duration_ms = entered
+        .as_ref()
+        .filter(|(p, _)| p == phase)
+        .map(|(_, t)| t.elapsed().as_millis() as u64)
+        .unwrap_or(0);
+    Some(PhaseInfo {
+        phase: phase.to_string(),
+        status: status.trim().to_string(),
+        duration_ms,
+    })
 }
 
 fn cleanup(state: &AppState, id: &str, src: &Path) {

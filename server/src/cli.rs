@@ -139,6 +139,9 @@ pub enum ProjectCommand {
         /// Build timeout in minutes (5-480)
         #[arg(long, default_value_t = 60)]
         timeout_minutes: i64,
+        /// Build in containers of this image (needs container_socket)
+        #[arg(long)]
+        image: Option<String>,
     },
     /// List build projects
     List {
@@ -221,6 +224,18 @@ pub struct BuildArgs {
     /// Print the outcome as JSON on stdout at the end
     #[arg(long)]
     pub json: bool,
+    /// Keep and restore `cache` keys in this directory (no caching without it)
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Also write the log to this file (used by the server's container builds)
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub log_file: Option<PathBuf>,
+    /// Write the outcome as JSON to this file (used by the server's container builds)
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub outcome: Option<PathBuf>,
+    /// Read secret variables from this JSON object file, then delete it (used by the server)
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub secrets_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -732,10 +747,22 @@ fn build_command(args: BuildArgs) -> anyhow::Result<()> {
         let value = value.trim_end_matches(['\n', '\r']).to_string();
         secrets.push((key.clone(), value));
     }
-    let project = source
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "local".into());
+    if let Some(path) = &args.secrets_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let _ = std::fs::remove_file(path);
+        let map: std::collections::BTreeMap<String, String> = serde_json::from_str(&text)?;
+        secrets.extend(map);
+    }
+    let project = std::env::var("NUBO_PROJECT")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| {
+            source
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "local".into())
+        });
     let options = nubo_runner::local::Options {
         source,
         spec,
@@ -745,22 +772,41 @@ fn build_command(args: BuildArgs) -> anyhow::Result<()> {
         timeout: args.timeout,
         project,
         initiator: std::env::var("USER").unwrap_or_else(|_| "local".into()),
-        image: "local".into(),
+        image: std::env::var("NUBO_IMAGE").unwrap_or_else(|_| "local".into()),
         log_cap: 256 << 20,
         cancel: None,
-        announce_source: true,
+        announce_source: args.outcome.is_none(),
+        cache_dir: args.cache_dir.clone(),
+    };
+    let mut log_file = match &args.log_file {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot write {}", path.display()))?,
+        )),
+        None => None,
     };
     let outcome = nubo_runner::local::run(&options, &mut |line| {
         use std::io::Write;
-        let out = std::io::stdout();
-        let mut out = out.lock();
-        let _ = writeln!(out, "{line}");
+        match log_file.as_mut() {
+            Some(f) => {
+                let _ = writeln!(f, "{line}");
+                let _ = f.flush();
+            }
+            None => {
+                let out = std::io::stdout();
+                let mut out = out.lock();
+                let _ = writeln!(out, "{line}");
+            }
+        }
     });
     for (k, v) in &outcome.exported_variables {
         eprintln!("exported {k}={v}");
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
+    }
+    if let Some(path) = &args.outcome {
+        std::fs::write(path, serde_json::to_string(&outcome)?)?;
     }
     if !outcome.succeeded {
         std::process::exit(1);
@@ -828,10 +874,12 @@ async fn project_command(cmd: ProjectCommand, settings: Settings) -> anyhow::Res
             branch,
             buildspec_path,
             timeout_minutes,
+            image,
         } => {
             let owner = user(owner).await?;
             let p = builds::create_project(
                 &pool,
+                &settings,
                 &owner,
                 builds::CreateProject {
                     name,
@@ -839,6 +887,7 @@ async fn project_command(cmd: ProjectCommand, settings: Settings) -> anyhow::Res
                     branch: Some(branch),
                     buildspec_path: Some(buildspec_path),
                     timeout_minutes: Some(timeout_minutes),
+                    image,
                     ..Default::default()
                 },
             )

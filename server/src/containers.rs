@@ -17,6 +17,9 @@
 
 use std::path::Path;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::http::{header, Method, Request};
 use http_body_util::BodyExt;
@@ -277,4 +280,187 @@ pub async fn ensure_git_socket(state: &crate::app::AppState, ws: &Workspace) {
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
+}
+
+/// Reads what was appended to `path` since `offset`; hands on whole lines.
+fn follow_file(
+    path: &Path,
+    offset: &mut u64,
+    pending: &mut Vec<u8>,
+    on_line: &mut (dyn FnMut(&str) + Send),
+) {
+    use std::io::{Read, Seek};
+    if let Ok(mut f) = std::fs::File::open(path) {
+        if f.seek(std::io::SeekFrom::Start(*offset)).is_ok() {
+            let mut buf = Vec::new();
+            if let Ok(n) = f.read_to_end(&mut buf) {
+                *offset += n as u64;
+                pending.extend_from_slice(&buf);
+            }
+        }
+    }
+    // Whole lines, then drop them from the buffer in one go (draining line
+    // by line is quadratic on a large chunk).
+    let mut start = 0;
+    while let Some(at) = pending[start..].iter().position(|&b| b == b'\n') {
+        let line = &pending[start..start + at];
+        on_line(String::from_utf8_lossy(line).trim_end_matches('\r'));
+        start += at + 1;
+    }
+    pending.drain(..start);
+}
+
+/// Where the whole `nubo` binary is mounted in build containers.
+pub const BUILD_TOOL: &str = "/opt/nubo/bin/nubo";
+
+/// What a container build needs: `work` holds `src/` (the checkout) and
+/// `out/` (buildspec, secrets file; artifacts and the outcome come back
+/// there).
+pub struct ContainerBuild<'a> {
+    pub name: String,
+    pub image: String,
+    pub work: &'a Path,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cancel: Arc<AtomicBool>,
+    /// The project's cache directory, mounted at /codebuild/cache.
+    pub cache: std::path::PathBuf,
+}
+
+/// Runs `nubo build` in an ephemeral container of the build's image and
+/// feeds its log to `on_line`; answers the container's exit status, or
+/// None when it was stopped.
+pub async fn run_build(
+    settings: &Settings,
+    build: ContainerBuild<'_>,
+    on_line: &mut (dyn FnMut(&str) + Send),
+) -> Result<Option<i64>> {
+    let engine = engine(settings)?;
+    image_available(settings, &build.image).await?;
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::Internal(format!("cannot find the nubo binary: {e}")))?;
+    let mut cmd = vec![BUILD_TOOL.to_string(), "build".into()];
+    cmd.extend(build.args.clone());
+    let body = serde_json::json!({
+        "Image": build.image,
+        "Cmd": cmd,
+        "User": "0:0",
+        "WorkingDir": "/codebuild/src",
+        "Tty": true,
+        "Env": build.env,
+        "Labels": {"io.nubo.build": build.name},
+        "HostConfig": {
+            "Binds": [
+                format!("{}:/codebuild/src", build.work.join("src").display()),
+                format!("{}:/codebuild/out", build.work.join("out").display()),
+                format!("{}:/codebuild/cache", build.cache.display()),
+                format!("{}:{BUILD_TOOL}:ro", exe.display()),
+            ],
+            "Memory": settings.workspace_memory_mb * 1024 * 1024,
+            "MemorySwap": settings.workspace_memory_mb * 1024 * 1024,
+            "NanoCpus": (settings.workspace_cpus * 1e9) as i64,
+            "PidsLimit": settings.workspace_pids,
+            "CapDrop": ["NET_RAW", "MKNOD", "AUDIT_WRITE", "SYS_CHROOT", "SETFCAP"],
+            "SecurityOpt": ["no-new-privileges"],
+            "NetworkMode": settings.workspace_network,
+        },
+    });
+    let name = build.name.clone();
+    let (s, created) = call(
+        &engine,
+        Method::POST,
+        &format!("/containers/create?name={name}"),
+        Some(body),
+    )
+    .await?;
+    if s != 201 {
+        return Err(engine_error("creating the build container", s, &created));
+    }
+    let result = async {
+        let (s, body) = call(
+            &engine,
+            Method::POST,
+            &format!("/containers/{name}/start"),
+            None,
+        )
+        .await?;
+        if s != 204 && s != 304 {
+            return Err(engine_error("starting the build container", s, &body));
+        }
+        // Stop switch: kill the container when asked.
+        let done = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::new(AtomicBool::new(false));
+        {
+            let (engine, name, cancel, done, stopped) = (
+                engine.clone(),
+                name.clone(),
+                build.cancel.clone(),
+                done.clone(),
+                stopped.clone(),
+            );
+            tokio::spawn(async move {
+                while !done.load(Ordering::Relaxed) {
+                    if cancel.load(Ordering::Relaxed) {
+                        stopped.store(true, Ordering::Relaxed);
+                        let _ = call(
+                            &engine,
+                            Method::POST,
+                            &format!("/containers/{name}/kill"),
+                            None,
+                        )
+                        .await;
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            });
+        }
+        // The log: the runner inside writes it to out/build.log, line by
+        // line; follow that file until the container has exited (engine log
+        // streams can end before the last output when a container exits).
+        let log_path = build.work.join("out").join("build.log");
+        let mut wait = {
+            let (engine, name) = (engine.clone(), name.clone());
+            tokio::spawn(async move {
+                call(
+                    &engine,
+                    Method::POST,
+                    &format!("/containers/{name}/wait"),
+                    None,
+                )
+                .await
+            })
+        };
+        let mut offset = 0u64;
+        let mut pending = Vec::new();
+        let waited = loop {
+            follow_file(&log_path, &mut offset, &mut pending, on_line);
+            tokio::select! {
+                w = &mut wait => break w,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+            }
+        };
+        follow_file(&log_path, &mut offset, &mut pending, on_line);
+        if !pending.is_empty() {
+            on_line(String::from_utf8_lossy(&pending).trim_end_matches('\r'));
+        }
+        let (s, waited) = waited.map_err(|e| Error::Internal(e.to_string()))??;
+        done.store(true, Ordering::Relaxed);
+        if s != 200 {
+            return Err(engine_error("waiting for the build container", s, &waited));
+        }
+        if stopped.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        Ok(Some(waited["StatusCode"].as_i64().unwrap_or(-1)))
+    }
+    .await;
+    let _ = call(
+        &engine,
+        Method::DELETE,
+        &format!("/containers/{name}?force=true&v=true"),
+        None,
+    )
+    .await;
+    result
 }

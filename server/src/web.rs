@@ -1279,7 +1279,7 @@ async fn create_project_form(
         env: Some(env),
         timeout_minutes: timeout,
     };
-    match crate::builds::create_project(&state.pool, &user.user, request).await {
+    match crate::builds::create_project(&state.pool, &state.settings, &user.user, request).await {
         Ok(p) => {
             set_flash(
                 &user.session,

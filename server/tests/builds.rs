@@ -444,3 +444,85 @@ async fn the_cli_manages_projects_and_stores_and_queues_builds_the_server_runs()
         log(&server, &token, &id).await
     );
 }
+
+/// A conformance case: name, buildspec, final status, log lines present and absent.
+type Case<'a> = (&'a str, &'a str, &'a str, &'a [&'a str], &'a [&'a str]);
+
+/// The conformance rules of tests/buildspec.rs, run through the server:
+/// the same buildspecs end the same way.
+#[tokio::test]
+async fn conformance_rules_hold_on_the_server_too() {
+    let server = Server::start(&[("NUBO_BUILD_CONCURRENCY", "4")]);
+    let token = server.user_with_token("alice", false);
+    create_repo(&server, &token, "app").await;
+    push(&server, &token, "app", &[("README.md", "x\n")]).await;
+    let cases: &[Case] = &[
+        (
+            "post-build-after-failure",
+            "version: 0.2\nphases:\n  build:\n    commands:\n      - echo first\n      - ls /no/such/dir\n      - echo never\n    finally:\n      - echo finally ran\n  post_build:\n    commands:\n      - echo succeeding=$CODEBUILD_BUILD_SUCCEEDING\n",
+            "FAILED",
+            &["Error while executing command: ls /no/such/dir. Reason: exit status 2", "finally ran", "succeeding=0"],
+            &["\nnever"],
+        ),
+        (
+            "install-failure",
+            "version: 0.2\nphases:\n  install:\n    commands: [\"false\"]\n  build:\n    commands: [echo building]\n",
+            "FAILED",
+            &["Phase complete: INSTALL State: FAILED"],
+            &["Entering phase BUILD"],
+        ),
+        (
+            "continue",
+            "version: 0.2\nphases:\n  pre_build:\n    on-failure: CONTINUE\n    commands: [\"false\"]\n  build:\n    commands: [echo building-$CODEBUILD_BUILD_SUCCEEDING]\n",
+            "FAILED",
+            &["building-0"],
+            &[],
+        ),
+        (
+            "one-shell",
+            "version: 0.2\nphases:\n  install:\n    commands:\n      - mkdir -p sub && cd sub\n      - export KEPT=yes\n  build:\n    commands:\n      - echo \"cwd=$(basename $(pwd)) kept=$KEPT\"\n",
+            "SUCCEEDED",
+            &["cwd=sub kept=yes"],
+            &[],
+        ),
+        (
+            "separate-shells",
+            "version: 0.1\nphases:\n  install:\n    commands:\n      - mkdir -p sub && cd sub\n      - export KEPT=yes\n  build:\n    commands:\n      - echo \"cwd=$(basename $(pwd)) kept=$KEPT\"\n",
+            "SUCCEEDED",
+            &["cwd=src kept=\n"],
+            &[],
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (name, spec, ..) in cases {
+        let (s, p) = api(
+            &server,
+            &token,
+            reqwest::Method::POST,
+            "/projects",
+            Some(json!({"name": name, "repo": "app", "buildspec": spec})),
+        )
+        .await;
+        assert_eq!(s, 201, "{p}");
+        let (_, b) = api(
+            &server,
+            &token,
+            reqwest::Method::POST,
+            &format!("/projects/{name}/builds"),
+            None,
+        )
+        .await;
+        ids.push(b["id"].as_str().unwrap().to_string());
+    }
+    for ((name, _, status, present, absent), id) in cases.iter().zip(&ids) {
+        let b = wait_done(&server, &token, id).await;
+        let text = log(&server, &token, id).await;
+        assert_eq!(b["status"].as_str(), Some(*status), "{name}: {text}");
+        for p in *present {
+            assert!(text.contains(p), "{name}: no {p:?} in\n{text}");
+        }
+        for a in *absent {
+            assert!(!text.contains(a), "{name}: {a:?} in\n{text}");
+        }
+    }
+}

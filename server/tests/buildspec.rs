@@ -284,3 +284,53 @@ fn check_reports_positions_and_refuses_bombs() {
     assert_eq!(code, 1);
     assert!(err.starts_with("FILE:3:1: error: not valid YAML"), "{err}");
 }
+
+#[test]
+fn caches_round_trip_by_key_with_fallbacks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let cache_arg = cache.to_str().unwrap();
+    let spec = |key: &str| {
+        format!("version: 0.2\nphases:\n  install:\n    commands:\n      - test -f deps/marker && echo \"restored $(cat deps/marker)\" || echo fresh\n  build:\n    commands:\n      - mkdir -p deps && echo \"made-for-{key}\" > deps/marker\ncache:\n  key: {key}-$STAGE\n  fallback-keys: [deps-]\n  paths: ['deps/**/*']\n")
+    };
+    let (code, out, _) = build(
+        &tmp.path().join("one"),
+        &spec("deps"),
+        &["--cache-dir", cache_arg, "--env", "STAGE=a"],
+        None,
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("Cache deps-a not found") && out.contains("\nfresh\n"),
+        "{out}"
+    );
+    assert!(out.contains("Saved cache deps-a ("), "{out}");
+    // Same key, another checkout: restored.
+    let (code, out, _) = build(
+        &tmp.path().join("two"),
+        &spec("deps"),
+        &["--cache-dir", cache_arg, "--env", "STAGE=a"],
+        None,
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("Restored cache deps-a") && out.contains("\nrestored made-for-deps\n"),
+        "{out}"
+    );
+    // A new key falls back to the newest cache starting with "deps-".
+    let (code, out, _) = build(
+        &tmp.path().join("three"),
+        &spec("deps"),
+        &["--cache-dir", cache_arg, "--env", "STAGE=b"],
+        None,
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("Restored cache deps-a") && out.contains("Saved cache deps-b"),
+        "{out}"
+    );
+    // Without --cache-dir nothing is cached.
+    let (code, out, _) = build(&tmp.path().join("four"), &spec("deps"), &[], None);
+    assert_eq!(code, 0);
+    assert!(out.contains("\nfresh\n") && !out.contains("cache"), "{out}");
+}

@@ -318,3 +318,162 @@ async fn container_workspaces_need_a_configured_engine() {
     let (_, list) = api(&server, &token, reqwest::Method::GET, "/workspaces", None).await;
     assert_eq!(list, json!([]));
 }
+
+#[tokio::test]
+async fn a_project_with_an_image_builds_in_a_container_that_contains_a_fork_bomb() {
+    let podman = Podman::start();
+    let (k, v) = podman.env();
+    let server = Server::start(&[
+        (k, v.as_str()),
+        ("NUBO_WORKSPACE_PIDS", "128"),
+        ("NUBO_WORKSPACE_NETWORK", "none"),
+    ]);
+    let token = server.user_with_token("alice", false);
+    create_repo(&server, &token, "app").await;
+    repo_with_readme(&server, &token, "app2").await;
+    let (s, p) = api(&server, &token, reqwest::Method::POST, "/projects", Some(json!({
+        "name": "in-a-box", "repo": "app2", "image": "localhost/nubo-workspace:latest",
+        "buildspec": "version: 0.2\nenv:\n  exported-variables: [WHO]\nphases:\n  build:\n    commands:\n      - echo \"in $(cat /etc/debian_version | cut -c1-2) as $(id -u) on $CODEBUILD_BUILD_IMAGE\"\n      - export WHO=$(id -un)\n      - mkdir -p out && cp README.md out/\nartifacts:\n  files: [README.md]\n  base-directory: out\n"
+    }))).await;
+    assert_eq!(s, 201, "{p}");
+    let (_, b) = api(
+        &server,
+        &token,
+        reqwest::Method::POST,
+        "/projects/in-a-box/builds",
+        None,
+    )
+    .await;
+    let id = b["id"].as_str().unwrap().to_string();
+    let b = wait_build(&server, &token, &id).await;
+    let log = build_log(&server, &token, &id).await;
+    assert_eq!(b["status"], "SUCCEEDED", "{b}\n{log}");
+    assert!(
+        log.contains("in 12 as 0 on localhost/nubo-workspace:latest"),
+        "{log}"
+    );
+    assert_eq!(b["exported_variables"], json!([["WHO", "root"]]));
+    assert_eq!(b["artifacts"], 1);
+
+    // A loud build loses no line of its log.
+    let (s, _) = api(&server, &token, reqwest::Method::POST, "/projects", Some(json!({
+        "name": "loud", "repo": "app2", "image": "localhost/nubo-workspace:latest",
+        "buildspec": "version: 0.2\nphases:\n  build:\n    commands:\n      - seq -f 'line-%06g' 1 100000\n      - echo after\n"
+    }))).await;
+    assert_eq!(s, 201);
+    let (_, b) = api(
+        &server,
+        &token,
+        reqwest::Method::POST,
+        "/projects/loud/builds",
+        None,
+    )
+    .await;
+    let loud = b["id"].as_str().unwrap().to_string();
+    let b = wait_build(&server, &token, &loud).await;
+    assert_eq!(b["status"], "SUCCEEDED");
+    let text = build_log(&server, &token, &loud).await;
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("line-")).count(),
+        100_000
+    );
+    assert!(
+        text.contains("\nline-100000\n") && text.contains("Build SUCCEEDED"),
+        "the end of the log is there"
+    );
+
+    // A fork bomb hits the container's pids limit; the build is stopped and
+    // the server carries on.
+    let (s, _) = api(&server, &token, reqwest::Method::POST, "/projects", Some(json!({
+        "name": "bomb", "repo": "app2", "image": "localhost/nubo-workspace:latest",
+        "buildspec": "version: 0.2\nphases:\n  build:\n    commands:\n      - echo bombing\n      - 'b() { b | b & }; b; sleep 30'\n"
+    }))).await;
+    assert_eq!(s, 201);
+    let (_, b) = api(
+        &server,
+        &token,
+        reqwest::Method::POST,
+        "/projects/bomb/builds",
+        None,
+    )
+    .await;
+    let bomb = b["id"].as_str().unwrap().to_string();
+    for _ in 0..100 {
+        if build_log(&server, &token, &bomb)
+            .await
+            .contains("\nbombing")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t = Instant::now();
+    assert_eq!(
+        client()
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert!(t.elapsed() < Duration::from_secs(5));
+    let (s, b) = api(
+        &server,
+        &token,
+        reqwest::Method::POST,
+        &format!("/builds/{bomb}/stop"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let b = wait_build(&server, &token, b["id"].as_str().unwrap()).await;
+    assert_eq!(b["status"], "STOPPED", "{b}");
+    let out = podman.podman(&["ps", "-aq", "--filter", "label=io.nubo.build"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "",
+        "build containers are removed"
+    );
+    // Without the image the project is refused with the reason.
+    let (s, e) = api(
+        &server,
+        &token,
+        reqwest::Method::POST,
+        "/projects",
+        Some(json!({"name": "noimg", "repo": "app2", "image": "localhost/absent:1"})),
+    )
+    .await;
+    assert_eq!(s, 422, "{e}");
+}
+
+async fn wait_build(server: &Server, token: &str, id: &str) -> serde_json::Value {
+    for _ in 0..600 {
+        let (_, b) = api(
+            server,
+            token,
+            reqwest::Method::GET,
+            &format!("/builds/{id}"),
+            None,
+        )
+        .await;
+        if b["status"] != "QUEUED" && b["status"] != "IN_PROGRESS" {
+            return b;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("build {id} did not finish");
+}
+
+async fn build_log(server: &Server, token: &str, id: &str) -> String {
+    client()
+        .get(server.url(&format!("/api/v1/builds/{id}/log")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
