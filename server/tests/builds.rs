@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// Pushes `files` as one commit to `repo` (created if needed) on `branch`.
 async fn push(server: &Server, token: &str, repo: &str, files: &[(&str, &str)]) -> String {
@@ -32,36 +32,6 @@ async fn push(server: &Server, token: &str, repo: &str, files: &[(&str, &str)]) 
     ok(git(&src, "x", "x", &["rev-parse", "HEAD"]))
         .trim()
         .to_string()
-}
-
-async fn wait_done(server: &Server, token: &str, id: &str) -> Value {
-    for _ in 0..300 {
-        let (_, b) = api(
-            server,
-            token,
-            reqwest::Method::GET,
-            &format!("/builds/{id}"),
-            None,
-        )
-        .await;
-        if b["status"] != "QUEUED" && b["status"] != "IN_PROGRESS" {
-            return b;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("build {id} did not finish");
-}
-
-async fn log(server: &Server, token: &str, id: &str) -> String {
-    client()
-        .get(server.url(&format!("/api/v1/builds/{id}/log")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
 }
 
 const BUILDSPEC: &str = "version: 0.2
@@ -144,17 +114,17 @@ async fn a_pushed_branch_builds_with_secrets_masked_and_artifacts_kept() {
     assert!(seen.contains("event: phase"), "{seen}");
     assert!(seen.contains("\"status\":\"SUCCEEDED\""), "{seen}");
 
-    let b = wait_done(&server, &admin, &id).await;
+    let b = wait_build(&server, &admin, &id).await;
     assert_eq!(
         b["status"],
         "SUCCEEDED",
         "{b}\n{}",
-        log(&server, &admin, &id).await
+        build_log(&server, &admin, &id).await
     );
     assert_eq!(b["commit"], commit.as_str());
     assert_eq!(b["number"], 1);
     assert_eq!(b["exported_variables"], json!([["VERSION", "1.0.1"]]));
-    let text = log(&server, &admin, &id).await;
+    let text = build_log(&server, &admin, &id).await;
     assert!(
         text.contains(&format!("building {commit} for test")),
         "{text}"
@@ -241,7 +211,7 @@ async fn failures_are_reported_and_running_builds_can_be_stopped() {
         None,
     )
     .await;
-    let b = wait_done(&server, &token, b["id"].as_str().unwrap()).await;
+    let b = wait_build(&server, &token, b["id"].as_str().unwrap()).await;
     assert_eq!(b["status"], "FAILED");
     assert!(
         b["reason"]
@@ -259,7 +229,7 @@ async fn failures_are_reported_and_running_builds_can_be_stopped() {
         Some(json!({"branch": "nope"})),
     )
     .await;
-    let b = wait_done(&server, &token, b["id"].as_str().unwrap()).await;
+    let b = wait_build(&server, &token, b["id"].as_str().unwrap()).await;
     assert!(
         b["reason"].as_str().unwrap().contains("no branch nope"),
         "{b}"
@@ -317,7 +287,10 @@ async fn failures_are_reported_and_running_builds_can_be_stopped() {
     let first = first["id"].as_str().unwrap().to_string();
     let second = second["id"].as_str().unwrap().to_string();
     for _ in 0..100 {
-        if log(&server, &token, &first).await.contains("\nstarted\n") {
+        if build_log(&server, &token, &first)
+            .await
+            .contains("\nstarted\n")
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -344,7 +317,7 @@ async fn failures_are_reported_and_running_builds_can_be_stopped() {
     .await;
     assert_eq!(s, 200);
     assert_eq!(stopped["status"], "STOPPED", "{stopped}");
-    assert!(log(&server, &token, &first)
+    assert!(build_log(&server, &token, &first)
         .await
         .contains("Phase complete: BUILD State: STOPPED"));
     // The queued one starts, and is stopped while running... after a restart.
@@ -358,7 +331,9 @@ async fn failures_are_reported_and_running_builds_can_be_stopped() {
         )
         .await;
         if b["status"] == "IN_PROGRESS"
-            && log(&server, &token, &second).await.contains("\nstarted\n")
+            && build_log(&server, &token, &second)
+                .await
+                .contains("\nstarted\n")
         {
             break;
         }
@@ -422,9 +397,9 @@ async fn the_cli_manages_projects_and_stores_and_queues_builds_the_server_runs()
         String::from_utf8_lossy(&out.stderr)
     );
     let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let b = wait_done(&server, &token, &id).await;
+    let b = wait_build(&server, &token, &id).await;
     assert_eq!(b["status"], "SUCCEEDED", "{b}");
-    assert!(log(&server, &token, &id).await.contains("p=***"));
+    assert!(build_log(&server, &token, &id).await.contains("p=***"));
     let out = server.cli(&["project", "builds", "cli-ci"], None);
     assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCEEDED"));
     // The key rotates; the stored value still opens.
@@ -436,12 +411,12 @@ async fn the_cli_manages_projects_and_stores_and_queues_builds_the_server_runs()
     );
     let out = server.cli(&["project", "start", "cli-ci", "--as", "alice"], None);
     let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let b = wait_done(&server, &token, &id).await;
+    let b = wait_build(&server, &token, &id).await;
     assert_eq!(
         b["status"],
         "SUCCEEDED",
         "{b}: {}",
-        log(&server, &token, &id).await
+        build_log(&server, &token, &id).await
     );
 }
 
@@ -515,8 +490,8 @@ async fn conformance_rules_hold_on_the_server_too() {
         ids.push(b["id"].as_str().unwrap().to_string());
     }
     for ((name, _, status, present, absent), id) in cases.iter().zip(&ids) {
-        let b = wait_done(&server, &token, id).await;
-        let text = log(&server, &token, id).await;
+        let b = wait_build(&server, &token, id).await;
+        let text = build_log(&server, &token, id).await;
         assert_eq!(b["status"].as_str(), Some(*status), "{name}: {text}");
         for p in *present {
             assert!(text.contains(p), "{name}: no {p:?} in\n{text}");

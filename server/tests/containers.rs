@@ -447,33 +447,3 @@ async fn a_project_with_an_image_builds_in_a_container_that_contains_a_fork_bomb
     .await;
     assert_eq!(s, 422, "{e}");
 }
-
-async fn wait_build(server: &Server, token: &str, id: &str) -> serde_json::Value {
-    for _ in 0..600 {
-        let (_, b) = api(
-            server,
-            token,
-            reqwest::Method::GET,
-            &format!("/builds/{id}"),
-            None,
-        )
-        .await;
-        if b["status"] != "QUEUED" && b["status"] != "IN_PROGRESS" {
-            return b;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("build {id} did not finish");
-}
-
-async fn build_log(server: &Server, token: &str, id: &str) -> String {
-    client()
-        .get(server.url(&format!("/api/v1/builds/{id}/log")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}

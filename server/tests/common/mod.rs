@@ -486,3 +486,35 @@ impl Drop for Podman {
             .output();
     }
 }
+
+// Builds: wait for one to end, read its log.
+
+pub async fn wait_build(server: &Server, token: &str, id: &str) -> serde_json::Value {
+    for _ in 0..600 {
+        let (_, b) = api(
+            server,
+            token,
+            reqwest::Method::GET,
+            &format!("/builds/{id}"),
+            None,
+        )
+        .await;
+        if b["status"] != "QUEUED" && b["status"] != "IN_PROGRESS" {
+            return b;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("build {id} did not finish");
+}
+
+pub async fn build_log(server: &Server, token: &str, id: &str) -> String {
+    client()
+        .get(server.url(&format!("/api/v1/builds/{id}/log")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
