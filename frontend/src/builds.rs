@@ -63,7 +63,19 @@ pub struct PhaseRow {
     pub duration_ms: u64,
 }
 
-/// A build as the pages show it.
+/// One report group of a build: counts and the failing tests.
+#[derive(Debug, Clone)]
+pub struct ReportRow {
+    pub group: String,
+    pub total: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    /// Failing tests: (suite, name, message).
+    pub failures: Vec<(String, String, String)>,
+}
+
+/// A build as its pages show it.
 #[derive(Debug, Clone)]
 pub struct BuildRow {
     pub id: String,
@@ -90,6 +102,8 @@ pub struct BuildRow {
     pub artifacts: i64,
     /// Why it ended as it did, when it did not succeed.
     pub reason: Option<String>,
+    /// Test reports (JUnit report groups).
+    pub reports: Vec<ReportRow>,
 }
 
 /// Whether a build with this status may still change (and can be stopped).
@@ -464,6 +478,39 @@ pub fn build_page(ctx: &PageContext, build: &BuildRow, log: &str) -> String {
             </section>
         }
     });
+    let reports = (!build.reports.is_empty()).then(|| {
+        let groups = build
+            .reports
+            .iter()
+            .map(|r| {
+                let failures = r
+                    .failures
+                    .iter()
+                    .map(|(suite, name, message)| {
+                        view! { <li><code>{format!("{suite} › {name}")}</code>" "<span class="muted">{message.clone()}</span></li> }
+                    })
+                    .collect_view();
+                view! {
+                    <div class="report" data-report=r.group.clone() data-failed=r.failed.to_string()>
+                        <h3>{r.group.clone()}</h3>
+                        <p>
+                            {format!("{} tests: ", r.total)}
+                            <span class="ok">{format!("{} passed", r.passed)}</span>", "
+                            <span class="bad">{format!("{} failed", r.failed)}</span>", "
+                            {format!("{} skipped", r.skipped)}
+                        </p>
+                        <ul class="failures">{failures}</ul>
+                    </div>
+                }
+            })
+            .collect_view();
+        view! {
+            <section class="card" data-testid="reports">
+                <h2>"Test reports"</h2>
+                {groups}
+            </section>
+        }
+    });
     let log_href = format!("/api/v1/builds/{id}/log");
     // HTML drops a newline right after `<pre>`: double a leading one.
     let log = if log.starts_with('\n') {
@@ -499,6 +546,7 @@ pub fn build_page(ctx: &PageContext, build: &BuildRow, log: &str) -> String {
             {phase_timeline(build)}
         </section>
         {exported}
+        {reports}
         <section class="card log-card">
             <div class="log-head">
                 <h2>"Log"</h2>
@@ -647,6 +695,7 @@ mod tests {
             started_at: Some(1_700_000_001_000),
             ended_at: Some(1_700_000_067_000),
             exported: vec![],
+            reports: vec![],
             artifacts: 0,
             reason: None,
         }

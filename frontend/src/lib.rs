@@ -12,7 +12,9 @@ pub mod pages;
 pub mod workspaces;
 
 pub use assets::{asset, Asset};
-pub use builds::{build_page, project_page, projects_page, BuildRow, PhaseRow, ProjectRow};
+pub use builds::{
+    build_page, project_page, projects_page, BuildRow, PhaseRow, ProjectRow, ReportRow,
+};
 pub use workspaces::{workspace_ide_page, workspaces_page, WorkspaceRow};
 
 /// The signed-in user, as pages show them.

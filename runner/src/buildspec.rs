@@ -121,6 +121,16 @@ pub struct Buildspec {
     pub phases: Vec<Phase>,
     pub artifacts: Option<Artifacts>,
     pub cache: Option<Cache>,
+    pub reports: Vec<ReportGroup>,
+}
+
+/// A report group: which files, in which format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportGroup {
+    pub name: String,
+    pub format: String,
+    /// The files, found like artifacts' (`files`, `base-directory`, `discard-paths`).
+    pub files: Artifacts,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -564,6 +574,7 @@ fn check(c: &mut Checker, root: &Node) -> Option<Buildspec> {
     let artifacts = get("artifacts").and_then(|(_, n)| artifacts(c, n, "artifacts", true));
     let mut run_as = None;
     let mut cache_spec = None;
+    let mut report_groups = Vec::new();
     for (k, v) in top {
         match k.as_str().unwrap_or("") {
             "version" | "env" | "phases" | "artifacts" => {}
@@ -606,6 +617,74 @@ fn check(c: &mut Checker, root: &Node) -> Option<Buildspec> {
                     if groups.len() > 5 {
                         c.error(v.pos, "at most 5 report groups");
                     }
+                    for (gk, gv) in groups {
+                        let Some(name) = c.string(gk, "a report group name") else {
+                            continue;
+                        };
+                        let what = format!("reports.{name}");
+                        let mut format = "JUNITXML".to_string();
+                        let mut files = Artifacts::default();
+                        let mut has_files = false;
+                        if let Some(pairs) = c.map(gv, &what) {
+                            for (rk, rv) in pairs {
+                                match rk.as_str().unwrap_or("") {
+                                    "files" => {
+                                        has_files = true;
+                                        files.files = c.strings(rv, &format!("{what}.files"));
+                                    }
+                                    "base-directory" => {
+                                        files.base_directory =
+                                            c.string(rv, &format!("{what}.base-directory"))
+                                    }
+                                    "discard-paths" => {
+                                        files.discard_paths =
+                                            c.boolean(rv, &format!("{what}.discard-paths"))
+                                    }
+                                    "file-format" => {
+                                        let f = c
+                                            .string(rv, &format!("{what}.file-format"))
+                                            .unwrap_or_default();
+                                        const KNOWN: &[&str] = &[
+                                            "JUNITXML",
+                                            "CUCUMBERJSON",
+                                            "TESTNGXML",
+                                            "VISUALSTUDIOTRX",
+                                            "NUNITXML",
+                                            "NUNIT3XML",
+                                            "CLOVERXML",
+                                            "COBERTURAXML",
+                                            "JACOCOXML",
+                                            "SIMPLECOV",
+                                        ];
+                                        if !KNOWN.contains(&f.as_str()) {
+                                            c.error(rv.pos, format!("unknown file-format {f:?}"));
+                                        } else if f != "JUNITXML" {
+                                            c.warn(rv.pos, format!("{f} reports are not read yet (only JUNITXML); this group is skipped"));
+                                        }
+                                        format = f;
+                                    }
+                                    _ => c.unknown(
+                                        rk,
+                                        &what,
+                                        &[
+                                            "files",
+                                            "base-directory",
+                                            "discard-paths",
+                                            "file-format",
+                                        ],
+                                    ),
+                                }
+                            }
+                        }
+                        if !has_files {
+                            c.error(gk.pos, format!("{what}.files is required"));
+                        }
+                        report_groups.push(ReportGroup {
+                            name,
+                            format,
+                            files,
+                        });
+                    }
                 }
             }
             "proxy" | "batch" => {}
@@ -633,6 +712,7 @@ fn check(c: &mut Checker, root: &Node) -> Option<Buildspec> {
         phases,
         artifacts,
         cache: cache_spec,
+        reports: report_groups,
     })
 }
 

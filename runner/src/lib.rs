@@ -8,4 +8,5 @@ pub mod buildspec;
 pub mod cache;
 pub mod local;
 pub mod mask;
+pub mod reports;
 pub mod yaml;

@@ -58,6 +58,9 @@ pub struct Outcome {
     pub phases: Vec<PhaseReport>,
     pub exported_variables: Vec<(String, String)>,
     pub artifacts: usize,
+    /// Test reports, one per JUnit report group.
+    #[serde(default)]
+    pub reports: Vec<crate::reports::Report>,
 }
 
 fn now_stamp() -> String {
@@ -548,6 +551,27 @@ pub fn run(opts: &Options, sink: &mut dyn FnMut(&str)) -> Outcome {
             }
         }
     }
+    // Test reports (most useful when the build failed): after POST_BUILD.
+    let mut test_reports = Vec::new();
+    if !skip_to_finalizing && !timed_out && !stopped {
+        for group in opts.spec.reports.iter().filter(|g| g.format == "JUNITXML") {
+            let files = crate::artifacts::collect(&opts.source, &group.files).unwrap_or_default();
+            let report = crate::reports::collect(&group.name, &files);
+            r.container(&format!(
+                "Report group {}: {} files, {} tests, {} passed, {} failed, {} skipped",
+                report.group,
+                report.files,
+                report.total,
+                report.passed,
+                report.failed,
+                report.skipped
+            ));
+            for e in report.errors.clone() {
+                r.container(&format!("Report group {}: {e}", report.group));
+            }
+            test_reports.push(report);
+        }
+    }
     // The cache is saved after a build that went well so far.
     if let (Some(c), Some(dir)) = (&cache, &opts.cache_dir) {
         if c.action.as_deref() != Some("restore") && succeeding && !timed_out && !stopped {
@@ -624,5 +648,6 @@ pub fn run(opts: &Options, sink: &mut dyn FnMut(&str)) -> Outcome {
         phases: reports,
         exported_variables: exported,
         artifacts,
+        reports: test_reports,
     }
 }

@@ -86,6 +86,9 @@ pub struct Build {
     pub artifacts: i64,
     /// Why it failed or stopped, when the log is not the whole story.
     pub reason: Option<String>,
+    /// Test reports: per JUnit report group, counts and failing tests.
+    #[schema(value_type = Vec<Object>)]
+    pub reports: Vec<nubo_runner::reports::Report>,
     #[serde(skip)]
     pub queued_at_ms: i64,
     #[serde(skip)]
@@ -152,12 +155,13 @@ struct BuildRow {
     exported_json: String,
     artifacts: i64,
     reason: Option<String>,
+    reports_json: String,
 }
 
 const BUILD_SELECT: &str =
     "SELECT b.id, p.name AS project, b.project_id, b.number, b.status, b.current_phase,
         b.phases_json, b.branch, b.commit_sha, b.initiator, b.queued_at, b.started_at, b.ended_at,
-        b.exported_json, b.artifacts, b.reason
+        b.exported_json, b.artifacts, b.reason, b.reports_json
     FROM builds b JOIN build_projects p ON p.id = b.project_id";
 
 fn build_from(r: BuildRow) -> Build {
@@ -182,6 +186,7 @@ fn build_from(r: BuildRow) -> Build {
         exported_variables: serde_json::from_str(&r.exported_json).unwrap_or_default(),
         artifacts: r.artifacts,
         reason: r.reason,
+        reports: serde_json::from_str(&r.reports_json).unwrap_or_default(),
         queued_at_ms: r.queued_at,
         started_at_ms: r.started_at,
         ended_at_ms: r.ended_at,
@@ -979,6 +984,7 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
                 phases: vec![],
                 exported_variables: vec![],
                 artifacts: 0,
+                reports: vec![],
             };
             match (code, outcome) {
                 (Err(e), _) => {
@@ -1033,6 +1039,11 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
         reason.as_deref(),
     )
     .await?;
+    sqlx::query("UPDATE builds SET reports_json = $1 WHERE id = $2")
+        .bind(serde_json::to_string(&outcome.reports).unwrap_or_default())
+        .bind(id)
+        .execute(&state.pool)
+        .await?;
     let _ = tx.send(LogEvent::End(outcome.status.clone()));
     cleanup(state, id, &src);
     Ok(())

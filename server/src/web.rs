@@ -1201,6 +1201,22 @@ fn build_row(b: &crate::builds::Build) -> nubo_frontend::BuildRow {
         exported: b.exported_variables.clone(),
         artifacts: b.artifacts,
         reason: b.reason.clone(),
+        reports: b
+            .reports
+            .iter()
+            .map(|r| nubo_frontend::ReportRow {
+                group: r.group.clone(),
+                total: r.total,
+                passed: r.passed,
+                failed: r.failed,
+                skipped: r.skipped,
+                failures: r
+                    .failures
+                    .iter()
+                    .map(|f| (f.suite.clone(), f.name.clone(), f.message.clone()))
+                    .collect(),
+            })
+            .collect(),
     }
 }
 

@@ -501,3 +501,56 @@ async fn conformance_rules_hold_on_the_server_too() {
         }
     }
 }
+
+#[tokio::test]
+async fn test_reports_are_kept_on_the_build() {
+    let server = Server::start(&[]);
+    let token = server.user_with_token("alice", false);
+    create_repo(&server, &token, "app").await;
+    push(&server, &token, "app", &[("README.md", "x\n")]).await;
+    let spec = "version: 0.2\nphases:\n  build:\n    commands:\n      - mkdir -p r\n      - printf '<testsuite name=\"s\"><testcase name=\"ok\"/><testcase name=\"bad\"><failure message=\"nope\"/></testcase></testsuite>' > r/t.xml\nreports:\n  unit:\n    files: ['r/*.xml']\n";
+    let (s, _) = api(
+        &server,
+        &token,
+        reqwest::Method::POST,
+        "/projects",
+        Some(json!({"name": "rep", "repo": "app", "buildspec": spec})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (_, b) = api(
+        &server,
+        &token,
+        reqwest::Method::POST,
+        "/projects/rep/builds",
+        None,
+    )
+    .await;
+    let b = wait_build(&server, &token, b["id"].as_str().unwrap()).await;
+    assert_eq!(b["status"], "SUCCEEDED");
+    assert_eq!(b["reports"][0]["group"], "unit");
+    assert_eq!(
+        (
+            b["reports"][0]["passed"].as_i64(),
+            b["reports"][0]["failed"].as_i64()
+        ),
+        (Some(1), Some(1))
+    );
+    // The build page shows them.
+    let (cookie, _) = sign_in(&server, "alice", "password-of-the-test").await;
+    let page = client()
+        .get(server.url(&format!("/builds/{}", b["id"].as_str().unwrap())))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("data-testid=\"reports\"")
+            && page.contains("1 failed")
+            && page.contains("nope"),
+        "{page}"
+    );
+}

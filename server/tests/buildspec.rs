@@ -334,3 +334,38 @@ fn caches_round_trip_by_key_with_fallbacks() {
     assert_eq!(code, 0);
     assert!(out.contains("\nfresh\n") && !out.contains("cache"), "{out}");
 }
+
+const JUNIT_SPEC: &str = "version: 0.2
+phases:
+  build:
+    commands:
+      - mkdir -p reports
+      - printf '<testsuite name=\"unit\"><testcase classname=\"calc\" name=\"adds\"/><testcase classname=\"calc\" name=\"divides\"><failure message=\"division by zero\"/></testcase><testcase name=\"later\"><skipped/></testcase></testsuite>' > reports/junit.xml
+      - echo '<not xml' > reports/broken.xml
+      - 'false'
+reports:
+  unit-tests:
+    files: ['**/*.xml']
+    base-directory: reports
+";
+
+#[test]
+fn junit_reports_are_read_even_when_the_build_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, out, _) = build(tmp.path(), JUNIT_SPEC, &["--json"], None);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("Report group unit-tests: 2 files, 3 tests, 1 passed, 1 failed, 1 skipped"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Report group unit-tests: broken.xml: not valid XML"),
+        "{out}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&out[out.find("\n{").unwrap()..]).unwrap();
+    assert_eq!(json["reports"][0]["failures"][0]["name"], "divides");
+    assert_eq!(
+        json["reports"][0]["failures"][0]["message"],
+        "division by zero"
+    );
+}
