@@ -597,6 +597,29 @@ pub async fn recover(pool: &SqlitePool) -> Result<()> {
 
 /// Starts the workers that take builds off the queue.
 pub fn spawn_workers(state: AppState) {
+    // Queued builds that waited too long fail (checked apart from the
+    // workers, which may all be busy).
+    {
+        let state = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let limit = state.settings.build_queue_timeout_seconds as i64;
+                let _ = sqlx::query(
+                    "UPDATE builds SET status = 'FAILED', ended_at = $1, reason = $2
+                     WHERE status = 'QUEUED' AND queued_at < $3",
+                )
+                .bind(now_ms())
+                .bind(format!(
+                    "waited in the queue longer than {}",
+                    crate::workspaces::human_duration(limit)
+                ))
+                .bind(now_ms() - limit * 1000)
+                .execute(&state.pool)
+                .await;
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        });
+    }
     let slots = Arc::new(tokio::sync::Semaphore::new(
         state.settings.build_concurrency.max(1),
     ));
@@ -953,7 +976,8 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
                 cache: cache_dir.clone(),
                 name: format!("nubo-build-{}", id.replace(':', "-")),
                 image: image.clone(),
-                work: &dir,
+                src: &src,
+                out: &out,
                 args,
                 env: vec![
                     format!("NUBO_PROJECT={}", project.name),

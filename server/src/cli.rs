@@ -206,7 +206,7 @@ pub struct BuildArgs {
     /// Run the commands directly on this machine (the default)
     #[arg(long, conflicts_with = "image")]
     pub local: bool,
-    /// Run in a container of this image (not available yet)
+    /// Run in an ephemeral container of this image (needs NUBO_CONTAINER_SOCKET)
     #[arg(long, value_name = "IMAGE")]
     pub image: Option<String>,
     /// Copy artifacts into this directory (secondary artifacts into DIR/<id>/)
@@ -706,10 +706,135 @@ fn buildspec_check(file: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn build_command(args: BuildArgs) -> anyhow::Result<()> {
-    if args.image.is_some() {
-        bail!("container builds (--image) are not available yet; run with --local");
+/// `nubo build --image IMAGE`: the same build in an ephemeral container of
+/// IMAGE, through the engine at `container_socket`.
+async fn container_build_command(args: BuildArgs, settings: Settings) -> anyhow::Result<()> {
+    let image = args.image.clone().expect("checked by the caller");
+    if settings.container_socket.is_none() {
+        bail!("--image needs a container engine: set NUBO_CONTAINER_SOCKET (see `scripts/podman.sh service`)");
     }
+    let source = std::fs::canonicalize(&args.source).with_context(|| {
+        format!(
+            "the source directory {} does not exist",
+            args.source.display()
+        )
+    })?;
+    let file = args
+        .buildspec
+        .clone()
+        .unwrap_or_else(|| source.join("buildspec.yml"));
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read the buildspec {}", file.display()))?;
+    let (spec, diags) = nubo_runner::buildspec::parse(&text);
+    for d in &diags {
+        eprintln!("{}", d.render(&file.display().to_string()));
+    }
+    if spec.is_none() {
+        std::process::exit(1);
+    }
+    let tmp = tempfile::tempdir()?;
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(out.join("buildspec.yml"), &text)?;
+    let mut secrets = std::collections::BTreeMap::new();
+    if let Some(key) = &args.secret_stdin {
+        let mut value = String::new();
+        std::io::stdin().read_to_string(&mut value)?;
+        secrets.insert(
+            key.clone(),
+            value.trim_end_matches(['\n', '\r']).to_string(),
+        );
+    }
+    crate::tls::write_private(
+        &out.join("secrets.json"),
+        serde_json::to_string(&secrets)?.as_bytes(),
+    )?;
+    let cache = match &args.cache_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            std::fs::canonicalize(dir)?
+        }
+        None => tmp.path().join("cache"),
+    };
+    std::fs::create_dir_all(&cache)?;
+    let mut inner: Vec<String> = [
+        "--source",
+        "/codebuild/src",
+        "--buildspec",
+        "/codebuild/out/buildspec.yml",
+        "--artifacts",
+        "/codebuild/out/artifacts",
+        "--outcome",
+        "/codebuild/out/outcome.json",
+        "--secrets-file",
+        "/codebuild/out/secrets.json",
+        "--log-file",
+        "/codebuild/out/build.log",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if args.cache_dir.is_some() {
+        inner.extend(["--cache-dir".into(), "/codebuild/cache".into()]);
+    }
+    inner.extend(["--timeout".into(), format!("{}s", args.timeout.as_secs())]);
+    for kv in &args.env {
+        inner.extend(["--env".into(), kv.clone()]);
+    }
+    let project = source
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "local".into());
+    let build = crate::containers::ContainerBuild {
+        name: format!("nubo-build-cli-{}", hex::encode(rand::random::<[u8; 6]>())),
+        image: image.clone(),
+        src: &source,
+        out: &out,
+        args: inner,
+        env: vec![
+            format!("NUBO_PROJECT={project}"),
+            format!("NUBO_IMAGE={image}"),
+            "HOME=/root".into(),
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        ],
+        cancel: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        cache,
+    };
+    let code =
+        crate::containers::run_build(&settings, build, &mut |line| println!("{line}")).await?;
+    let outcome: Option<nubo_runner::local::Outcome> = std::fs::read(out.join("outcome.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let Some(outcome) = outcome else {
+        bail!(
+            "the build container ended with status {} before finishing",
+            code.unwrap_or(-1)
+        );
+    };
+    if let (Some(dest), true) = (&args.artifacts, out.join("artifacts").is_dir()) {
+        std::fs::create_dir_all(dest)?;
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(out.join("artifacts").join("."))
+            .arg(dest)
+            .status()?;
+        if !status.success() {
+            bail!("cannot copy the artifacts to {}", dest.display());
+        }
+    }
+    for (k, v) in &outcome.exported_variables {
+        eprintln!("exported {k}={v}");
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    }
+    if !outcome.succeeded {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn build_command(args: BuildArgs) -> anyhow::Result<()> {
     let source = std::fs::canonicalize(&args.source).with_context(|| {
         format!(
             "the source directory {} does not exist",
@@ -986,6 +1111,9 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Parameter(cmd) => value_command("parameter", cmd, settings).await,
         Command::Secret(cmd) => value_command("secret", cmd, settings).await,
         Command::Buildspec(BuildspecCommand::Check { file }) => buildspec_check(&file),
+        Command::Build(args) if args.image.is_some() => {
+            container_build_command(args, settings).await
+        }
         Command::Build(args) => tokio::task::spawn_blocking(move || build_command(args)).await?,
         Command::Workspace(cmd) => workspace_command(cmd, settings).await,
         Command::Serve(_) => app::serve(settings).await,

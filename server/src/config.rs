@@ -73,6 +73,8 @@ pub struct Settings {
     pub workspace_network: String,
     /// Builds that run at once; more wait in the queue.
     pub build_concurrency: usize,
+    /// A build that waits in the queue longer than this fails.
+    pub build_queue_timeout_seconds: u64,
 }
 
 impl Default for Settings {
@@ -104,6 +106,7 @@ impl Default for Settings {
             workspace_pids: 512,
             workspace_network: "bridge".into(),
             build_concurrency: 2,
+            build_queue_timeout_seconds: 3600,
         }
     }
 }
@@ -138,6 +141,7 @@ pub struct Layer {
     pub workspace_pids: Option<i64>,
     pub workspace_network: Option<String>,
     pub build_concurrency: Option<usize>,
+    pub build_queue_timeout_seconds: Option<u64>,
 }
 
 /// A setting that could not be read.
@@ -238,6 +242,9 @@ impl Layer {
                 "WORKSPACE_PIDS" => layer.workspace_pids = Some(num(value).map_err(bad)?),
                 "WORKSPACE_NETWORK" => layer.workspace_network = Some(value.to_string()),
                 "BUILD_CONCURRENCY" => layer.build_concurrency = Some(num(value).map_err(bad)?),
+                "BUILD_QUEUE_TIMEOUT_SECONDS" => {
+                    layer.build_queue_timeout_seconds = Some(num(value).map_err(bad)?)
+                }
                 // NUBO_CONFIG names the file itself; other NUBO_* names are
                 // left for later features rather than rejected.
                 _ => {}
@@ -275,7 +282,8 @@ pub fn resolve(layers: &[Layer]) -> Result<Settings, ConfigError> {
             workspace_memory_mb,
             workspace_pids,
             workspace_network,
-            build_concurrency
+            build_concurrency,
+            build_queue_timeout_seconds
         );
         if l.container_socket.is_some() {
             s.container_socket = l.container_socket.clone();

@@ -319,7 +319,10 @@ pub const BUILD_TOOL: &str = "/opt/nubo/bin/nubo";
 pub struct ContainerBuild<'a> {
     pub name: String,
     pub image: String,
-    pub work: &'a Path,
+    /// The source, mounted at /codebuild/src.
+    pub src: &'a Path,
+    /// Buildspec and secrets in; log, outcome and artifacts out (/codebuild/out).
+    pub out: &'a Path,
     pub args: Vec<String>,
     pub env: Vec<String>,
     pub cancel: Arc<AtomicBool>,
@@ -351,8 +354,8 @@ pub async fn run_build(
         "Labels": {"io.nubo.build": build.name},
         "HostConfig": {
             "Binds": [
-                format!("{}:/codebuild/src", build.work.join("src").display()),
-                format!("{}:/codebuild/out", build.work.join("out").display()),
+                format!("{}:/codebuild/src", build.src.display()),
+                format!("{}:/codebuild/out", build.out.display()),
                 format!("{}:/codebuild/cache", build.cache.display()),
                 format!("{}:{BUILD_TOOL}:ro", exe.display()),
             ],
@@ -418,7 +421,7 @@ pub async fn run_build(
         // The log: the runner inside writes it to out/build.log, line by
         // line; follow that file until the container has exited (engine log
         // streams can end before the last output when a container exits).
-        let log_path = build.work.join("out").join("build.log");
+        let log_path = build.out.join("build.log");
         let mut wait = {
             let (engine, name) = (engine.clone(), name.clone());
             tokio::spawn(async move {

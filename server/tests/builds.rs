@@ -554,3 +554,54 @@ async fn test_reports_are_kept_on_the_build() {
         "{page}"
     );
 }
+
+#[tokio::test]
+async fn a_build_that_waits_too_long_in_the_queue_fails() {
+    let server = Server::start(&[
+        ("NUBO_BUILD_CONCURRENCY", "1"),
+        ("NUBO_BUILD_QUEUE_TIMEOUT_SECONDS", "2"),
+    ]);
+    let token = server.user_with_token("alice", false);
+    create_repo(&server, &token, "app").await;
+    push(&server, &token, "app", &[("README.md", "x\n")]).await;
+    let (s, _) = api(
+        &server,
+        &token,
+        reqwest::Method::POST,
+        "/projects",
+        Some(json!({
+            "name": "slow", "repo": "app",
+            "buildspec": "version: 0.2\nphases:\n  build:\n    commands: [sleep 30]\n"
+        })),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (_, first) = api(
+        &server,
+        &token,
+        reqwest::Method::POST,
+        "/projects/slow/builds",
+        None,
+    )
+    .await;
+    let (_, second) = api(
+        &server,
+        &token,
+        reqwest::Method::POST,
+        "/projects/slow/builds",
+        None,
+    )
+    .await;
+    let b = wait_build(&server, &token, second["id"].as_str().unwrap()).await;
+    assert_eq!(b["status"], "FAILED");
+    assert_eq!(b["reason"], "waited in the queue longer than 2 s");
+    let (_, stopped) = api(
+        &server,
+        &token,
+        reqwest::Method::POST,
+        &format!("/builds/{}/stop", first["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(stopped["status"], "STOPPED");
+}

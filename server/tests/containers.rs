@@ -430,11 +430,13 @@ async fn a_project_with_an_image_builds_in_a_container_that_contains_a_fork_bomb
     assert_eq!(s, 200);
     let b = wait_build(&server, &token, b["id"].as_str().unwrap()).await;
     assert_eq!(b["status"], "STOPPED", "{b}");
-    let out = podman.podman(&["ps", "-aq", "--filter", "label=io.nubo.build"]);
+    // This build's container is gone (other tests' builds may be running).
+    let name = format!("nubo-build-{}", bomb.replace(':', "-"));
+    let out = podman.podman(&["ps", "-aq", "--filter", &format!("name={name}")]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "",
-        "build containers are removed"
+        "the build container is removed"
     );
     // Without the image the project is refused with the reason.
     let (s, e) = api(
@@ -446,4 +448,56 @@ async fn a_project_with_an_image_builds_in_a_container_that_contains_a_fork_bomb
     )
     .await;
     assert_eq!(s, 422, "{e}");
+}
+
+#[test]
+fn the_cli_builds_in_a_container_too() {
+    let podman = Podman::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("buildspec.yml"),
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - echo \"debian $(cut -c1-2 /etc/debian_version) $CODEBUILD_BUILD_IMAGE $GREETING\"\n      - mkdir -p dist && echo built > dist/out.txt\nartifacts:\n  files: ['**/*']\n  base-directory: dist\n",
+    )
+    .unwrap();
+    let art = tmp.path().join("art");
+    let out = std::process::Command::new(BIN)
+        .args(["build", "--source"])
+        .arg(&src)
+        .args([
+            "--image",
+            "localhost/nubo-workspace:latest",
+            "--env",
+            "GREETING=hi",
+            "--artifacts",
+        ])
+        .arg(&art)
+        .env("NUBO_CONTAINER_SOCKET", &podman.socket)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("\ndebian 12 localhost/nubo-workspace:latest hi\n"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(art.join("out.txt")).unwrap(),
+        "built\n"
+    );
+    // Without an engine, a clear error.
+    let out = std::process::Command::new(BIN)
+        .args(["build", "--source"])
+        .arg(&src)
+        .args(["--image", "localhost/nubo-workspace:latest"])
+        .env_remove("NUBO_CONTAINER_SOCKET")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs a container engine"));
 }
