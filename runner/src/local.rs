@@ -88,18 +88,44 @@ struct Session {
 }
 
 impl Session {
-    fn start(shell: &str, opts: &Options, env: &[(String, String)]) -> anyhow::Result<Session> {
+    fn start(
+        shell: &str,
+        opts: &Options,
+        env: &[(String, String)],
+        user: Option<&User>,
+    ) -> anyhow::Result<Session> {
         let mut fds = [0; 2];
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
             anyhow::bail!("cannot make a pipe: {}", std::io::Error::last_os_error());
         }
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         use std::os::unix::process::CommandExt;
-        let mut child = Process::new(shell)
+        let mut command = Process::new(shell);
+        command
             .arg("-s")
             .current_dir(&opts.source)
             .env_clear()
-            .envs(env.iter().map(|(k, v)| (k, v)))
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        if let Some(u) = user {
+            command
+                .env("HOME", &u.home)
+                .env("USER", &u.name)
+                .env("LOGNAME", &u.name);
+            let (uid, gid) = (u.uid, u.gid);
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setgroups(1, &gid) != 0
+                        || libc::setgid(gid) != 0
+                        || libc::setuid(uid) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::from(write.try_clone()?))
             .stderr(Stdio::from(write))
@@ -179,6 +205,29 @@ impl Drop for Session {
     }
 }
 
+/// A user commands run as (`run-as`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: String,
+}
+
+/// Looks a user up in /etc/passwd.
+pub fn lookup_user(name: &str) -> Option<User> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        (f.len() >= 7 && f[0] == name).then(|| User {
+            name: f[0].to_string(),
+            uid: f[2].parse().unwrap_or(u32::MAX),
+            gid: f[3].parse().unwrap_or(u32::MAX),
+            home: f[5].to_string(),
+        })
+    })
+}
+
 enum Ran {
     Exit(i32),
     TimedOut,
@@ -190,6 +239,8 @@ struct Runner<'a> {
     env: Vec<(String, String)>,
     shell: String,
     session: Option<Session>,
+    /// Who the current session runs as (None: the runner's own user).
+    user: Option<User>,
     deadline: Instant,
     masker: Masker,
     sink: &'a mut dyn FnMut(&str),
@@ -209,7 +260,12 @@ impl Runner<'_> {
 
     fn session(&mut self) -> anyhow::Result<&mut Session> {
         if self.session.is_none() {
-            self.session = Some(Session::start(&self.shell, self.opts, &self.env)?);
+            self.session = Some(Session::start(
+                &self.shell,
+                self.opts,
+                &self.env,
+                self.user.as_ref(),
+            )?);
         }
         Ok(self.session.as_mut().expect("just made"))
     }
@@ -447,6 +503,7 @@ pub fn run(opts: &Options, sink: &mut dyn FnMut(&str)) -> Outcome {
         env,
         shell: opts.spec.shell(),
         session: None,
+        user: None,
         deadline: Instant::now() + opts.timeout,
         masker: Masker::new(opts.secrets.iter().map(|(_, v)| v.clone())),
         sink,
@@ -470,11 +527,33 @@ pub fn run(opts: &Options, sink: &mut dyn FnMut(&str)) -> Outcome {
         r.container(&format!("CODEBUILD_SRC_DIR={}", opts.source.display()));
         r.container("Phase complete: DOWNLOAD_SOURCE State: SUCCEEDED");
     }
-    if opts.spec.run_as.is_some() || opts.spec.phases.iter().any(|p| p.run_as.is_some()) {
-        r.container(
-            "run-as is not supported by the local runner; commands run as the current user",
-        );
+    // run-as: the build's user, or a phase's. Changing user takes a new
+    // shell session.
+    let mut run_as_error = None;
+    let mut users = std::collections::HashMap::new();
+    for name in opts
+        .spec
+        .run_as
+        .iter()
+        .chain(opts.spec.phases.iter().filter_map(|p| p.run_as.as_ref()))
+    {
+        match lookup_user(name) {
+            Some(u) if unsafe { libc::geteuid() } == 0 || u.uid == unsafe { libc::geteuid() } => {
+                users.insert(name.clone(), u);
+            }
+            Some(_) => {
+                run_as_error = Some(format!(
+                    "run-as {name}: the runner must run as root to switch users"
+                ))
+            }
+            None => run_as_error = Some(format!("run-as {name}: no such user")),
+        }
     }
+    r.user = opts
+        .spec
+        .run_as
+        .as_ref()
+        .and_then(|n| users.get(n).cloned());
     let cache = opts.spec.cache.clone().filter(|c| !c.paths.is_empty());
     if let (Some(c), Some(dir)) = (&cache, &opts.cache_dir) {
         if c.action.as_deref() != Some("save") {
@@ -489,12 +568,30 @@ pub fn run(opts: &Options, sink: &mut dyn FnMut(&str)) -> Outcome {
         let started = Instant::now();
         r.container(&format!("Entering phase {}", name.upper()));
         let phase = opts.spec.phase(name).cloned();
+        let wanted = phase
+            .as_ref()
+            .and_then(|p| p.run_as.as_ref())
+            .or(opts.spec.run_as.as_ref())
+            .and_then(|n| users.get(n).cloned());
+        if wanted != r.user {
+            r.session = None;
+            r.user = wanted;
+            let who = r
+                .user
+                .as_ref()
+                .map(|u| u.name.clone())
+                .unwrap_or_else(|| "the runner's user".into());
+            r.container(&format!("Running as {who} in a new shell session"));
+        }
         r.internal(&format!(
             "export CODEBUILD_BUILD_SUCCEEDING={}",
             if succeeding { 1 } else { 0 }
         ));
         let mut result = Ok(());
-        if let Some(phase) = &phase {
+        if let Some(why) = &run_as_error {
+            r.container(why);
+            result = Err(Failure::Command(format!("run-as ({why})"), 1));
+        } else if let Some(phase) = &phase {
             let attempts = match phase.on_failure {
                 OnFailure::Retry(n) => n + 1,
                 _ => 1,

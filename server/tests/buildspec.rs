@@ -369,3 +369,39 @@ fn junit_reports_are_read_even_when_the_build_fails() {
         "division by zero"
     );
 }
+
+#[test]
+fn run_as_switches_users_for_the_build_and_for_a_phase() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = tmp.path().join("src");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (code, out, _) = build(
+        &dir,
+        "version: 0.2\nrun-as: nobody\nphases:\n  install:\n    commands:\n      - echo \"install as $(id -un) home=$HOME\"\n  build:\n    run-as: root\n    commands:\n      - echo \"build as $(id -un)\"\n",
+        &[],
+        None,
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("\ninstall as nobody home=/nonexistent\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Running as root in a new shell session") && out.contains("\nbuild as root\n"),
+        "{out}"
+    );
+    let (code, out, _) = build(
+        &tmp.path().join("other"),
+        "version: 0.2\nrun-as: no-such-user-xyz\nphases:\n  build:\n    commands: [echo never]\n",
+        &[],
+        None,
+    );
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("run-as no-such-user-xyz: no such user") && !out.contains("\nnever"),
+        "{out}"
+    );
+}
