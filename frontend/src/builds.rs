@@ -289,6 +289,13 @@ pub fn projects_page(ctx: &PageContext, projects: &[ProjectRow], repos: &[String
                 <label>"Timeout in minutes"
                     <input type="number" name="timeout_minutes" value="60" min="5" max="480" required/>
                 </label>
+                <label>"Container limits (optional; empty = the server's): memory MiB, CPUs, processes"
+                    <span class="row-form">
+                        <input type="number" name="memory_mb" min="64" placeholder="memory MiB"/>
+                        <input type="number" name="cpus" min="0.1" step="0.1" placeholder="CPUs"/>
+                        <input type="number" name="pids" min="16" placeholder="processes"/>
+                    </span>
+                </label>
                 <label>"Environment variables (optional)"
                     <textarea name="env" rows="4" class="mono" spellcheck="false"
                         placeholder="NODE_ENV=production\nLOG_LEVEL=debug"></textarea>

@@ -58,6 +58,7 @@ pub(crate) fn shell(ctx: &PageContext, content: impl IntoView + 'static) -> Stri
             {nav_link(nav, Nav::Admin, "/admin/users", "Users")}
             {nav_link(nav, Nav::Audit, "/admin/audit", "Audit log")}
             {nav_link(nav, Nav::Simulator, "/admin/simulator", "Policy simulator")}
+            {nav_link(nav, Nav::Stores, "/admin/stores", "Parameters & secrets")}
         }
     });
     let flash = ctx.flash.clone().map(flash_view);

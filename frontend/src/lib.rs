@@ -48,6 +48,7 @@ pub enum Nav {
     Admin,
     Audit,
     Simulator,
+    Stores,
     None,
 }
 

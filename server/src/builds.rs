@@ -48,6 +48,10 @@ pub struct Project {
     /// Project variables (override the buildspec's).
     pub env: Vec<(String, String)>,
     pub timeout_minutes: i64,
+    /// Container build limits; None: the server's `workspace_*` settings.
+    pub memory_mb: Option<i64>,
+    pub cpus: Option<f64>,
+    pub pids: Option<i64>,
     pub created_at: String,
     #[serde(skip)]
     pub created_at_ms: i64,
@@ -113,10 +117,14 @@ struct ProjectRow {
     env_json: String,
     timeout_minutes: i64,
     created_at: i64,
+    memory_mb: Option<i64>,
+    cpus: Option<f64>,
+    pids: Option<i64>,
 }
 
 const PROJECT_SELECT: &str = "SELECT p.id, p.name, u.name AS owner, p.owner_id, r.name AS repo,
-        p.branch, p.buildspec_path, p.inline_buildspec, p.image, p.env_json, p.timeout_minutes, p.created_at
+        p.branch, p.buildspec_path, p.inline_buildspec, p.image, p.env_json, p.timeout_minutes, p.created_at,
+        p.memory_mb, p.cpus, p.pids
     FROM build_projects p JOIN users u ON u.id = p.owner_id JOIN repos r ON r.id = p.repo_id";
 
 fn project_from(r: ProjectRow) -> Project {
@@ -130,6 +138,9 @@ fn project_from(r: ProjectRow) -> Project {
         image: r.image,
         env: serde_json::from_str(&r.env_json).unwrap_or_default(),
         timeout_minutes: r.timeout_minutes,
+        memory_mb: r.memory_mb,
+        cpus: r.cpus,
+        pids: r.pids,
         created_at: rfc3339(r.created_at),
         created_at_ms: r.created_at,
         id: r.id,
@@ -254,6 +265,15 @@ pub struct CreateProject {
     /// 5-480, default 60.
     #[serde(default)]
     pub timeout_minutes: Option<i64>,
+    /// Container builds: memory in MiB (at least 64).
+    #[serde(default)]
+    pub memory_mb: Option<i64>,
+    /// Container builds: CPUs (e.g. 1.5).
+    #[serde(default)]
+    pub cpus: Option<f64>,
+    /// Container builds: most processes (at least 16).
+    #[serde(default)]
+    pub pids: Option<i64>,
 }
 
 fn validate_project_name(name: &str) -> Result<()> {
@@ -333,10 +353,20 @@ pub async fn create_project(
     }
     let env: Vec<(String, String)> = req.env.clone().unwrap_or_default().into_iter().collect();
     validate_env(&env)?;
+    if req.memory_mb.is_some_and(|m| m < 64)
+        || req
+            .cpus
+            .is_some_and(|c| c.is_nan() || c <= 0.0 || c > 1024.0)
+        || req.pids.is_some_and(|p| p < 16)
+    {
+        return Err(Error::Unprocessable(
+            "limits: memory_mb at least 64, cpus above 0, pids at least 16".into(),
+        ));
+    }
     let inserted = sqlx::query(
         "INSERT INTO build_projects (id, name, owner_id, repo_id, branch, buildspec_path, inline_buildspec,
-             image, env_json, timeout_minutes, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             image, env_json, timeout_minutes, created_at, memory_mb, cpus, pids)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(new_id())
     .bind(&req.name)
@@ -349,6 +379,9 @@ pub async fn create_project(
     .bind(serde_json::to_string(&env).unwrap_or_default())
     .bind(timeout)
     .bind(now_ms())
+    .bind(req.memory_mb)
+    .bind(req.cpus)
+    .bind(req.pids)
     .execute(pool)
     .await;
     match inserted {
@@ -894,7 +927,7 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
         project: project.name.clone(),
         initiator: build.initiator.clone(),
         image: "nubo/local".into(),
-        log_cap: 64 << 20,
+        log_cap: state.settings.build_log_cap_bytes,
         cancel: Some(cancel),
         announce_source: false,
         cache_dir: Some(cache_dir.clone()),
@@ -963,6 +996,8 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
             .collect();
             args.push("--timeout".into());
             args.push(format!("{}m", project.timeout_minutes));
+            args.push("--log-cap".into());
+            args.push(state.settings.build_log_cap_bytes.to_string());
             for (k, v) in options
                 .overrides
                 .iter()
@@ -973,6 +1008,9 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
             }
             let _ = std::fs::create_dir_all(&cache_dir);
             let container = crate::containers::ContainerBuild {
+                memory_mb: project.memory_mb.map(|m| m as u64),
+                cpus: project.cpus,
+                pids: project.pids,
                 cache: cache_dir.clone(),
                 name: format!("nubo-build-{}", id.replace(':', "-")),
                 image: image.clone(),

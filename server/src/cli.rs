@@ -142,6 +142,15 @@ pub enum ProjectCommand {
         /// Build in containers of this image (needs container_socket)
         #[arg(long)]
         image: Option<String>,
+        /// Container builds: memory in MiB [default: workspace_memory_mb]
+        #[arg(long)]
+        memory_mb: Option<i64>,
+        /// Container builds: CPUs [default: workspace_cpus]
+        #[arg(long)]
+        cpus: Option<f64>,
+        /// Container builds: most processes [default: workspace_pids]
+        #[arg(long)]
+        pids: Option<i64>,
     },
     /// List build projects
     List {
@@ -227,6 +236,9 @@ pub struct BuildArgs {
     /// Keep and restore `cache` keys in this directory (no caching without it)
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Command output the log keeps, in bytes; the rest is dropped with a note
+    #[arg(long, value_name = "BYTES", default_value_t = 256 << 20, hide = true)]
+    pub log_cap: usize,
     /// Also write the log to this file (used by the server's container builds)
     #[arg(long, value_name = "FILE", hide = true)]
     pub log_file: Option<PathBuf>,
@@ -799,6 +811,9 @@ async fn container_build_command(args: BuildArgs, settings: Settings) -> anyhow:
         ],
         cancel: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
         cache,
+        memory_mb: None,
+        cpus: None,
+        pids: None,
     };
     let code =
         crate::containers::run_build(&settings, build, &mut |line| println!("{line}")).await?;
@@ -898,7 +913,7 @@ fn build_command(args: BuildArgs) -> anyhow::Result<()> {
         project,
         initiator: std::env::var("USER").unwrap_or_else(|_| "local".into()),
         image: std::env::var("NUBO_IMAGE").unwrap_or_else(|_| "local".into()),
-        log_cap: 256 << 20,
+        log_cap: args.log_cap,
         cancel: None,
         announce_source: args.outcome.is_none(),
         cache_dir: args.cache_dir.clone(),
@@ -1000,6 +1015,9 @@ async fn project_command(cmd: ProjectCommand, settings: Settings) -> anyhow::Res
             buildspec_path,
             timeout_minutes,
             image,
+            memory_mb,
+            cpus,
+            pids,
         } => {
             let owner = user(owner).await?;
             let p = builds::create_project(
@@ -1013,6 +1031,9 @@ async fn project_command(cmd: ProjectCommand, settings: Settings) -> anyhow::Res
                     buildspec_path: Some(buildspec_path),
                     timeout_minutes: Some(timeout_minutes),
                     image,
+                    memory_mb,
+                    cpus,
+                    pids,
                     ..Default::default()
                 },
             )

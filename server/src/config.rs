@@ -75,6 +75,8 @@ pub struct Settings {
     pub build_concurrency: usize,
     /// A build that waits in the queue longer than this fails.
     pub build_queue_timeout_seconds: u64,
+    /// Command output a build's log keeps; the rest is dropped with a note.
+    pub build_log_cap_bytes: usize,
 }
 
 impl Default for Settings {
@@ -107,6 +109,7 @@ impl Default for Settings {
             workspace_network: "bridge".into(),
             build_concurrency: 2,
             build_queue_timeout_seconds: 3600,
+            build_log_cap_bytes: 64 << 20,
         }
     }
 }
@@ -142,6 +145,7 @@ pub struct Layer {
     pub workspace_network: Option<String>,
     pub build_concurrency: Option<usize>,
     pub build_queue_timeout_seconds: Option<u64>,
+    pub build_log_cap_bytes: Option<usize>,
 }
 
 /// A setting that could not be read.
@@ -242,6 +246,7 @@ impl Layer {
                 "WORKSPACE_PIDS" => layer.workspace_pids = Some(num(value).map_err(bad)?),
                 "WORKSPACE_NETWORK" => layer.workspace_network = Some(value.to_string()),
                 "BUILD_CONCURRENCY" => layer.build_concurrency = Some(num(value).map_err(bad)?),
+                "BUILD_LOG_CAP_BYTES" => layer.build_log_cap_bytes = Some(num(value).map_err(bad)?),
                 "BUILD_QUEUE_TIMEOUT_SECONDS" => {
                     layer.build_queue_timeout_seconds = Some(num(value).map_err(bad)?)
                 }
@@ -283,7 +288,8 @@ pub fn resolve(layers: &[Layer]) -> Result<Settings, ConfigError> {
             workspace_pids,
             workspace_network,
             build_concurrency,
-            build_queue_timeout_seconds
+            build_queue_timeout_seconds,
+            build_log_cap_bytes
         );
         if l.container_socket.is_some() {
             s.container_socket = l.container_socket.clone();

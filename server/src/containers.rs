@@ -328,6 +328,10 @@ pub struct ContainerBuild<'a> {
     pub cancel: Arc<AtomicBool>,
     /// The project's cache directory, mounted at /codebuild/cache.
     pub cache: std::path::PathBuf,
+    /// Limits overriding the server's `workspace_*` settings.
+    pub memory_mb: Option<u64>,
+    pub cpus: Option<f64>,
+    pub pids: Option<i64>,
 }
 
 /// Runs `nubo build` in an ephemeral container of the build's image and
@@ -342,6 +346,7 @@ pub async fn run_build(
     image_available(settings, &build.image).await?;
     let exe = std::env::current_exe()
         .map_err(|e| Error::Internal(format!("cannot find the nubo binary: {e}")))?;
+    let memory = build.memory_mb.unwrap_or(settings.workspace_memory_mb);
     let mut cmd = vec![BUILD_TOOL.to_string(), "build".into()];
     cmd.extend(build.args.clone());
     let body = serde_json::json!({
@@ -359,10 +364,10 @@ pub async fn run_build(
                 format!("{}:/codebuild/cache", build.cache.display()),
                 format!("{}:{BUILD_TOOL}:ro", exe.display()),
             ],
-            "Memory": settings.workspace_memory_mb * 1024 * 1024,
-            "MemorySwap": settings.workspace_memory_mb * 1024 * 1024,
-            "NanoCpus": (settings.workspace_cpus * 1e9) as i64,
-            "PidsLimit": settings.workspace_pids,
+            "Memory": memory * 1024 * 1024,
+            "MemorySwap": memory * 1024 * 1024,
+            "NanoCpus": (build.cpus.unwrap_or(settings.workspace_cpus) * 1e9) as i64,
+            "PidsLimit": build.pids.unwrap_or(settings.workspace_pids),
             "CapDrop": ["NET_RAW", "MKNOD", "AUDIT_WRITE", "SYS_CHROOT", "SETFCAP"],
             "SecurityOpt": ["no-new-privileges"],
             "NetworkMode": settings.workspace_network,

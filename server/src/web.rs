@@ -73,6 +73,9 @@ pub fn routes() -> Router<AppState> {
         .route("/account/ssh-keys/{id}/delete", post(delete_ssh_key))
         .route("/admin/users", get(admin_users).post(admin_create_user))
         .route("/admin/audit", get(admin_audit))
+        .route("/admin/stores", get(stores_page))
+        .route("/admin/stores/{kind}", post(put_stored))
+        .route("/admin/stores/{kind}/delete", post(delete_stored))
         .route("/admin/simulator", get(simulator_page).post(simulate))
         .route("/admin/users/{name}/{action}", post(admin_toggle_user))
         .route("/assets/{*path}", get(asset))
@@ -1252,6 +1255,12 @@ struct ProjectForm {
     timeout_minutes: String,
     #[serde(default)]
     env: String,
+    #[serde(default)]
+    memory_mb: String,
+    #[serde(default)]
+    cpus: String,
+    #[serde(default)]
+    pids: String,
 }
 
 async fn create_project_form(
@@ -1285,7 +1294,20 @@ async fn create_project_form(
         },
     };
     let non_empty = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let (memory_mb, cpus, pids) = match (
+        non_empty(&form.memory_mb)
+            .map(|v| v.parse::<i64>())
+            .transpose(),
+        non_empty(&form.cpus).map(|v| v.parse::<f64>()).transpose(),
+        non_empty(&form.pids).map(|v| v.parse::<i64>()).transpose(),
+    ) {
+        (Ok(m), Ok(c), Ok(p)) => (m, c, p),
+        _ => return back("The container limits must be numbers.".into()).await,
+    };
     let request = crate::builds::CreateProject {
+        memory_mb,
+        cpus,
+        pids,
         name: form.name.trim().to_string(),
         repo: form.repo.trim().to_string(),
         branch: non_empty(&form.branch),
@@ -1419,4 +1441,95 @@ async fn stop_build_form(
     )
     .await;
     Ok(Redirect::to(&format!("/builds/{}", b.id)).into_response())
+}
+
+async fn stores_page(State(state): State<AppState>, user: PageUser) -> PageResult {
+    require_admin(&user)?;
+    let rows = |list: Vec<crate::builds::StoredValue>| {
+        list.into_iter()
+            .map(|v| pages::StoredRow {
+                name: v.name,
+                updated_at: v.updated_at,
+            })
+            .collect::<Vec<_>>()
+    };
+    let parameters = rows(crate::builds::list_values(&state.pool, "parameter").await?);
+    let secrets = rows(crate::builds::list_values(&state.pool, "secret").await?);
+    let ctx = context(&user, "Parameters & secrets", Nav::Stores).await;
+    Ok(Html(pages::stores_page(&ctx, parameters, secrets)).into_response())
+}
+
+#[derive(Deserialize)]
+struct StoredForm {
+    name: String,
+    #[serde(default)]
+    value: String,
+}
+
+fn store_kind(kind: &str) -> Result<&'static str, Error> {
+    match kind {
+        "parameter" => Ok("parameter"),
+        "secret" => Ok("secret"),
+        _ => Err(Error::NotFound(format!("no store {kind:?}"))),
+    }
+}
+
+async fn put_stored(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path(kind): Path<String>,
+    Form(form): Form<StoredForm>,
+) -> PageResult {
+    require_admin(&user)?;
+    let kind = store_kind(&kind)?;
+    let name = form.name.trim();
+    let name = if kind == "parameter" && !name.starts_with('/') {
+        format!("/{name}")
+    } else {
+        name.to_string()
+    };
+    let value = form
+        .value
+        .strip_suffix("\r\n")
+        .or(form.value.strip_suffix('\n'))
+        .unwrap_or(&form.value);
+    match crate::builds::put_value(
+        &state.pool,
+        &state.master,
+        kind,
+        &name,
+        value,
+        &user.user.name,
+    )
+    .await
+    {
+        Ok(()) => set_flash(&user.session, Flash::Ok(format!("Saved {kind} {name}."))).await,
+        Err(Error::Unprocessable(m) | Error::PayloadTooLarge(m)) => {
+            set_flash(&user.session, Flash::Error(capitalise(&m))).await
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(Redirect::to("/admin/stores").into_response())
+}
+
+async fn delete_stored(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path(kind): Path<String>,
+    Form(form): Form<StoredForm>,
+) -> PageResult {
+    require_admin(&user)?;
+    let kind = store_kind(&kind)?;
+    match crate::builds::delete_value(&state.pool, kind, &form.name).await {
+        Ok(()) => {
+            set_flash(
+                &user.session,
+                Flash::Ok(format!("Deleted {kind} {}.", form.name)),
+            )
+            .await
+        }
+        Err(Error::NotFound(m)) => set_flash(&user.session, Flash::Error(capitalise(&m))).await,
+        Err(e) => return Err(e.into()),
+    }
+    Ok(Redirect::to("/admin/stores").into_response())
 }

@@ -605,3 +605,109 @@ async fn a_build_that_waits_too_long_in_the_queue_fails() {
     .await;
     assert_eq!(stopped["status"], "STOPPED");
 }
+
+#[tokio::test]
+async fn administrators_manage_stored_values_in_the_browser() {
+    let server = Server::start(&[]);
+    let token = server.user_with_token("root2", true);
+    let (cookie, csrf) = sign_in(&server, "root2", "password-of-the-test").await;
+    let http = client();
+    let r = http
+        .post(server.url("/admin/stores/parameter"))
+        .header("cookie", &cookie)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("name", "ci/token"),
+            ("value", "very-secret-value"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let page = http
+        .get(server.url("/admin/stores"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("/ci/token") && !page.contains("very-secret-value"),
+        "{page}"
+    );
+    let (_, list) = api(&server, &token, reqwest::Method::GET, "/parameters", None).await;
+    assert_eq!(list[0]["name"], "/ci/token");
+    // Without the CSRF token nothing changes; non-admins cannot see the page.
+    let r = http
+        .post(server.url("/admin/stores/parameter/delete"))
+        .header("cookie", &cookie)
+        .form(&[("name", "/ci/token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = http
+        .post(server.url("/admin/stores/parameter/delete"))
+        .header("cookie", &cookie)
+        .form(&[("csrf_token", csrf.as_str()), ("name", "/ci/token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (_, list) = api(&server, &token, reqwest::Method::GET, "/parameters", None).await;
+    assert_eq!(list, json!([]));
+    server.user_with_token("plain", false);
+    let (plain, _) = sign_in(&server, "plain", "password-of-the-test").await;
+    let r = http
+        .get(server.url("/admin/stores"))
+        .header("cookie", &plain)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+#[tokio::test]
+async fn a_flood_of_output_is_capped_and_the_server_stays_responsive() {
+    let server = Server::start(&[("NUBO_BUILD_LOG_CAP_BYTES", "100000")]);
+    let token = server.user_with_token("alice", false);
+    create_repo(&server, &token, "app").await;
+    push(&server, &token, "app", &[("README.md", "x\n")]).await;
+    let (s, _) = api(&server, &token, reqwest::Method::POST, "/projects", Some(json!({
+        "name": "flood", "repo": "app",
+        "buildspec": "version: 0.2\nphases:\n  build:\n    commands:\n      - seq -f '%090g' 1 300000\n      - echo after-the-flood\n"
+    }))).await;
+    assert_eq!(s, 201);
+    let (_, b) = api(
+        &server,
+        &token,
+        reqwest::Method::POST,
+        "/projects/flood/builds",
+        None,
+    )
+    .await;
+    let id = b["id"].as_str().unwrap().to_string();
+    let t = std::time::Instant::now();
+    assert_eq!(
+        client()
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert!(t.elapsed() < Duration::from_secs(5));
+    let b = wait_build(&server, &token, &id).await;
+    assert_eq!(b["status"], "SUCCEEDED");
+    let text = build_log(&server, &token, &id).await;
+    assert!(text.len() < 200_000, "the log kept {} bytes", text.len());
+    assert!(
+        text.contains("Output beyond 100000 bytes is not kept"),
+        "{}",
+        &text[text.len().saturating_sub(2000)..]
+    );
+    assert!(text.contains("Phase complete: BUILD State: SUCCEEDED"));
+}

@@ -332,8 +332,8 @@ async fn a_project_with_an_image_builds_in_a_container_that_contains_a_fork_bomb
     create_repo(&server, &token, "app").await;
     repo_with_readme(&server, &token, "app2").await;
     let (s, p) = api(&server, &token, reqwest::Method::POST, "/projects", Some(json!({
-        "name": "in-a-box", "repo": "app2", "image": "localhost/nubo-workspace:latest",
-        "buildspec": "version: 0.2\nenv:\n  exported-variables: [WHO]\nphases:\n  build:\n    commands:\n      - echo \"in $(cat /etc/debian_version | cut -c1-2) as $(id -u) on $CODEBUILD_BUILD_IMAGE\"\n      - export WHO=$(id -un)\n      - mkdir -p out && cp README.md out/\nartifacts:\n  files: [README.md]\n  base-directory: out\n"
+        "name": "in-a-box", "repo": "app2", "image": "localhost/nubo-workspace:latest", "pids": 64,
+        "buildspec": "version: 0.2\nenv:\n  exported-variables: [WHO]\nphases:\n  build:\n    commands:\n      - echo \"in $(cat /etc/debian_version | cut -c1-2) as $(id -u) on $CODEBUILD_BUILD_IMAGE\"\n      - export WHO=$(id -un)\n      - echo \"pids=$(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max)\"\n      - mkdir -p out && cp README.md out/\nartifacts:\n  files: [README.md]\n  base-directory: out\n"
     }))).await;
     assert_eq!(s, 201, "{p}");
     let (_, b) = api(
@@ -353,6 +353,19 @@ async fn a_project_with_an_image_builds_in_a_container_that_contains_a_fork_bomb
         "{log}"
     );
     assert_eq!(b["exported_variables"], json!([["WHO", "root"]]));
+    assert!(
+        log.contains("\npids=64\n"),
+        "the project's pids limit: {log}"
+    );
+    let (s, e) = api(
+        &server,
+        &token,
+        reqwest::Method::POST,
+        "/projects",
+        Some(json!({"name": "tiny", "repo": "app2", "memory_mb": 8})),
+    )
+    .await;
+    assert_eq!(s, 422, "{e}");
     assert_eq!(b["artifacts"], 1);
 
     // A loud build loses no line of its log.
