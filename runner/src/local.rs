@@ -497,7 +497,28 @@ pub fn run(opts: &Options, sink: &mut dyn FnMut(&str)) -> Outcome {
         hex::encode(rand::random::<[u8; 16]>())
     );
     let start_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000;
-    let env = base_env(opts, &build_id, start_ms);
+    let mut env = base_env(opts, &build_id, start_ms);
+    // CodeBuild's helper for cache keys: `codebuild-hash-files FILE...`
+    // prints one SHA-256 over the files. A script on PATH, so it works in sh too.
+    let tools = std::env::temp_dir().join(format!("nubo-tools-{}", std::process::id()));
+    if std::fs::create_dir_all(&tools).is_ok() {
+        use std::os::unix::fs::PermissionsExt;
+        let script = tools.join("codebuild-hash-files");
+        let _ = std::fs::write(
+            &script,
+            "#!/bin/sh\ncat -- \"$@\" | sha256sum | cut -d' ' -f1\n",
+        );
+        let _ = std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755));
+        let _ = std::fs::set_permissions(&tools, std::fs::Permissions::from_mode(0o755));
+        if let Some((_, path)) = env.iter_mut().find(|(k, _)| k == "PATH") {
+            *path = format!("{}:{path}", tools.display());
+        } else {
+            env.push((
+                "PATH".into(),
+                format!("{}:/usr/local/bin:/usr/bin:/bin", tools.display()),
+            ));
+        }
+    }
     let mut r = Runner {
         opts,
         env,

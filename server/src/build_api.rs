@@ -324,7 +324,22 @@ async fn build_artifacts(
         .await
         .map_err(|e| Error::Internal(e.to_string()))?
         .map_err(|e| Error::Internal(format!("cannot read the artifacts: {e}")))?;
-    let name = format!("{}-{}.zip", build.project, build.number);
+    // The buildspec's artifacts `name`, when it gave one (as CodeBuild names
+    // the artifact), else PROJECT-NUMBER.
+    let named = std::fs::read_to_string(
+        builds::build_dir(&state.settings.data_dir, &build.id).join("artifact-name"),
+    )
+    .ok()
+    .map(|n| n.trim().to_string())
+    .filter(|n| {
+        !n.is_empty()
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    });
+    let name = format!(
+        "{}.zip",
+        named.unwrap_or_else(|| format!("{}-{}", build.project, build.number))
+    );
     Ok((
         [
             (header::CONTENT_TYPE, "application/zip".to_string()),

@@ -900,6 +900,9 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
     ));
     phase("DOWNLOAD_SOURCE", "SUCCEEDED", fetch_ms);
     let spec = spec.expect("checked");
+    if let Some(name) = spec.artifacts.as_ref().and_then(|a| a.name.clone()) {
+        let _ = std::fs::write(dir.join("artifact-name"), name);
+    }
     let mut overrides = project.env.clone();
     let build_env: Vec<(String, String)> = {
         let json: String = sqlx::query_scalar("SELECT env_json FROM builds WHERE id = $1")

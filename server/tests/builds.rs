@@ -143,6 +143,13 @@ async fn a_pushed_branch_builds_with_secrets_masked_and_artifacts_kept() {
         .await
         .unwrap();
     assert_eq!(zip.status(), 200);
+    assert!(
+        zip.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("app-ci-1.zip"),
+        "without an artifact name the zip is PROJECT-NUMBER"
+    );
     let bytes = zip.bytes().await.unwrap();
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("a.zip"), &bytes).unwrap();

@@ -405,3 +405,22 @@ fn run_as_switches_users_for_the_build_and_for_a_phase() {
         "{out}"
     );
 }
+
+#[test]
+fn cache_keys_can_hash_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("src");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("package-lock.json"), "{}\n").unwrap();
+    let (code, out, _) = build(
+        &dir,
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - mkdir -p deps && touch deps/x\n      - echo \"key=$(codebuild-hash-files package-lock.json)\"\ncache:\n  key: npm-$(codebuild-hash-files package-lock.json)\n  paths: ['deps/**/*']\n",
+        &["--cache-dir", tmp.path().join("cache").to_str().unwrap()],
+        None,
+    );
+    assert_eq!(code, 0, "{out}");
+    // sha256 of "{}\n"
+    let hash = "ca3d163bab055381827226140568f3bef7eaac187cebd76878e0b63e9e442356";
+    assert!(out.contains(&format!("\nkey={hash}\n")), "{out}");
+    assert!(out.contains(&format!("Saved cache npm-{hash} (")), "{out}");
+}
