@@ -1,7 +1,7 @@
 // Shared pieces of the browser tests: start the real nubo binary on a free
 // loopback port with a fresh data dir, and launch Debian's Chromium.
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,6 +13,19 @@ export const artifacts = join(here, "artifacts");
 mkdirSync(artifacts, { recursive: true });
 
 const bin = process.env.NUBO_BIN ?? "/var/tmp/nubo-target/debug/nubo";
+
+/** Workspace agents outlive their server by design; a test's must not. */
+function killAgents(dir) {
+  for (const pid of readdirSync("/proc")) {
+    if (!/^[0-9]+$/.test(pid)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      if (cmd.includes(dir)) process.kill(Number(pid), "SIGKILL");
+    } catch {
+      // Gone already, or not ours to read.
+    }
+  }
+}
 
 /** Starts `nubo serve`; resolves with { url, adminPassword, stop }. */
 export async function startServer() {
@@ -42,6 +55,7 @@ export async function startServer() {
     adminPassword,
     stop() {
       child.kill("SIGKILL");
+      killAgents(dir);
       rmSync(dir, { recursive: true, force: true });
     },
   };
