@@ -71,6 +71,17 @@ impl Events {
                 while let Ok(Some(p)) = tokio::time::timeout_at(deadline, raw_rx.recv()).await {
                     add(p);
                 }
+                // A directory made just now may have been filled before its
+                // watch was in place (`mkdir d && touch d/f`): report what is
+                // in it too.
+                let dirs: Vec<String> = batch
+                    .iter()
+                    .filter(|rel| root.join(rel.as_str()).is_dir())
+                    .cloned()
+                    .collect();
+                for dir in dirs {
+                    contents(&root, &dir, &mut batch, 2001);
+                }
                 if !batch.is_empty() && batch.len() <= 2000 {
                     let paths: Vec<_> = batch.into_iter().collect();
                     let _ = out.send(serde_json::json!({ "paths": paths }).to_string());
@@ -88,6 +99,28 @@ impl Events {
 
     pub fn subscribe(&self) -> broadcast::Receiver<String> {
         self.tx.subscribe()
+    }
+}
+
+/// Adds what is under `rel` (relative paths, interesting ones only) to
+/// `out`, stopping once `out` holds `limit` paths.
+fn contents(root: &Path, rel: &str, out: &mut BTreeSet<String>, limit: usize) {
+    let Ok(entries) = std::fs::read_dir(root.join(rel)) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if out.len() >= limit {
+            return;
+        }
+        let child = format!("{rel}/{}", e.file_name().to_string_lossy());
+        if !interesting(&child) {
+            continue;
+        }
+        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+        out.insert(child.clone());
+        if is_dir {
+            contents(root, &child, out, limit);
+        }
     }
 }
 
