@@ -63,7 +63,8 @@ pub struct Outcome {
     pub reports: Vec<crate::reports::Report>,
 }
 
-fn now_stamp() -> String {
+/// The time as CodeBuild's `[Container]` log lines show it.
+pub fn now_stamp() -> String {
     let f = time::macros::format_description!(
         "[year]/[month]/[day] [hour]:[minute]:[second].[subsecond digits:6]"
     );
@@ -455,8 +456,6 @@ fn base_env(opts: &Options, build_id: &str, start_ms: i64) -> Vec<(String, Strin
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
-    let number = build_id.rsplit(':').next().unwrap_or("1");
-    let _ = number;
     let mut set = |k: &str, v: String| {
         env.retain(|(n, _)| n != k);
         env.push((k.to_string(), v));

@@ -207,20 +207,33 @@ struct Follow {
     mode: Mode,
     /// Log lines sent so far.
     sent: u64,
+    /// How far the log file was read (bytes of whole lines), and how many
+    /// lines that was: each read picks up where the last one ended.
+    offset: u64,
+    read: u64,
 }
 
 /// New lines of the log file past `sent`, as events.
 async fn file_lines(path: &std::path::Path, f: &mut Follow) {
-    let text = tokio::fs::read(path).await.unwrap_or_default();
-    let text = String::from_utf8_lossy(&text);
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut bytes = Vec::new();
+    if let Ok(mut file) = tokio::fs::File::open(path).await {
+        if file.seek(std::io::SeekFrom::Start(f.offset)).await.is_ok() {
+            let _ = file.read_to_end(&mut bytes).await;
+        }
+    }
     // Only whole lines: the writer may be in the middle of one.
-    let complete = match text.rfind('\n') {
-        Some(at) => &text[..=at],
-        None => "",
+    let Some(end) = bytes.iter().rposition(|&b| b == b'\n') else {
+        return;
     };
-    for line in complete.lines().skip(f.sent as usize) {
-        f.queue.push_back(Event::default().event("line").data(line));
-        f.sent += 1;
+    f.offset += end as u64 + 1;
+    for line in String::from_utf8_lossy(&bytes[..end + 1]).lines() {
+        // Lines the live channel already delivered are not sent again.
+        if f.read >= f.sent {
+            f.queue.push_back(Event::default().event("line").data(line));
+            f.sent = f.read + 1;
+        }
+        f.read += 1;
     }
 }
 
@@ -238,6 +251,8 @@ fn log_events(
         queue: Default::default(),
         mode: Mode::Poll,
         sent: 0,
+        offset: 0,
+        read: 0,
     };
     futures_util::stream::unfold(start, move |mut f| {
         let (running, pool, id, path) = (running.clone(), pool.clone(), id.clone(), path.clone());
@@ -385,7 +400,6 @@ async fn put_parameter(
     Json(body): Json<PutValue>,
 ) -> Result<StatusCode> {
     admin(&current)?;
-    let name = format!("/{}", name.trim_start_matches('/'));
     builds::put_value(
         &state.pool,
         &state.master,
@@ -407,7 +421,6 @@ async fn delete_parameter(
     Path(name): Path<String>,
 ) -> Result<StatusCode> {
     admin(&current)?;
-    let name = format!("/{}", name.trim_start_matches('/'));
     builds::delete_value(&state.pool, "parameter", &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

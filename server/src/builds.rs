@@ -793,14 +793,7 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
             let _ = tx.send(LogEvent::Line(n, line.to_string()));
         }
     };
-    let stamp = || {
-        time::OffsetDateTime::now_utc()
-            .format(time::macros::format_description!(
-                "[year]/[month]/[day] [hour]:[minute]:[second].[subsecond digits:6]"
-            ))
-            .unwrap_or_default()
-    };
-    let fail = |reason: String| reason;
+    let stamp = nubo_runner::local::now_stamp;
     // DOWNLOAD_SOURCE: a checkout of the branch or commit.
     let phase = |phase: &str, status: &str, duration_ms: u64| {
         let _ = tx.send(LogEvent::Phase(PhaseInfo {
@@ -822,7 +815,7 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
     ));
     let checkout = checkout(state, &project, &build, &src).await;
     let outcome_error = match checkout {
-        Err(reason) => Some(fail(reason)),
+        Err(reason) => Some(reason),
         Ok(commit) => {
             sqlx::query("UPDATE builds SET commit_sha = $1, current_phase = 'DOWNLOAD_SOURCE' WHERE id = $2")
                 .bind(&commit)
@@ -950,7 +943,8 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
             let _ = live.send(LogEvent::Phase(p));
         }
     });
-    let outcome = match project.image.clone() {
+    // The outcome, and why the build failed when the outcome cannot say.
+    let (outcome, failure) = match project.image.clone() {
         None => tokio::task::spawn_blocking(move || {
             let mut entered = None;
             nubo_runner::local::run(&options, &mut |line| {
@@ -961,6 +955,7 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
             })
         })
         .await
+        .map(|o| (o, None))
         .map_err(|e| Error::Internal(format!("the build runner panicked: {e}")))?,
         Some(image) => {
             // Owned here, so the phase channel closes when this arm ends.
@@ -1052,26 +1047,20 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
                 reports: vec![],
             };
             match (code, outcome) {
-                (Err(e), _) => {
-                    let why = e.public_message();
-                    let mut o = empty("FAILED");
-                    o.build_id = why;
-                    o
-                }
-                (Ok(None), _) => empty("STOPPED"),
-                (Ok(Some(_)), Some(o)) => o,
-                (Ok(Some(code)), None) => {
-                    let mut o = empty("FAILED");
-                    o.build_id = format!(
+                (Err(e), _) => (empty("FAILED"), Some(e.public_message())),
+                (Ok(None), _) => (empty("STOPPED"), None),
+                (Ok(Some(_)), Some(o)) => (o, None),
+                (Ok(Some(code)), None) => (
+                    empty("FAILED"),
+                    Some(format!(
                         "the build container ended with status {code} before finishing{}",
                         if code == 137 {
                             " (killed: out of memory?)"
                         } else {
                             ""
                         }
-                    );
-                    o
-                }
+                    )),
+                ),
             }
         }
     };
@@ -1085,15 +1074,14 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
             duration_ms: p.duration_ms,
         })
         .collect();
-    let reason = match outcome.status.as_str() {
-        "FAILED" if outcome.phases.is_empty() => Some(outcome.build_id.clone()),
+    let reason = failure.or_else(|| match outcome.status.as_str() {
         "STOPPED" => Some("stopped by a user".to_string()),
         "TIMED_OUT" => Some(format!(
             "timed out after {} minutes",
             project.timeout_minutes
         )),
         _ => None,
-    };
+    });
     finish(
         state,
         id,
@@ -1247,6 +1235,17 @@ async fn checkout(
 
 // ---- the parameter store and the secrets manager ----
 
+/// A stored value's canonical name: parameter names always start with '/'
+/// (`prod/db` and `/prod/db` are one parameter).
+pub fn canonical_name(kind: &str, name: &str) -> String {
+    let name = name.trim();
+    if kind == "parameter" {
+        format!("/{}", name.trim_start_matches('/'))
+    } else {
+        name.to_string()
+    }
+}
+
 pub fn validate_value_name(kind: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 512
@@ -1271,6 +1270,7 @@ pub async fn put_value(
     value: &str,
     by: &str,
 ) -> Result<()> {
+    let name = &canonical_name(kind, name);
     validate_value_name(kind, name)?;
     if value.len() > 64 * 1024 {
         return Err(Error::PayloadTooLarge(format!(
@@ -1298,6 +1298,7 @@ pub async fn get_value(
     kind: &str,
     name: &str,
 ) -> Result<Option<String>> {
+    let name = &canonical_name(kind, name);
     let sealed: Option<String> =
         sqlx::query_scalar("SELECT value_sealed FROM stored_values WHERE kind = $1 AND name = $2")
             .bind(kind)
@@ -1338,6 +1339,7 @@ pub async fn list_values(pool: &SqlitePool, kind: &str) -> Result<Vec<StoredValu
 }
 
 pub async fn delete_value(pool: &SqlitePool, kind: &str, name: &str) -> Result<()> {
+    let name = &canonical_name(kind, name);
     let done = sqlx::query("DELETE FROM stored_values WHERE kind = $1 AND name = $2")
         .bind(kind)
         .bind(name)

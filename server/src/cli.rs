@@ -966,13 +966,8 @@ async fn value_command(kind: &str, cmd: ValueCommand, settings: Settings) -> any
                 .take(64 * 1024 + 1)
                 .read_to_string(&mut value)?;
             let value = value.strip_suffix('\n').unwrap_or(&value);
-            let name = if kind == "parameter" && !name.starts_with('/') {
-                format!("/{name}")
-            } else {
-                name
-            };
             builds::put_value(&pool, &master, kind, &name, value, "cli").await?;
-            eprintln!("stored {kind} {name}");
+            eprintln!("stored {kind} {}", builds::canonical_name(kind, &name));
         }
         ValueCommand::List => {
             for v in builds::list_values(&pool, kind).await? {

@@ -1482,12 +1482,7 @@ async fn put_stored(
 ) -> PageResult {
     require_admin(&user)?;
     let kind = store_kind(&kind)?;
-    let name = form.name.trim();
-    let name = if kind == "parameter" && !name.starts_with('/') {
-        format!("/{name}")
-    } else {
-        name.to_string()
-    };
+    let name = crate::builds::canonical_name(kind, &form.name);
     let value = form
         .value
         .strip_suffix("\r\n")

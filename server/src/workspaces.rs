@@ -31,7 +31,6 @@ pub const DEFAULT_IDLE_MINUTES: i64 = 30;
 
 /// A workspace as users see it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-#[allow(dead_code)]
 pub struct Workspace {
     pub id: String,
     pub name: String,
@@ -60,11 +59,7 @@ pub struct Workspace {
     #[serde(skip)]
     pub started_at_ms: Option<i64>,
     #[serde(skip)]
-    pub container_id: Option<String>,
-    #[serde(skip)]
     pub agent_pid: Option<i64>,
-    #[serde(skip)]
-    pub repo_id: Option<String>,
     #[serde(skip)]
     pub credential_id: Option<String>,
     #[serde(skip)]
@@ -77,7 +72,6 @@ struct Row {
     name: String,
     owner: String,
     owner_id: String,
-    repo_id: Option<String>,
     repo_name: Option<String>,
     backend: String,
     image: Option<String>,
@@ -88,15 +82,14 @@ struct Row {
     created_at: i64,
     started_at: Option<i64>,
     stopped_at: Option<i64>,
-    container_id: Option<String>,
     agent_pid: Option<i64>,
     credential_id: Option<String>,
     credential_expires_at: Option<i64>,
 }
 
-const SELECT: &str = "SELECT w.id, w.name, u.name AS owner, w.owner_id, w.repo_id, w.repo_name,
+const SELECT: &str = "SELECT w.id, w.name, u.name AS owner, w.owner_id, w.repo_name,
         w.backend, w.image, w.state, w.error, w.idle_timeout_seconds, w.preview_shared,
-        w.created_at, w.started_at, w.stopped_at, w.container_id, w.agent_pid,
+        w.created_at, w.started_at, w.stopped_at, w.agent_pid,
         w.credential_id, w.credential_expires_at
     FROM workspaces w JOIN users u ON u.id = w.owner_id";
 
@@ -106,7 +99,6 @@ fn from_row(r: Row) -> Workspace {
         name: r.name,
         owner: r.owner,
         owner_id: r.owner_id,
-        repo_id: r.repo_id,
         repo: r.repo_name,
         branch: None,
         backend: r.backend,
@@ -119,7 +111,6 @@ fn from_row(r: Row) -> Workspace {
         started_at_ms: r.started_at,
         started_at: r.started_at.map(rfc3339),
         stopped_at: r.stopped_at.map(rfc3339),
-        container_id: r.container_id,
         agent_pid: r.agent_pid,
         credential_id: r.credential_id,
         credential_expires_at: r.credential_expires_at,
@@ -326,7 +317,7 @@ pub async fn create(env: &Env, owner: &User, req: CreateWorkspace) -> Result<Wor
             other?;
         }
     }
-    let result = prepare(env, owner, &id, repo.as_ref()).await;
+    let result = prepare(env, owner, &id, &backend, repo.as_ref()).await;
     if let Err(e) = result {
         set_state(&env.pool, &id, "error", Some(&e.to_string())).await?;
         return Err(e);
@@ -340,7 +331,13 @@ pub async fn create(env: &Env, owner: &User, req: CreateWorkspace) -> Result<Wor
 }
 
 /// Lays out the directories and checks the repository out.
-async fn prepare(env: &Env, owner: &User, id: &str, repo: Option<&Repo>) -> Result<()> {
+async fn prepare(
+    env: &Env,
+    owner: &User,
+    id: &str,
+    backend: &str,
+    repo: Option<&Repo>,
+) -> Result<()> {
     let base = dir(&env.settings, id);
     for sub in ["files", "home", "run"] {
         std::fs::create_dir_all(base.join(sub))
@@ -355,7 +352,7 @@ async fn prepare(env: &Env, owner: &User, id: &str, repo: Option<&Repo>) -> Resu
     if let Some(repo) = repo {
         checkout(env, repo, &files).await?;
     }
-    write_gitconfig(env, owner, id).await?;
+    write_gitconfig(env, owner, id, backend)?;
     Ok(())
 }
 
@@ -439,14 +436,8 @@ fn agent_command(backend: &str) -> String {
     }
 }
 
-async fn write_gitconfig(env: &Env, owner: &User, id: &str) -> Result<()> {
-    let ws_backend: Option<String> =
-        sqlx::query_scalar("SELECT backend FROM workspaces WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&env.pool)
-            .await?;
-    let backend = ws_backend.unwrap_or_else(|| "local".into());
-    let helper = agent_command(&backend);
+fn write_gitconfig(env: &Env, owner: &User, id: &str, backend: &str) -> Result<()> {
+    let helper = agent_command(backend);
     let text = format!(
         "# Written by Nubo. Git asks the workspace agent for a short-lived\n\
          # credential; nothing secret is stored here.\n\
