@@ -176,7 +176,33 @@ async fn track(State(state): State<AppState>, request: Request, next: Next) -> R
     response
 }
 
-async fn metrics(State(state): State<AppState>) -> Result<Response, Error> {
+/// `/metrics`: off unless `metrics_token` is set, then only for a request
+/// that carries it as a bearer token.
+async fn metrics(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, Error> {
+    let Some(expected) = &state.settings.metrics_token else {
+        return Err(Error::NotFound(
+            "metrics are off on this server (an administrator can set metrics_token)".into(),
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !auth::secret_matches(expected, given.trim()) {
+        let mut r = Error::Unauthorized(
+            "send the metrics token as `Authorization: Bearer <metrics_token>`".into(),
+        )
+        .into_response();
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"nubo metrics\""),
+        );
+        return Ok(r);
+    }
     let users = accounts::count(&state.pool).await?;
     Ok((
         [(

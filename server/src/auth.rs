@@ -209,7 +209,7 @@ pub async fn csrf_token(session: &Session) -> Result<String, Error> {
 }
 
 /// Whether `provided` matches `expected`, in constant time.
-pub fn csrf_matches(expected: &str, provided: &str) -> bool {
+pub fn secret_matches(expected: &str, provided: &str) -> bool {
     !expected.is_empty() && expected.as_bytes().ct_eq(provided.as_bytes()).into()
 }
 
@@ -247,15 +247,21 @@ pub async fn csrf_guard(
         Err(e) => return Error::Internal(format!("session store: {e}")).into_response(),
     };
     let Some(expected) = expected else {
-        // No session at all: an API request falls through to a 401; a form
-        // post (sign-in included) cannot be genuine without a rendered page.
-        if api {
+        // No token yet. A signed-in session must still prove the request
+        // is its own (a cross-site page could otherwise write through the
+        // API with the cookie alone right after sign-in). Without a user an
+        // API request falls through to a 401; a form post (sign-in
+        // included) cannot be genuine without a rendered page.
+        let signed_in = matches!(session.get::<String>(SESSION_USER).await, Ok(Some(_)));
+        if api && !signed_in {
             return next.run(request).await;
         }
         return csrf_failure(api);
     };
     if let Some(provided) = request.headers().get(CSRF_HEADER) {
-        let ok = provided.to_str().is_ok_and(|p| csrf_matches(&expected, p));
+        let ok = provided
+            .to_str()
+            .is_ok_and(|p| secret_matches(&expected, p));
         return if ok {
             next.run(request).await
         } else {
@@ -279,7 +285,7 @@ pub async fn csrf_guard(
         }
     };
     let provided = form_urlencoded_field(&bytes, CSRF_FIELD);
-    if !provided.is_some_and(|p| csrf_matches(&expected, &p)) {
+    if !provided.is_some_and(|p| secret_matches(&expected, &p)) {
         return csrf_failure(api);
     }
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
@@ -312,10 +318,10 @@ mod tests {
 
     #[test]
     fn csrf_tokens_compare_exactly() {
-        assert!(csrf_matches("abc", "abc"));
-        assert!(!csrf_matches("abc", "abd"));
-        assert!(!csrf_matches("abc", "ab"));
-        assert!(!csrf_matches("", ""));
+        assert!(secret_matches("abc", "abc"));
+        assert!(!secret_matches("abc", "abd"));
+        assert!(!secret_matches("abc", "ab"));
+        assert!(!secret_matches("", ""));
     }
 
     #[test]

@@ -211,6 +211,8 @@ struct Follow {
     /// lines that was: each read picks up where the last one ended.
     offset: u64,
     read: u64,
+    /// The phase the replayed log last entered.
+    entered: Option<(String, std::time::Instant)>,
 }
 
 /// New lines of the log file past `sent`, as events.
@@ -232,6 +234,12 @@ async fn file_lines(path: &std::path::Path, f: &mut Follow) {
         if f.read >= f.sent {
             f.queue.push_back(Event::default().event("line").data(line));
             f.sent = f.read + 1;
+            // A viewer that comes late sees the phases the log tells of.
+            if let Some(p) = builds::phase_of(line, &mut f.entered) {
+                let data = serde_json::to_string(&p).unwrap_or_default();
+                f.queue
+                    .push_back(Event::default().event("phase").data(data));
+            }
         }
         f.read += 1;
     }
@@ -253,6 +261,7 @@ fn log_events(
         sent: 0,
         offset: 0,
         read: 0,
+        entered: None,
     };
     futures_util::stream::unfold(start, move |mut f| {
         let (running, pool, id, path) = (running.clone(), pool.clone(), id.clone(), path.clone());
@@ -269,11 +278,10 @@ fn log_events(
                             f.mode = Mode::Live(rx);
                             continue;
                         }
-                        let status = builds::find_build(&pool, &id)
-                            .await
-                            .ok()
-                            .flatten()
-                            .map(|b| b.status)
+                        let build = builds::find_build(&pool, &id).await.ok().flatten();
+                        let status = build
+                            .as_ref()
+                            .map(|b| b.status.clone())
                             .unwrap_or_else(|| "FAILED".into());
                         file_lines(&path, &mut f).await;
                         if status == "QUEUED" || status == "IN_PROGRESS" {
@@ -283,9 +291,7 @@ fn log_events(
                             }
                             continue;
                         }
-                        let data = serde_json::json!({ "status": status }).to_string();
-                        f.queue.push_back(Event::default().event("end").data(data));
-                        f.mode = Mode::Done;
+                        end_events(&mut f, build.map(|b| b.phases).unwrap_or_default(), &status);
                     }
                     Mode::Live(mut rx) => match rx.recv().await {
                         Ok(LogEvent::Line(n, text)) => {
@@ -302,9 +308,13 @@ fn log_events(
                             f.mode = Mode::Live(rx);
                         }
                         Ok(LogEvent::End(status)) => {
-                            let data = serde_json::json!({ "status": status }).to_string();
-                            f.queue.push_back(Event::default().event("end").data(data));
-                            f.mode = Mode::Done;
+                            let phases = builds::find_build(&pool, &id)
+                                .await
+                                .ok()
+                                .flatten()
+                                .map(|b| b.phases)
+                                .unwrap_or_default();
+                            end_events(&mut f, phases, &status);
                         }
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                             // Fell behind: catch up from the file, then go on.
@@ -319,6 +329,18 @@ fn log_events(
             }
         }
     })
+}
+
+/// The build's final phases (with their durations), then `end`.
+fn end_events(f: &mut Follow, phases: Vec<builds::PhaseInfo>, status: &str) {
+    for p in phases {
+        let data = serde_json::to_string(&p).unwrap_or_default();
+        f.queue
+            .push_back(Event::default().event("phase").data(data));
+    }
+    let data = serde_json::json!({ "status": status }).to_string();
+    f.queue.push_back(Event::default().event("end").data(data));
+    f.mode = Mode::Done;
 }
 
 /// The build's artifacts as a zip file.

@@ -1104,7 +1104,10 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
 
 /// A phase change told by a log line (`Entering phase X`, `Phase complete:
 /// X State: S`), with the time spent since it was entered.
-fn phase_of(line: &str, entered: &mut Option<(String, std::time::Instant)>) -> Option<PhaseInfo> {
+pub fn phase_of(
+    line: &str,
+    entered: &mut Option<(String, std::time::Instant)>,
+) -> Option<PhaseInfo> {
     if let Some(rest) = line.split("Entering phase ").nth(1) {
         let phase = rest.trim().to_string();
         *entered = Some((phase.clone(), std::time::Instant::now()));

@@ -77,6 +77,29 @@ pub struct Settings {
     pub build_queue_timeout_seconds: u64,
     /// Command output a build's log keeps; the rest is dropped with a note.
     pub build_log_cap_bytes: usize,
+    /// The bearer token `/metrics` asks for; unset: `/metrics` is off.
+    pub metrics_token: Option<String>,
+    /// Networks (CIDR) webhooks may reach although they are loopback,
+    /// private or link-local addresses; empty: public addresses only.
+    pub webhook_allowed_networks: Vec<String>,
+    /// How the `local` backend and image-less builds are confined:
+    /// `bwrap` (bubblewrap) or `none` (administrators only).
+    pub local_sandbox: String,
+    /// The host uid (and gid) sandboxed processes run as.
+    pub sandbox_uid: u32,
+    /// The listener of previews (a separate origin from Nubo's pages).
+    pub preview_http: SocketAddr,
+    /// The URL users reach the preview listener at (default: the host
+    /// of the request and the listener's port).
+    pub preview_url: Option<String>,
+    /// A wildcard domain for previews: `<port>-<workspace>.<domain>`.
+    pub preview_domain: Option<String>,
+    /// A client must send its request head within this long.
+    pub http_header_timeout_seconds: u64,
+    /// A git request body (or SSH channel) idle this long is cut off.
+    pub git_idle_timeout_seconds: u64,
+    /// Git holding a repository's lock longer than this is stopped.
+    pub repo_lock_max_seconds: u64,
 }
 
 impl Default for Settings {
@@ -110,6 +133,16 @@ impl Default for Settings {
             build_concurrency: 2,
             build_queue_timeout_seconds: 3600,
             build_log_cap_bytes: 64 << 20,
+            metrics_token: None,
+            webhook_allowed_networks: Vec::new(),
+            local_sandbox: "bwrap".into(),
+            sandbox_uid: 61000,
+            preview_http: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            preview_url: None,
+            preview_domain: None,
+            http_header_timeout_seconds: 30,
+            git_idle_timeout_seconds: 120,
+            repo_lock_max_seconds: 900,
         }
     }
 }
@@ -146,6 +179,16 @@ pub struct Layer {
     pub build_concurrency: Option<usize>,
     pub build_queue_timeout_seconds: Option<u64>,
     pub build_log_cap_bytes: Option<usize>,
+    pub metrics_token: Option<String>,
+    pub webhook_allowed_networks: Option<Vec<String>>,
+    pub local_sandbox: Option<String>,
+    pub sandbox_uid: Option<u32>,
+    pub preview_http: Option<SocketAddr>,
+    pub preview_url: Option<String>,
+    pub preview_domain: Option<String>,
+    pub http_header_timeout_seconds: Option<u64>,
+    pub git_idle_timeout_seconds: Option<u64>,
+    pub repo_lock_max_seconds: Option<u64>,
 }
 
 /// A setting that could not be read.
@@ -250,6 +293,31 @@ impl Layer {
                 "BUILD_QUEUE_TIMEOUT_SECONDS" => {
                     layer.build_queue_timeout_seconds = Some(num(value).map_err(bad)?)
                 }
+                "METRICS_TOKEN" => layer.metrics_token = Some(value.to_string()),
+                "WEBHOOK_ALLOWED_NETWORKS" => {
+                    layer.webhook_allowed_networks = Some(
+                        value
+                            .split(',')
+                            .map(str::trim)
+                            .filter(|v| !v.is_empty())
+                            .map(str::to_string)
+                            .collect(),
+                    )
+                }
+                "LOCAL_SANDBOX" => layer.local_sandbox = Some(value.to_string()),
+                "SANDBOX_UID" => layer.sandbox_uid = Some(num(value).map_err(bad)?),
+                "PREVIEW_HTTP" => layer.preview_http = Some(num(value).map_err(bad)?),
+                "PREVIEW_URL" => layer.preview_url = Some(value.to_string()),
+                "PREVIEW_DOMAIN" => layer.preview_domain = Some(value.to_string()),
+                "HTTP_HEADER_TIMEOUT_SECONDS" => {
+                    layer.http_header_timeout_seconds = Some(num(value).map_err(bad)?)
+                }
+                "GIT_IDLE_TIMEOUT_SECONDS" => {
+                    layer.git_idle_timeout_seconds = Some(num(value).map_err(bad)?)
+                }
+                "REPO_LOCK_MAX_SECONDS" => {
+                    layer.repo_lock_max_seconds = Some(num(value).map_err(bad)?)
+                }
                 // NUBO_CONFIG names the file itself; other NUBO_* names are
                 // left for later features rather than rejected.
                 _ => {}
@@ -289,8 +357,24 @@ pub fn resolve(layers: &[Layer]) -> Result<Settings, ConfigError> {
             workspace_network,
             build_concurrency,
             build_queue_timeout_seconds,
-            build_log_cap_bytes
+            build_log_cap_bytes,
+            webhook_allowed_networks,
+            local_sandbox,
+            sandbox_uid,
+            preview_http,
+            http_header_timeout_seconds,
+            git_idle_timeout_seconds,
+            repo_lock_max_seconds
         );
+        if l.metrics_token.is_some() {
+            s.metrics_token = l.metrics_token.clone();
+        }
+        if l.preview_url.is_some() {
+            s.preview_url = l.preview_url.clone();
+        }
+        if l.preview_domain.is_some() {
+            s.preview_domain = l.preview_domain.clone();
+        }
         if l.container_socket.is_some() {
             s.container_socket = l.container_socket.clone();
         }
@@ -331,6 +415,56 @@ pub fn resolve(layers: &[Layer]) -> Result<Settings, ConfigError> {
         return Err(ConfigError::Invalid(
             "session_idle_minutes and session_absolute_hours must be positive".into(),
         ));
+    }
+    if s.metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
+        return Err(ConfigError::Invalid(
+            "metrics_token must be at least 16 characters".into(),
+        ));
+    }
+    for net in &s.webhook_allowed_networks {
+        if crate::netguard::Network::parse(net).is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "webhook_allowed_networks: {net:?} is not a network such as 10.0.0.0/8 or fd00::/8"
+            )));
+        }
+    }
+    if !matches!(s.local_sandbox.as_str(), "bwrap" | "none") {
+        return Err(ConfigError::Invalid(format!(
+            "local_sandbox {:?} must be \"bwrap\" or \"none\"",
+            s.local_sandbox
+        )));
+    }
+    if s.sandbox_uid == 0 {
+        return Err(ConfigError::Invalid(
+            "sandbox_uid must not be 0 (root)".into(),
+        ));
+    }
+    if s.http_header_timeout_seconds == 0
+        || s.git_idle_timeout_seconds == 0
+        || s.repo_lock_max_seconds == 0
+    {
+        return Err(ConfigError::Invalid(
+            "http_header_timeout_seconds, git_idle_timeout_seconds and repo_lock_max_seconds must be positive".into(),
+        ));
+    }
+    if let Some(url) = &s.preview_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConfigError::Invalid(format!(
+                "preview_url {url:?} must start with http:// or https://"
+            )));
+        }
+    }
+    if let Some(domain) = &s.preview_domain {
+        let ok = !domain.is_empty()
+            && domain.len() <= 200
+            && domain
+                .split('.')
+                .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        if !ok {
+            return Err(ConfigError::Invalid(format!(
+                "preview_domain {domain:?} must be a domain name such as preview.example.org"
+            )));
+        }
     }
     if let Some(url) = &s.public_url {
         if !(url.starts_with("http://") || url.starts_with("https://")) {

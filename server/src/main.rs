@@ -20,6 +20,7 @@ mod hook;
 mod iam;
 mod keys;
 mod metrics;
+mod netguard;
 mod policy;
 mod rate_limit;
 mod repos;

@@ -140,12 +140,43 @@ async fn context(user: &PageUser, title: &str, nav: Nav) -> PageContext {
     }
 }
 
-/// Only same-site absolute paths are followed after sign-in.
+/// Only same-site absolute paths are followed after sign-in: a path that,
+/// as given and once more percent-decoded, starts with exactly one `/` (not
+/// `//` or `/\\`) and holds no control characters (browsers drop
+/// tabs and newlines from a `Location`, so `/\t/evil.example` would become
+/// `//evil.example`).
 fn safe_next(next: Option<&str>) -> &str {
+    fn local(p: &str) -> bool {
+        p.starts_with('/')
+            && !p.starts_with("//")
+            && !p.starts_with("/\\")
+            && !p.chars().any(|c| c.is_control())
+    }
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => n,
+        Some(n) if local(n) && local(&percent_decode(n)) => n,
         _ => "/",
     }
+}
+
+/// `%XX` escapes decoded (invalid ones kept as they are).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[derive(Deserialize)]
@@ -214,6 +245,7 @@ async fn login_submit(
                 .remove_value(auth::SESSION_CSRF)
                 .await
                 .map_err(internal)?;
+            auth::csrf_token(&session).await?;
             session
                 .insert(SESSION_USER, &user.id)
                 .await
@@ -1010,6 +1042,19 @@ mod tests {
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
         assert_eq!(safe_next(Some("https://evil.example")), "/");
         assert_eq!(safe_next(None), "/");
+        // Browsers drop tabs and newlines: these would lead off-site.
+        for bad in [
+            "/\t/evil.example",
+            "/%09/evil.example",
+            "/%2F/evil.example",
+            "/%5Cevil.example",
+            "/\n/evil.example",
+            "/%0a/evil.example",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(Some("/repos/a%20b")), "/repos/a%20b");
+        assert_eq!(safe_next(Some("/repos/x?tab=1")), "/repos/x?tab=1");
     }
 }
 

@@ -97,8 +97,24 @@ fn check_url(url: &str) -> Result<()> {
     Ok(())
 }
 
+/// A URL whose host is an address literal the policy refuses.
+fn literal_refused(policy: &crate::netguard::Policy, url: &str) -> Option<String> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    let host = parsed.host_str()?;
+    let ip: std::net::IpAddr = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
+    policy.check(ip).err().map(|e| e.0)
+}
+
 pub async fn create(state: &AppState, repo_id: &str, body: NewWebhook) -> Result<CreatedWebhook> {
     check_url(&body.url)?;
+    let policy = crate::netguard::Policy::new(&state.settings.webhook_allowed_networks);
+    if let Some(why) = literal_refused(&policy, &body.url) {
+        return Err(Error::Unprocessable(format!("webhook URL: {why}")));
+    }
     let events = body.events.unwrap_or_else(|| vec!["all".into()]);
     if events.is_empty() || events.iter().any(|e| !EVENTS.contains(&e.as_str())) {
         return Err(Error::Unprocessable(format!(
@@ -293,9 +309,14 @@ pub async fn deliver_due(state: &AppState, http: &reqwest::Client) -> Result<usi
     .bind(now_ms())
     .fetch_all(&state.pool)
     .await?;
-    let base = state.settings.webhook_retry_base_ms as i64;
+    let policy = crate::netguard::Policy::new(&state.settings.webhook_allowed_networks);
     for (id, event, payload, attempts, url, sealed) in &due {
         let secret = state.master.open(SECRET_CONTEXT, sealed)?;
+        // Address literals never reach the resolver: checked here.
+        if let Some(why) = literal_refused(&policy, url) {
+            record_attempt(state, id, *attempts, None, Some(why)).await?;
+            continue;
+        }
         let result = http
             .post(url)
             .header("content-type", "application/json")
@@ -321,22 +342,38 @@ pub async fn deliver_due(state: &AppState, http: &reqwest::Client) -> Result<usi
                 None,
                 Some(if e.is_timeout() {
                     "timed out".to_string()
+                } else if let Some(why) = crate::netguard::refusal(&e) {
+                    why
                 } else {
                     "connection failed".to_string()
                 }),
             ),
         };
-        let tries = attempts + 1;
-        let (state_name, next, finished) = match &error {
-            None => ("delivered", now_ms(), Some(now_ms())),
-            Some(_) if tries >= MAX_ATTEMPTS => ("failed", now_ms(), Some(now_ms())),
-            Some(_) => (
-                "pending",
-                now_ms() + base * (1i64 << (tries - 1).min(16)),
-                None,
-            ),
-        };
-        sqlx::query(
+        record_attempt(state, id, *attempts, status, error).await?;
+    }
+    Ok(due.len())
+}
+
+/// Records one attempt's outcome and when the next one is due.
+async fn record_attempt(
+    state: &AppState,
+    id: &str,
+    attempts: i64,
+    status: Option<i64>,
+    error: Option<String>,
+) -> Result<()> {
+    let base = state.settings.webhook_retry_base_ms as i64;
+    let tries = attempts + 1;
+    let (state_name, next, finished) = match &error {
+        None => ("delivered", now_ms(), Some(now_ms())),
+        Some(_) if tries >= MAX_ATTEMPTS => ("failed", now_ms(), Some(now_ms())),
+        Some(_) => (
+            "pending",
+            now_ms() + base * (1i64 << (tries - 1).min(16)),
+            None,
+        ),
+    };
+    sqlx::query(
             "UPDATE webhook_deliveries SET attempts = $1, state = $2, last_status = $3, last_error = $4,
              next_attempt_at = $5, finished_at = $6 WHERE id = $7",
         )
@@ -349,8 +386,7 @@ pub async fn deliver_due(state: &AppState, http: &reqwest::Client) -> Result<usi
         .bind(id)
         .execute(&state.pool)
         .await?;
-    }
-    Ok(due.len())
+    Ok(())
 }
 
 /// Runs for the life of the server: turns push events into deliveries and
@@ -378,8 +414,15 @@ pub fn spawn_worker(state: AppState) {
         }
     });
     tokio::spawn(async move {
+        // No redirects (a public URL could send the delivery to an inner
+        // address), no proxy from the environment, and only addresses the
+        // policy allows, checked after resolution.
+        let policy = crate::netguard::Policy::new(&state.settings.webhook_allowed_networks);
         let http = match reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(policy.resolver())
             .build()
         {
             Ok(c) => c,

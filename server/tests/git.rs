@@ -6,12 +6,12 @@ mod common;
 
 use std::process::Command;
 
-use common::{client, create_repo, git, ok, Server};
+use common::{client, create_repo, git, ok, Server, METRICS_TOKEN};
 use serde_json::{json, Value};
 
 #[tokio::test]
 async fn push_then_clone_with_protocol_v0_and_v2() {
-    let server = Server::start(&[]);
+    let server = Server::start(&[("NUBO_METRICS_TOKEN", METRICS_TOKEN)]);
     let token = server.user_with_token("alice", false);
     let repo = create_repo(&server, &token, "my-app").await;
     let url = repo["clone_url_http"].as_str().unwrap().to_string();
@@ -164,6 +164,7 @@ async fn push_then_clone_with_protocol_v0_and_v2() {
     for _ in 0..50 {
         counted = client()
             .get(server.url("/metrics"))
+            .bearer_auth(METRICS_TOKEN)
             .send()
             .await
             .unwrap()

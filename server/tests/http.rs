@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{client, csrf_from_page, session_cookie, sign_in, Server};
+use common::{client, csrf_from_page, session_cookie, sign_in, Server, METRICS_TOKEN};
 use serde_json::{json, Value};
 
 async fn error_code(resp: reqwest::Response) -> (u16, String) {
@@ -21,7 +21,7 @@ async fn error_code(resp: reqwest::Response) -> (u16, String) {
 
 #[tokio::test]
 async fn health_metrics_and_first_start_admin() {
-    let server = Server::start(&[]);
+    let server = Server::start(&[("NUBO_METRICS_TOKEN", METRICS_TOKEN)]);
     let http = client();
     let r = http.get(server.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -44,6 +44,7 @@ async fn health_metrics_and_first_start_admin() {
     assert_eq!(me["must_change_password"], true);
     let metrics = http
         .get(server.url("/metrics"))
+        .bearer_auth(METRICS_TOKEN)
         .send()
         .await
         .unwrap()

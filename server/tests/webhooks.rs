@@ -51,7 +51,10 @@ async fn wait_for<F: Fn() -> bool>(what: &str, f: F) {
 
 #[tokio::test]
 async fn pushes_trigger_signed_retried_webhooks() {
-    let server = Server::start(&[("NUBO_WEBHOOK_RETRY_BASE_MS", "100")]);
+    let server = Server::start(&[
+        ("NUBO_WEBHOOK_RETRY_BASE_MS", "100"),
+        ("NUBO_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8"),
+    ]);
     let token = server.user_with_token("alice", false);
     create_repo(&server, &token, "hooked").await;
     let (url, got) = receiver().await;
@@ -213,7 +216,10 @@ async fn pushes_trigger_signed_retried_webhooks() {
 
 #[tokio::test]
 async fn webhooks_are_managed_and_visible_on_the_repository_page() {
-    let server = Server::start(&[("NUBO_WEBHOOK_RETRY_BASE_MS", "100")]);
+    let server = Server::start(&[
+        ("NUBO_WEBHOOK_RETRY_BASE_MS", "100"),
+        ("NUBO_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8"),
+    ]);
     let token = server.user_with_token("alice", false);
     create_repo(&server, &token, "paged").await;
     let (url, got) = receiver().await;
@@ -267,4 +273,142 @@ async fn webhooks_are_managed_and_visible_on_the_repository_page() {
         "{html}"
     );
     assert!(!html.contains("page-secret-0123456789"));
+}
+
+/// Pushes one commit to `main` of `repo`.
+fn push_one(server: &Server, token: &str, repo: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path();
+    ok(git(w, "x", "x", &["init", "-q", "work"]));
+    std::fs::write(w.join("work").join("f"), "1\n").unwrap();
+    ok(git(&w.join("work"), "x", "x", &["add", "."]));
+    ok(git(&w.join("work"), "x", "x", &["commit", "-qm", "one"]));
+    ok(git(
+        &w.join("work"),
+        "alice",
+        token,
+        &[
+            "push",
+            "-q",
+            &server.url(&format!("/v1/repos/{repo}")),
+            "HEAD:main",
+        ],
+    ));
+}
+
+async fn first_delivery(server: &Server, token: &str, repo: &str, hook: &str) -> Value {
+    let mut history = Value::Null;
+    for _ in 0..100 {
+        history = client()
+            .get(server.url(&format!("/api/v1/repos/{repo}/webhooks/{hook}/deliveries")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if history[0]["attempts"].as_i64().is_some_and(|n| n > 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    history[0].clone()
+}
+
+#[tokio::test]
+async fn webhooks_cannot_reach_inner_addresses_or_follow_redirects() {
+    // By default only public addresses: an address literal is refused when
+    // the hook is saved, a name that resolves to loopback when it is sent.
+    let server = Server::start(&[("NUBO_WEBHOOK_RETRY_BASE_MS", "100")]);
+    let token = server.user_with_token("alice", false);
+    create_repo(&server, &token, "inner").await;
+    let (url, got) = receiver().await;
+    let http = client();
+    for literal in [
+        url.clone(),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "http://[::1]:9/x".to_string(),
+        "http://10.0.0.1/x".to_string(),
+    ] {
+        let r = http
+            .post(server.url("/api/v1/repos/inner/webhooks"))
+            .bearer_auth(&token)
+            .json(&json!({"url": literal}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422, "{literal}");
+        let body: Value = r.json().await.unwrap();
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("webhook_allowed_networks"),
+            "{body}"
+        );
+    }
+    let by_name = url.replace("127.0.0.1", "localhost");
+    let r = http
+        .post(server.url("/api/v1/repos/inner/webhooks"))
+        .bearer_auth(&token)
+        .json(&json!({"url": by_name}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let hook: Value = r.json().await.unwrap();
+    push_one(&server, &token, "inner");
+    let d = first_delivery(&server, &token, "inner", hook["id"].as_str().unwrap()).await;
+    let error = d["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("refused to connect") && error.contains("loopback"),
+        "{d}"
+    );
+    assert!(got.lock().unwrap().is_empty(), "the receiver was reached");
+
+    // An allowed network is reachable, but a redirect is never followed.
+    let server = Server::start(&[
+        ("NUBO_WEBHOOK_RETRY_BASE_MS", "100"),
+        ("NUBO_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8"),
+    ]);
+    let token = server.user_with_token("alice", false);
+    create_repo(&server, &token, "redirected").await;
+    let (target, target_got) = receiver().await;
+    let hits: Received = Arc::default();
+    let sink = hits.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let (sink, target) = (sink.clone(), target.clone());
+            async move {
+                sink.lock().unwrap().push((headers, body));
+                (
+                    StatusCode::TEMPORARY_REDIRECT,
+                    [(axum::http::header::LOCATION, target)],
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let redirector = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let r = http
+        .post(server.url("/api/v1/repos/redirected/webhooks"))
+        .bearer_auth(&token)
+        .json(&json!({"url": redirector}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let hook: Value = r.json().await.unwrap();
+    push_one(&server, &token, "redirected");
+    let d = first_delivery(&server, &token, "redirected", hook["id"].as_str().unwrap()).await;
+    assert_eq!(d["last_status"], 307, "{d}");
+    assert!(!hits.lock().unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        target_got.lock().unwrap().is_empty(),
+        "the redirect was followed"
+    );
 }

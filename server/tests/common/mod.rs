@@ -15,6 +15,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_nubo");
+/// The `/metrics` bearer token of test servers that serve metrics.
+pub const METRICS_TOKEN: &str = "metrics-token-of-the-tests";
 
 pub struct Server {
     pub child: Child,
