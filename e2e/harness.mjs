@@ -30,7 +30,7 @@ function killAgents(dir) {
 /** Starts `nubo serve`; resolves with { url, adminPassword, stop }. */
 export async function startServer() {
   const dir = mkdtempSync(join(tmpdir(), "nubo-e2e-"));
-  const child = spawn(bin, ["--data-dir", join(dir, "data"), "serve", "--http", "127.0.0.1:0", "--ssh", "127.0.0.1:0", "--cache-dir", join(dir, "cache")], {
+  const child = spawn(bin, ["--data-dir", join(dir, "data"), "serve", "--http", "127.0.0.1:0", "--ssh", "127.0.0.1:0", "--preview-http", "127.0.0.1:0", "--cache-dir", join(dir, "cache")], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stderr = "";

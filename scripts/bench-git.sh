@@ -57,7 +57,7 @@ free_port() { python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',
 DATA="$W/data"; rm -rf "$DATA" "$W/clones"; mkdir -p "$W/clones"
 HTTP_PORT=$(free_port); SSH_PORT=$(free_port)
 start() {
-  "$NUBO" --data-dir "$DATA" --log-level warn serve --http "127.0.0.1:$HTTP_PORT" --ssh "127.0.0.1:$SSH_PORT" >"$W/server.log" 2>&1 &
+  "$NUBO" --data-dir "$DATA" --log-level warn serve --http "127.0.0.1:$HTTP_PORT" --ssh "127.0.0.1:$SSH_PORT" --preview-http 127.0.0.1:0 >"$W/server.log" 2>&1 &
   PID=$!
   for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null && return; sleep 0.05; done
   echo "bench: nubo did not start" >&2; cat "$W/server.log" >&2; exit 1

@@ -64,6 +64,8 @@ fn spawn(data_dir: &Path, port: u16) -> Child {
             &format!("127.0.0.1:{port}"),
             "--ssh",
             "127.0.0.1:0",
+            "--preview-http",
+            "127.0.0.1:0",
             "--cache-dir",
             &data_dir.join("cache").to_string_lossy(),
         ])

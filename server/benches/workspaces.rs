@@ -229,6 +229,8 @@ async fn main() {
             &format!("127.0.0.1:{port}"),
             "--ssh",
             "127.0.0.1:0",
+            "--preview-http",
+            "127.0.0.1:0",
         ])
         .env("NUBO_CACHE_DIR", tmp.path().join("cache"))
         .env("NUBO_CONTAINER_SOCKET", &engine)

@@ -274,14 +274,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     // directory of its own under the cache dir: a git child of a killed
     // process that is still finishing can then never write into the working
     // copies of this one.
-    let base = state.cache_dir.clone();
-    let _ = std::fs::remove_dir_all(&base);
-    let run = base.join(format!("run-{}", hex::encode(rand::random::<[u8; 8]>())));
-    std::fs::create_dir_all(&run)
-        .map_err(|e| anyhow::anyhow!("cannot create the cache dir {}: {e}", base.display()))?;
-    restrict(&base);
-    restrict(&run);
-    state.cache_dir = run;
+    state.cache_dir = own_cache_dir(&state.cache_dir)?;
     crate::webhooks::spawn_worker(state.clone());
     crate::workspaces::recover(&crate::workspaces::Env::from_state(&state)).await?;
     crate::workspaces::spawn_reaper(state.clone());
@@ -378,11 +371,59 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
-#[cfg(unix)]
-fn restrict(dir: &std::path::Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+/// Takes the cache dir for this process and answers the directory of its
+/// own inside it. The cache holds plaintext repositories, and its default
+/// name under `/dev/shm` is predictable: a directory someone else made
+/// there first (to read what we put in it, or to plant hooks) is refused,
+/// not reused. It is made with one `mkdir` (mode 0700) and checked with
+/// `lstat`: a directory, not a link, owned by us, mode 0700.
+fn own_cache_dir(base: &std::path::Path) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let mkdir = |p: &std::path::Path| std::fs::DirBuilder::new().mode(0o700).create(p);
+    match mkdir(base) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => anyhow::bail!(
+            "cannot create the cache dir {}: {e} (choose another with --cache-dir)",
+            base.display()
+        ),
+    }
+    let meta = std::fs::symlink_metadata(base)
+        .map_err(|e| anyhow::anyhow!("cannot inspect the cache dir {}: {e}", base.display()))?;
+    let me = unsafe { libc::geteuid() };
+    let problem = if meta.file_type().is_symlink() {
+        Some("it is a symbolic link".to_string())
+    } else if !meta.is_dir() {
+        Some("it is not a directory".to_string())
+    } else if meta.uid() != me {
+        Some(format!(
+            "it belongs to uid {}, not to this server (uid {me})",
+            meta.uid()
+        ))
+    } else if meta.mode() & 0o777 != 0o700 {
+        Some(format!("its mode is {:o}, not 700", meta.mode() & 0o777))
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        anyhow::bail!(
+            "refusing the cache dir {}: {problem}; someone else may have made it to read or plant \
+             repository data. Remove it (or fix its owner and mode) and start again, or choose \
+             another with --cache-dir",
+            base.display()
+        );
+    }
+    // Whatever an earlier process left is not trusted: emptied, then one
+    // directory of this process's own (a git child of a killed process
+    // that is still finishing can never write into its working copies).
+    for entry in std::fs::read_dir(base)?.flatten() {
+        let path = entry.path();
+        let _ = match entry.file_type() {
+            Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+            _ => std::fs::remove_file(&path),
+        };
+    }
+    let run = base.join(format!("run-{}", hex::encode(rand::random::<[u8; 8]>())));
+    mkdir(&run).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", run.display()))?;
+    Ok(run)
 }
-
-#[cfg(not(unix))]
-fn restrict(_dir: &std::path::Path) {}

@@ -358,6 +358,9 @@ pub struct ServeArgs {
     /// Docker Engine API socket (Docker or Podman) for container workspaces [env: NUBO_CONTAINER_SOCKET]
     #[arg(long, value_name = "PATH")]
     pub container_socket: Option<PathBuf>,
+    /// Address of the preview listener, an origin apart from Nubo's pages [default: 127.0.0.1:8081] [env: NUBO_PREVIEW_HTTP]
+    #[arg(long, value_name = "ADDR")]
+    pub preview_http: Option<SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -506,6 +509,7 @@ pub fn settings(global: &GlobalArgs, serve: Option<&ServeArgs>) -> anyhow::Resul
         flags.tls_key = s.tls_key.clone();
         flags.public_url = s.public_url.clone();
         flags.container_socket = s.container_socket.clone();
+        flags.preview_http = s.preview_http;
     }
     layers.push(flags);
     Ok(config::resolve(&layers)?)

@@ -50,6 +50,7 @@ impl Server {
             .arg(data_dir)
             .args(args)
             .args(["serve", "--http", "127.0.0.1:0", "--ssh", "127.0.0.1:0"])
+            .args(["--preview-http", "127.0.0.1:0"])
             .env_remove("NUBO_CONFIG")
             // Working copies next to the data dir, not in /dev/shm: a killed
             // test server leaves nothing behind once its temp dir goes.
