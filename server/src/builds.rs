@@ -1280,7 +1280,8 @@ pub async fn put_value(
             "a {kind} value may be at most 64 KiB"
         )));
     }
-    let sealed = master.seal(&value_context(kind, name), value.as_bytes());
+    let (mut tx, key) = master.sealing(pool).await?;
+    let sealed = nubo_git::crypto::seal(&key, &value_context(kind, name), value.as_bytes());
     sqlx::query(
         "INSERT INTO stored_values (kind, name, value_sealed, created_by, updated_at) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (kind, name) DO UPDATE SET value_sealed = excluded.value_sealed, updated_at = excluded.updated_at",
@@ -1290,8 +1291,9 @@ pub async fn put_value(
     .bind(sealed)
     .bind(by)
     .bind(now_ms())
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(())
 }
 

@@ -74,7 +74,19 @@ pub async fn pre_receive(settings: &Settings) -> anyhow::Result<()> {
         }
         bail!("push refused by policy; nothing was changed");
     }
-    let data_key = nubo_git::crypto::unwrap_data_key(&master, &repo_id, &wrapped)?;
+    let data_key = match nubo_git::crypto::unwrap_data_key(&master, &repo_id, &wrapped) {
+        Ok(k) => k,
+        // `nubo key rotate` ran between reading the wrapped key and the
+        // key file: read both again.
+        Err(_) => {
+            let master = keys::load_or_create(settings, &pool).await?;
+            let wrapped: String = sqlx::query_scalar("SELECT wrapped_key FROM repos WHERE id = $1")
+                .bind(&repo_id)
+                .fetch_one(&pool)
+                .await?;
+            nubo_git::crypto::unwrap_data_key(&master, &repo_id, &wrapped)?
+        }
+    };
     let durable = repos::durable_store(&settings.data_dir);
 
     let mut snapshot = RefsSnapshot::read_from(&git_dir)?;

@@ -142,12 +142,15 @@ async fn save_check(pool: &SqlitePool, key: &SecretKey) -> Result<()> {
 /// moves the new key file into place. Returns how many keys were re-wrapped.
 pub async fn rotate(settings: &Settings, pool: &SqlitePool) -> Result<usize> {
     let path = key_path(settings);
+    let mut tx = pool.begin().await?;
+    // Writers that seal take this lock first too (MasterKey::sealing), and
+    // so does a second rotation: the key files are only touched under it.
+    lock_keyring(&mut tx).await?;
     let old = load_or_create(settings, pool).await?;
     let new = SecretKey::generate();
     let pending = pending_path(&path);
     let _ = std::fs::remove_file(&pending);
     write_key(&pending, &new)?;
-    let mut tx = pool.begin().await?;
     let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, wrapped_key FROM repos")
         .fetch_all(&mut *tx)
         .await?;
@@ -198,51 +201,115 @@ pub async fn rotate(settings: &Settings, pool: &SqlitePool) -> Result<usize> {
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    std::fs::rename(&pending, &path)
-        .map_err(|e| Error::Internal(format!("cannot move the new key into place: {e}")))?;
+    if let Err(e) = std::fs::rename(&pending, &path) {
+        // A server that started just now may have finished the move.
+        if !read_key(&path).is_ok_and(|k| k.as_bytes() == new.as_bytes()) {
+            return Err(Error::Internal(format!(
+                "cannot move the new key into place: {e}"
+            )));
+        }
+    }
     Ok(rows.len())
 }
 
-/// The server's master key, reloaded from its file when a data key no
-/// longer opens (after `nubo key rotate` ran beside the server).
+/// Takes the database's write lock for the master key: a transaction that
+/// starts with this cannot interleave with a rotation (which starts with it
+/// too), so a value sealed in it and the rotation see the same key.
+async fn lock_keyring(tx: &mut sqlx::SqliteConnection) -> Result<()> {
+    sqlx::query("UPDATE keyring SET updated_at = updated_at WHERE id = 'master'")
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// The process's master key, kept current with the database: `nubo key
+/// rotate` may run beside a server, which must then seal and wrap with the
+/// new key, never the one rotation discarded.
 pub struct MasterKey {
     settings: Settings,
-    key: RwLock<SecretKey>,
+    /// The key and the check value it is known to open ("" when unknown).
+    key: RwLock<(SecretKey, String)>,
 }
 
 impl MasterKey {
     pub fn new(settings: Settings, key: SecretKey) -> MasterKey {
         MasterKey {
             settings,
-            key: RwLock::new(key),
+            key: RwLock::new((key, String::new())),
         }
     }
 
-    /// Seals a small secret (e.g. a webhook secret) under the master key.
-    pub fn seal(&self, context: &[u8], plaintext: &[u8]) -> String {
-        let key = self.key.read().unwrap_or_else(|e| e.into_inner());
-        crypto::seal(&key, context, plaintext)
+    fn cached(&self) -> SecretKey {
+        self.key.read().unwrap_or_else(|e| e.into_inner()).0.clone()
     }
 
-    /// Opens what [`MasterKey::seal`] sealed, reloading the key file once
-    /// if the key changed.
-    pub fn open(&self, context: &[u8], sealed: &str) -> Result<Vec<u8>> {
+    /// The key that opens the database's check value now: the one held, or
+    /// (after a rotation beside this process) the key file, or the new key
+    /// of a rotation that has committed but not yet moved its file.
+    async fn current(&self, conn: &mut sqlx::SqliteConnection) -> Result<SecretKey> {
+        let Some(check) =
+            sqlx::query_scalar::<_, String>("SELECT check_value FROM keyring WHERE id = 'master'")
+                .fetch_optional(conn)
+                .await?
+        else {
+            return Ok(self.cached());
+        };
         {
-            let key = self.key.read().unwrap_or_else(|e| e.into_inner());
-            if let Ok(p) = crypto::open(&key, context, sealed) {
+            let held = self.key.read().unwrap_or_else(|e| e.into_inner());
+            if held.1 == check {
+                return Ok(held.0.clone());
+            }
+        }
+        let path = key_path(&self.settings);
+        let held = self.cached();
+        for candidate in [Ok(held), read_key(&path), read_key(&pending_path(&path))]
+            .into_iter()
+            .flatten()
+        {
+            if opens(&candidate, &check) {
+                *self.key.write().unwrap_or_else(|e| e.into_inner()) = (candidate.clone(), check);
+                return Ok(candidate);
+            }
+        }
+        Err(Error::Internal(format!(
+            "the master key was changed beside this process and {} does not hold the new one; \
+             restart the server with the right key file",
+            path.display()
+        )))
+    }
+
+    /// A write transaction with the current master key: seal or wrap with
+    /// the key and write the result in the transaction, then commit. A
+    /// rotation waits for it (and it for a rotation).
+    pub async fn sealing<'a>(
+        &self,
+        pool: &'a SqlitePool,
+    ) -> Result<(sqlx::Transaction<'a, sqlx::Sqlite>, SecretKey)> {
+        let mut tx = pool.begin().await?;
+        lock_keyring(&mut tx).await?;
+        let key = self.current(&mut tx).await?;
+        Ok((tx, key))
+    }
+
+    /// Opens what was sealed under the master key, reloading the key if a
+    /// rotation changed it.
+    pub fn open(&self, context: &[u8], sealed: &str) -> Result<Vec<u8>> {
+        if let Ok(p) = crypto::open(&self.cached(), context, sealed) {
+            return Ok(p);
+        }
+        let path = key_path(&self.settings);
+        for fresh in [read_key(&path), read_key(&pending_path(&path))]
+            .into_iter()
+            .flatten()
+        {
+            if let Ok(p) = crypto::open(&fresh, context, sealed) {
+                *self.key.write().unwrap_or_else(|e| e.into_inner()) = (fresh, String::new());
                 return Ok(p);
             }
         }
-        let fresh = read_key(&key_path(&self.settings))?;
-        let p = crypto::open(&fresh, context, sealed)
-            .map_err(|e| Error::Internal(format!("cannot open a sealed secret: {e}")))?;
-        *self.key.write().unwrap_or_else(|e| e.into_inner()) = fresh;
-        Ok(p)
-    }
-
-    pub fn wrap(&self, repo_id: &str, data_key: &SecretKey) -> String {
-        let key = self.key.read().unwrap_or_else(|e| e.into_inner());
-        crypto::wrap_data_key(&key, repo_id, data_key)
+        Err(Error::Internal(
+            "cannot open a sealed secret with the master key".into(),
+        ))
     }
 
     pub async fn unwrap(
@@ -251,19 +318,15 @@ impl MasterKey {
         repo_id: &str,
         wrapped: &str,
     ) -> Result<SecretKey> {
-        {
-            let key = self.key.read().unwrap_or_else(|e| e.into_inner());
-            if let Ok(k) = crypto::unwrap_data_key(&key, repo_id, wrapped) {
-                return Ok(k);
-            }
+        if let Ok(k) = crypto::unwrap_data_key(&self.cached(), repo_id, wrapped) {
+            return Ok(k);
         }
-        let fresh = load_or_create(&self.settings, pool).await?;
-        let k = crypto::unwrap_data_key(&fresh, repo_id, wrapped).map_err(|e| {
+        let mut conn = pool.acquire().await?;
+        let fresh = self.current(&mut conn).await?;
+        crypto::unwrap_data_key(&fresh, repo_id, wrapped).map_err(|e| {
             Error::Internal(format!(
                 "cannot unwrap the data key of repository {repo_id}: {e}"
             ))
-        })?;
-        *self.key.write().unwrap_or_else(|e| e.into_inner()) = fresh;
-        Ok(k)
+        })
     }
 }

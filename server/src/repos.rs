@@ -119,7 +119,8 @@ pub async fn create(
         owner_id: creator.id.clone(),
         created_at: rfc3339(now),
     };
-    let wrapped = master.wrap(&repo.id, &SecretKey::generate());
+    let (mut tx, key) = master.sealing(pool).await?;
+    let wrapped = nubo_git::crypto::wrap_data_key(&key, &repo.id, &SecretKey::generate());
     let inserted = sqlx::query(
         "INSERT INTO repos (id, name, description, created_by, created_at, wrapped_key, refs_version)
          VALUES ($1, $2, $3, $4, $5, $6, 0)",
@@ -130,10 +131,13 @@ pub async fn create(
     .bind(&creator.id)
     .bind(now)
     .bind(&wrapped)
-    .execute(pool)
+    .execute(&mut *tx)
     .await;
     match inserted {
-        Ok(_) => Ok(repo),
+        Ok(_) => {
+            tx.commit().await?;
+            Ok(repo)
+        }
         Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Err(Error::Conflict(format!(
             "a repository named {name:?} already exists"
         ))),

@@ -141,7 +141,8 @@ pub async fn create(state: &AppState, repo_id: &str, body: NewWebhook) -> Result
             hex::encode(b)
         }
     };
-    let sealed = state.master.seal(SECRET_CONTEXT, secret.as_bytes());
+    let (mut tx, key) = state.master.sealing(&state.pool).await?;
+    let sealed = nubo_git::crypto::seal(&key, SECRET_CONTEXT, secret.as_bytes());
     let id = new_id();
     let now = now_ms();
     sqlx::query(
@@ -154,8 +155,9 @@ pub async fn create(state: &AppState, repo_id: &str, body: NewWebhook) -> Result
     .bind(serde_json::to_string(&events).unwrap_or_default())
     .bind(serde_json::to_string(&branches).unwrap_or_default())
     .bind(now)
-    .execute(&state.pool)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(CreatedWebhook {
         webhook: Webhook {
             id,

@@ -1,6 +1,7 @@
-//! Attacks by a local user of the machine (not a Nubo account) that must
-//! fail: taking over the cache directory of plaintext repositories before
-//! the server makes it.
+//! Attacks by a local user of the machine (not a Nubo account), and
+//! operator mistakes, that must fail or lose nothing: taking over the
+//! cache directory of plaintext repositories before the server makes it,
+//! and `nubo key rotate` beside a running server.
 
 mod common;
 
@@ -8,7 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Server, BIN};
+use common::{api, client, create_repo, git, ok, Server, BIN};
+use serde_json::json;
 
 /// Starts `nubo serve` with `cache_dir` and answers (exit code, stderr)
 /// when it refuses to start, or None when it started.
@@ -91,4 +93,94 @@ fn a_cache_dir_made_by_someone_else_is_refused() {
         .mode();
     assert_eq!(mode & 0o777, 0o700);
     server.kill();
+}
+
+/// Creates repository `name`, pushes one commit to it, stores a parameter
+/// and adds a webhook: everything the master key seals or wraps.
+async fn sealed_things(server: &Server, token: &str, name: &str, work: &std::path::Path) {
+    create_repo(server, token, name).await;
+    let dir = work.join(name);
+    ok(git(work, "x", "x", &["init", "-q", name]));
+    std::fs::write(dir.join("f"), format!("{name}\n")).unwrap();
+    ok(git(&dir, "x", "x", &["add", "."]));
+    ok(git(&dir, "x", "x", &["commit", "-qm", name]));
+    let url = server.url(&format!("/v1/repos/{name}"));
+    ok(git(&dir, "root", token, &["push", "-q", &url, "HEAD:main"]));
+    let (s, b) = api(
+        server,
+        token,
+        reqwest::Method::PUT,
+        &format!("/parameters/{name}"),
+        Some(json!({"value": format!("value-of-{name}")})),
+    )
+    .await;
+    assert_eq!(s, 204, "{b}");
+    let r = client()
+        .post(server.url(&format!("/api/v1/repos/{name}/webhooks")))
+        .bearer_auth(token)
+        .json(&json!({"url": "https://hooks.example.org/nubo"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+}
+
+fn rotate(server: &Server) {
+    let out = server.cli(&["key", "rotate"], None);
+    assert!(
+        out.status.success(),
+        "key rotate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn key_rotation_beside_a_running_server_loses_nothing() {
+    let mut server = Server::start(&[]);
+    let token = server.user_with_token("root", true);
+    let tmp = tempfile::tempdir().unwrap();
+    sealed_things(&server, &token, "before", tmp.path()).await;
+    rotate(&server);
+    // The server now seals with the new key: what it makes after the
+    // rotation opens with the key on disk, through the next rotations too.
+    sealed_things(&server, &token, "after", tmp.path()).await;
+    let data = server.data_dir.clone();
+    let rotations = std::thread::spawn(move || {
+        for _ in 0..3 {
+            let out = common::cli(&data, &["key", "rotate"], None);
+            assert!(
+                out.status.success(),
+                "key rotate failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    });
+    for i in 0..6 {
+        sealed_things(&server, &token, &format!("during-{i}"), tmp.path()).await;
+    }
+    rotations.join().unwrap();
+    rotate(&server);
+
+    // After a restart everything opens with the key file alone.
+    server.kill();
+    let data = server.data_dir.clone();
+    let server = Server::start_in(&data, &[], &[]);
+    let mut names = vec!["before".to_string(), "after".to_string()];
+    names.extend((0..6).map(|i| format!("during-{i}")));
+    for name in &names {
+        let url = server.url(&format!("/v1/repos/{name}"));
+        let into = tmp.path().join(format!("clone-{name}"));
+        ok(git(
+            tmp.path(),
+            "root",
+            &token,
+            &["clone", "-q", &url, into.to_str().unwrap()],
+        ));
+        assert_eq!(
+            std::fs::read_to_string(into.join("f")).unwrap(),
+            format!("{name}\n")
+        );
+    }
+    // A rotation opens every sealed value: it fails on one it cannot open.
+    rotate(&server);
 }
