@@ -289,11 +289,19 @@ pub fn restore_into_cache(
         // The pack first, its index last: git ignores a pack without one.
         for ext in ["pack", "idx"] {
             let tmp = pack_dir.join(format!(".restore-{pack}.{ext}"));
-            store.get(
-                &pack_key(repo_id, pack, ext),
-                data_key,
-                BufWriter::new(File::create(&tmp)?),
-            )?;
+            let written = (|| -> Result<()> {
+                let mut out = BufWriter::new(File::create(&tmp)?);
+                store.get(&pack_key(repo_id, pack, ext), data_key, &mut out)?;
+                // The last buffered bytes are written here: a full disk
+                // must fail the restore, not leave a truncated pack.
+                let file = out.into_inner().map_err(|e| Error::Io(e.into_error()))?;
+                file.sync_all()?;
+                Ok(())
+            })();
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
             std::fs::rename(&tmp, pack_dir.join(format!("{pack}.{ext}")))?;
         }
     }
@@ -341,6 +349,34 @@ mod tests {
         assert!(store.get("repos/r/refs/2", &key, &mut Vec::new()).is_err());
         store.delete_repo("r").unwrap();
         assert!(!tmp.path().join("repos/r").exists());
+    }
+
+    #[test]
+    fn a_write_that_fails_at_the_end_fails_the_restore() {
+        // A small pack fits the write buffer: only the final flush writes
+        // it, and on a full device (here /dev/full) that flush fails.
+        let tmp = tempfile::tempdir().unwrap();
+        let store = DurableStore::new(tmp.path().join("store"));
+        let key = SecretKey::generate();
+        store
+            .put(&pack_key("r", "pack-1", "pack"), &key, &b"PACK"[..])
+            .unwrap();
+        store
+            .put(&pack_key("r", "pack-1", "idx"), &key, &b"IDX"[..])
+            .unwrap();
+        let cache = tmp.path().join("cache");
+        let pack_dir = cache.join("objects/pack");
+        std::fs::create_dir_all(&pack_dir).unwrap();
+        std::os::unix::fs::symlink("/dev/full", pack_dir.join(".restore-pack-1.pack")).unwrap();
+        let r = restore_into_cache(&store, "r", &key, &cache, &["pack-1".into()], 0);
+        assert!(r.is_err(), "a failed write was taken for a restored pack");
+        assert!(!pack_dir.join("pack-1.pack").exists());
+        // With room again, the next restore brings the pack back.
+        restore_into_cache(&store, "r", &key, &cache, &["pack-1".into()], 0).unwrap();
+        assert_eq!(
+            std::fs::read(pack_dir.join("pack-1.pack")).unwrap(),
+            b"PACK"
+        );
     }
 
     #[test]

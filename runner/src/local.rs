@@ -743,7 +743,15 @@ pub fn run(opts: &Options, sink: &mut dyn FnMut(&str)) -> Outcome {
         reports.push(phase_report("UPLOAD_ARTIFACTS", status, started));
         succeeding &= ok;
     }
-    let exported = std::mem::take(&mut r.exported);
+    // An exported variable that carries a secret is masked like the log:
+    // exported values are shown on the build's page and in its API.
+    let exported: Vec<(String, String)> = std::mem::take(&mut r.exported)
+        .into_iter()
+        .map(|(k, v)| {
+            let masked = r.masker.mask(&v);
+            (k, masked)
+        })
+        .collect();
     r.session = None;
     r.container("Entering phase FINALIZING");
     r.container("Phase complete: FINALIZING State: SUCCEEDED");

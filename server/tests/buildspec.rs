@@ -173,6 +173,34 @@ fn secrets_are_masked_in_each_encoding() {
 }
 
 #[test]
+fn multi_line_secrets_hex_and_exported_copies_are_masked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAAB\nAAAAMwAAAAtzc2gtZWQyNTUxOQAAACBZ5t9dRk3ZJv0nh1IbLWD9\n-----END OPENSSH PRIVATE KEY-----";
+    let (code, out, _) = build(
+        &tmp.path().join("m"),
+        "version: 0.2\nenv:\n  shell: bash\n  exported-variables: [COPY]\nphases:\n  build:\n    commands:\n      - echo \"$KEY\"\n      - printf %s \"$KEY\" | od -An -tx1 | tr -d ' \\n'; echo\n      - printf %s \"$KEY\" | xxd -p -c 1000 | tr a-f A-F || true\n      - printf %s \"$KEY\" | base64\n      - export COPY=\"$KEY\"\n",
+        &["--secret-stdin", "KEY", "--json"],
+        Some(key),
+    );
+    assert_eq!(code, 0, "{out}");
+    for secret_line in key.lines().skip(1).take(2) {
+        assert!(!out.contains(secret_line), "{secret_line} in\n{out}");
+    }
+    let hex: String = key.bytes().map(|b| format!("{b:02x}")).collect();
+    assert!(!out.contains(&hex[..40]), "hex in\n{out}");
+    assert!(!out.to_lowercase().contains(&hex[40..80]), "hex in\n{out}");
+    assert!(!out.contains("b3BlbnNzaC1rZXkt"), "{out}");
+    let b64 = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(key)
+    };
+    assert!(!out.contains(&b64[..60]), "base64 in\n{out}");
+    let json: serde_json::Value = serde_json::from_str(&out[out.find("\n{").unwrap()..]).unwrap();
+    let copy = json["exported_variables"][0][1].as_str().unwrap();
+    assert!(!copy.contains("b3BlbnNzaC1rZXkt"), "exported: {copy}");
+}
+
+#[test]
 fn artifacts_follow_each_option() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
