@@ -828,20 +828,16 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
     let mut spec_source = String::new();
     let spec_text = match (&outcome_error, &project.inline_buildspec) {
         (Some(_), _) => None,
-        (None, Some(inline)) => Some(inline.clone()),
-        (None, None) => std::fs::read_to_string(src.join(&project.buildspec_path)).ok(),
+        (None, Some(inline)) => Some(Ok(inline.clone())),
+        (None, None) => Some(read_buildspec(&src, &project.buildspec_path, &build.branch)),
     };
     let mut reason = outcome_error;
     let mut spec = None;
     if reason.is_none() {
         match spec_text {
-            None => {
-                reason = Some(format!(
-                    "YAML_FILE_ERROR: no buildspec at {} on {}",
-                    project.buildspec_path, build.branch
-                ))
-            }
-            Some(text) => {
+            None => {}
+            Some(Err(why)) => reason = Some(why),
+            Some(Ok(text)) => {
                 spec_source = text.clone();
                 let (parsed, diags) = nubo_runner::buildspec::parse(&text);
                 for d in &diags {
@@ -1100,6 +1096,25 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
     let _ = tx.send(LogEvent::End(outcome.status.clone()));
     cleanup(state, id, &src);
     Ok(())
+}
+
+/// The buildspec from the checkout: the repository controls it, so it is
+/// read without following links (a link to a host file would otherwise be
+/// read and quoted in the log) and at most 1 MiB.
+fn read_buildspec(src: &Path, path: &str, branch: &str) -> std::result::Result<String, String> {
+    match crate::safe_fs::read_capped(src, path, 1 << 20) {
+        Ok(bytes) => String::from_utf8(bytes)
+            .map_err(|_| format!("YAML_FILE_ERROR: the buildspec {path} is not UTF-8 text")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+            "YAML_FILE_ERROR: no buildspec at {path} on {branch}"
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => Err(format!(
+            "YAML_FILE_ERROR: the buildspec {path} is larger than 1 MiB"
+        )),
+        Err(_) => Err(format!(
+            "YAML_FILE_ERROR: the buildspec {path} is a symbolic link or not a regular file; builds read only a regular file of the repository"
+        )),
+    }
 }
 
 /// A phase change told by a log line (`Entering phase X`, `Phase complete:

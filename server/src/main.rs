@@ -24,6 +24,7 @@ mod netguard;
 mod policy;
 mod rate_limit;
 mod repos;
+mod safe_fs;
 mod ssh_keys;
 mod ssh_server;
 mod tls;

@@ -34,8 +34,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(ports))
 }
 
-fn view(state: &AppState, mut ws: Workspace) -> Workspace {
-    workspaces::branch(&state.settings, &mut ws);
+async fn view(state: &AppState, mut ws: Workspace) -> Workspace {
+    workspaces::branch(&state.settings, &mut ws).await;
     ws
 }
 
@@ -51,7 +51,11 @@ async fn list_workspaces(
     } else {
         workspaces::list_for(&state.pool, &current.user).await?
     };
-    Ok(Json(list.into_iter().map(|w| view(&state, w)).collect()))
+    let mut out = Vec::with_capacity(list.len());
+    for w in list {
+        out.push(view(&state, w).await);
+    }
+    Ok(Json(out))
 }
 
 /// Create a workspace (checking out `repo`, if given) and start it.
@@ -66,7 +70,7 @@ async fn create_workspace(
 ) -> Result<impl IntoResponse> {
     let ws = workspaces::create(&Env::from_state(&state), &current.user, body).await?;
     tracing::info!(workspace = %ws.id, name = %ws.name, by = %current.user.name, "workspace created");
-    Ok((StatusCode::CREATED, Json(view(&state, ws))))
+    Ok((StatusCode::CREATED, Json(view(&state, ws).await)))
 }
 
 #[utoipa::path(get, path = "/workspaces/{id}", tag = "workspaces",
@@ -78,7 +82,7 @@ async fn get_workspace(
     Path(id): Path<String>,
 ) -> Result<Json<Workspace>> {
     let ws = workspaces::owned(&state.pool, &current.user, &id).await?;
-    Ok(Json(view(&state, ws)))
+    Ok(Json(view(&state, ws).await))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -125,7 +129,7 @@ async fn update_workspace(
             .await?;
     }
     let ws = workspaces::find(&state.pool, &id).await?.expect("exists");
-    Ok(Json(view(&state, ws)))
+    Ok(Json(view(&state, ws).await))
 }
 
 /// Stop and delete a workspace with its files.
@@ -153,7 +157,7 @@ async fn start_workspace(
 ) -> Result<Json<Workspace>> {
     let ws = workspaces::usable(&state.pool, &current.user, &id).await?;
     let ws = workspaces::start(&Env::from_state(&state), &ws).await?;
-    Ok(Json(view(&state, ws)))
+    Ok(Json(view(&state, ws).await))
 }
 
 #[utoipa::path(post, path = "/workspaces/{id}/stop", tag = "workspaces",
@@ -166,7 +170,7 @@ async fn stop_workspace(
 ) -> Result<Json<Workspace>> {
     let ws = workspaces::owned(&state.pool, &current.user, &id).await?;
     let ws = workspaces::stop(&Env::from_state(&state), &ws, None).await?;
-    Ok(Json(view(&state, ws)))
+    Ok(Json(view(&state, ws).await))
 }
 
 #[utoipa::path(post, path = "/workspaces/{id}/restart", tag = "workspaces",
@@ -181,7 +185,7 @@ async fn restart_workspace(
     let env = Env::from_state(&state);
     let ws = workspaces::stop(&env, &ws, None).await?;
     let ws = workspaces::start(&env, &ws).await?;
-    Ok(Json(view(&state, ws)))
+    Ok(Json(view(&state, ws).await))
 }
 
 /// Refuses cross-site WebSocket handshakes made with the session cookie.
@@ -221,6 +225,20 @@ async fn pass(
         )));
     }
     same_origin(&current, request.headers())?;
+    // Uploads and exec bodies stream through to the agent: capped here by
+    // max_body_bytes, declared or not.
+    let max = state.settings.max_body_bytes;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(Error::PayloadTooLarge(format!(
+            "the request body is larger than this server accepts ({max} bytes, max_body_bytes)"
+        )));
+    }
+    let request = request.map(|b| axum::body::Body::new(http_body_util::Limited::new(b, max)));
     let original = request
         .extensions()
         .get::<OriginalUri>()

@@ -733,12 +733,22 @@ pub async fn renew_credential(env: &Env, ws: &Workspace) -> Result<()> {
     Ok(())
 }
 
-/// The checked-out branch, read from `.git/HEAD`.
-pub fn branch(settings: &Settings, ws: &mut Workspace) {
-    let head = files_dir(settings, &ws.id).join(".git/HEAD");
-    ws.branch = std::fs::read_to_string(head).ok().and_then(|h| {
-        h.trim()
+/// The checked-out branch, read from `.git/HEAD`, which the workspace's
+/// user controls: read without following links, at most 512 bytes, off the
+/// async threads.
+pub async fn branch(settings: &Settings, ws: &mut Workspace) {
+    let files = files_dir(settings, &ws.id);
+    let head = tokio::task::spawn_blocking(move || {
+        crate::safe_fs::read_capped(&files, ".git/HEAD", 512).ok()
+    })
+    .await
+    .ok()
+    .flatten();
+    ws.branch = head.and_then(|h| {
+        String::from_utf8_lossy(&h)
+            .trim()
             .strip_prefix("ref: refs/heads/")
+            .filter(|b| b.chars().all(|c| !c.is_control()))
             .map(str::to_string)
     });
 }

@@ -9,29 +9,9 @@ use std::time::Duration;
 use common::*;
 use serde_json::json;
 
-/// Pushes `files` as one commit to `repo` (created if needed) on `branch`.
+/// Pushes `files` as one commit to `repo` on `main`.
 async fn push(server: &Server, token: &str, repo: &str, files: &[(&str, &str)]) -> String {
-    let tmp = tempfile::tempdir().unwrap();
-    let w = tmp.path();
-    let url = server.url(&format!("/v1/repos/{repo}"));
-    ok(git(w, "alice", token, &["init", "-q", "src"]));
-    let src = w.join("src");
-    for (path, text) in files {
-        let p = src.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    ok(git(&src, "x", "x", &["add", "."]));
-    ok(git(&src, "x", "x", &["commit", "-qm", "build me"]));
-    ok(git(
-        &src,
-        "alice",
-        token,
-        &["push", "-q", "-f", &url, "main"],
-    ));
-    ok(git(&src, "x", "x", &["rev-parse", "HEAD"]))
-        .trim()
-        .to_string()
+    push_files(server, token, repo, files, &[])
 }
 
 const BUILDSPEC: &str = "version: 0.2

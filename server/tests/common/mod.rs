@@ -521,3 +521,38 @@ pub async fn build_log(server: &Server, token: &str, id: &str) -> String {
         .await
         .unwrap()
 }
+
+/// Pushes `files` and symbolic `links` (path, target) as one commit to
+/// `main` of `repo`, with `alice` as the git user; answers the commit.
+pub fn push_files(
+    server: &Server,
+    token: &str,
+    repo: &str,
+    files: &[(&str, &str)],
+    links: &[(&str, &str)],
+) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path();
+    let url = server.url(&format!("/v1/repos/{repo}"));
+    ok(git(w, "alice", token, &["init", "-q", "src"]));
+    let src = w.join("src");
+    for (path, text) in files {
+        let p = src.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    for (path, target) in links {
+        std::os::unix::fs::symlink(target, src.join(path)).unwrap();
+    }
+    ok(git(&src, "x", "x", &["add", "."]));
+    ok(git(&src, "x", "x", &["commit", "-qm", "build me"]));
+    ok(git(
+        &src,
+        "alice",
+        token,
+        &["push", "-q", "-f", &url, "main"],
+    ));
+    ok(git(&src, "x", "x", &["rev-parse", "HEAD"]))
+        .trim()
+        .to_string()
+}
