@@ -798,7 +798,7 @@ pub fn simulator(ctx: &PageContext, actions: &[&str], sim: Simulation) -> String
                 <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
                 <label>"User" <input type="text" name="user" value=sim.user.clone() required/></label>
                 <label>"Action" <select name="action">{options}</select></label>
-                <label>"Repository" <input type="text" name="repo" value=sim.repo.clone() required/></label>
+                <label>"Repository (or secret / parameter name)" <input type="text" name="repo" value=sim.repo.clone() required/></label>
                 <label>"Ref (optional)" <input type="text" name="reference" value=sim.reference.clone() placeholder="refs/heads/main"/></label>
                 <button type="submit">"Simulate"</button>
             </form>

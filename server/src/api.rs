@@ -346,10 +346,7 @@ async fn create_repo(
         &state.pool,
         &current.user,
         "codecommit:CreateRepository",
-        &crate::iam::Target {
-            name: &body.name,
-            owner_id: None,
-        },
+        &crate::iam::Target::repo(&body.name, None),
         None,
     )
     .await?;
@@ -756,7 +753,12 @@ pub struct SimulationRequest {
     pub user: String,
     /// e.g. `codecommit:GitPush`.
     pub action: String,
-    pub repo: String,
+    /// The repository, for `codecommit:` actions.
+    #[serde(default)]
+    pub repo: Option<String>,
+    /// The secret or parameter name, for `secretsmanager:` and `ssm:` actions.
+    #[serde(default)]
+    pub name: Option<String>,
     /// e.g. `refs/heads/main`, for ref-level rules.
     #[serde(rename = "ref")]
     pub reference: Option<String>,
@@ -781,13 +783,29 @@ async fn simulate(
         )));
     }
     let user = accounts::require_by_name(&state.pool, &body.user).await?;
-    let repo = repos::find(&state.pool, &body.repo).await?;
-    let target = match &repo {
-        Some(r) => r.target(),
-        None => iam::Target {
-            name: &body.repo,
-            owner_id: None,
-        },
+    let value_kind = stored_value_kind(&body.action);
+    let (subject, what) = match value_kind {
+        Some(_) => (body.name.clone(), "name (the secret or parameter)"),
+        None => (body.repo.clone(), "repo"),
+    };
+    let subject = subject
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| Error::Unprocessable(format!("{} needs {what}", body.action)))?;
+    let repo = match value_kind {
+        Some(_) => None,
+        None => repos::find(&state.pool, &subject).await?,
+    };
+    let arn;
+    let target = match (value_kind, &repo) {
+        (Some(kind), _) => {
+            arn = crate::policy::stored_value_arn(
+                kind,
+                &crate::builds::canonical_name(kind, &subject),
+            );
+            iam::Target::stored_value(&arn)
+        }
+        (None, Some(r)) => r.target(),
+        (None, None) => iam::Target::repo(&subject, None),
     };
     Ok(Json(
         iam::decide(
@@ -799,6 +817,17 @@ async fn simulate(
         )
         .await?,
     ))
+}
+
+/// `parameter` or `secret` for the stores' actions, None for repositories'.
+pub fn stored_value_kind(action: &str) -> Option<&'static str> {
+    if action.starts_with("ssm:") {
+        Some("parameter")
+    } else if action.starts_with("secretsmanager:") {
+        Some("secret")
+    } else {
+        None
+    }
 }
 
 /// The audit log of allow/deny decisions, newest first (administrators only).

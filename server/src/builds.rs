@@ -712,18 +712,60 @@ async fn claim(pool: &SqlitePool) -> Result<Option<String>> {
     Ok(id)
 }
 
-/// Resolves the buildspec's parameter-store and secrets-manager entries.
+/// A stored value for a build of `owner`'s project: only when the owner
+/// may read it (`ssm:GetParameters` / `secretsmanager:GetSecretValue` on
+/// its ARN; administrators may read all), the decision audited. A missing
+/// value and a denied one get the same answer, so a buildspec cannot learn
+/// which names exist.
+async fn value_for(
+    pool: &SqlitePool,
+    master: &MasterKey,
+    owner: &User,
+    kind: &str,
+    name: &str,
+    var: &str,
+) -> std::result::Result<String, String> {
+    let name = canonical_name(kind, name);
+    let (action, what) = match kind {
+        "parameter" => ("ssm:GetParameters", "parameter"),
+        _ => ("secretsmanager:GetSecretValue", "secret"),
+    };
+    let unavailable = || {
+        format!(
+            "{what} {name} does not exist or {} may not read it ({action}) (for {var})",
+            owner.name
+        )
+    };
+    let arn = crate::policy::stored_value_arn(kind, &name);
+    let decision = crate::iam::authorize(
+        pool,
+        owner,
+        action,
+        &crate::iam::Target::stored_value(&arn),
+        None,
+    )
+    .await
+    .map_err(|e| e.public_message())?;
+    if !decision.allowed {
+        return Err(unavailable());
+    }
+    get_value(pool, master, kind, &name)
+        .await
+        .map_err(|e| e.public_message())?
+        .ok_or_else(unavailable)
+}
+
+/// Resolves the buildspec's parameter-store and secrets-manager entries,
+/// as far as the project's owner may read them.
 async fn resolve_secrets(
     pool: &SqlitePool,
     master: &MasterKey,
+    owner: &User,
     spec: &nubo_runner::buildspec::Buildspec,
 ) -> std::result::Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
     for (var, name) in &spec.env.parameter_store {
-        let value = get_value(pool, master, "parameter", name)
-            .await
-            .map_err(|e| e.public_message())?
-            .ok_or_else(|| format!("parameter {name} does not exist (for {var})"))?;
+        let value = value_for(pool, master, owner, "parameter", name, var).await?;
         out.push((var.clone(), value));
     }
     for (var, reference) in &spec.env.secrets_manager {
@@ -733,10 +775,7 @@ async fn resolve_secrets(
             .next()
             .and_then(|r| r.split(':').next())
             .filter(|k| !k.is_empty());
-        let value = get_value(pool, master, "secret", id)
-            .await
-            .map_err(|e| e.public_message())?
-            .ok_or_else(|| format!("secret {id} does not exist (for {var})"))?;
+        let value = value_for(pool, master, owner, "secret", id, var).await?;
         let value = match key {
             None => value,
             Some(k) => serde_json::from_str::<serde_json::Value>(&value)
@@ -852,7 +891,10 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
     }
     let mut secrets = Vec::new();
     if let (None, Some(s)) = (&reason, &spec) {
-        match resolve_secrets(&state.pool, &state.master, s).await {
+        let owner = crate::accounts::find_by_id(&state.pool, &project.owner_id)
+            .await?
+            .ok_or_else(|| Error::NotFound("the project's owner no longer exists".into()))?;
+        match resolve_secrets(&state.pool, &state.master, &owner, s).await {
             Ok(v) => secrets = v,
             Err(e) => reason = Some(format!("DECRYPTED_VARIABLES_ERROR: {e}")),
         }

@@ -41,10 +41,7 @@ pub async fn pre_receive(settings: &Settings) -> anyhow::Result<()> {
             .bind(&repo_id)
             .fetch_one(&pool)
             .await?;
-    let target = crate::iam::Target {
-        name: &repo_row.0,
-        owner_id: Some(&repo_row.1),
-    };
+    let target = crate::iam::Target::repo(&repo_row.0, Some(&repo_row.1));
     let mut denied = Vec::new();
     for line in updates.lines().filter(|l| !l.trim().is_empty()) {
         let Some(reference) = line.split_whitespace().nth(2) else {

@@ -16,11 +16,36 @@ use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{Error, Result};
 use crate::policy::{self, Decision, Policy, Request};
 
-/// A repository as the rules need it.
+/// What a request acts on, as the rules need it.
 pub struct Target<'a> {
+    /// The repository's name (or the stored value's ARN), for the audit log.
     pub name: &'a str,
     /// The creator's user id, when the repository exists.
     pub owner_id: Option<&'a str>,
+    /// The resource's ARN, which policies match.
+    pub resource: String,
+}
+
+impl<'a> Target<'a> {
+    /// A repository, existing (with its creator) or not.
+    pub fn repo(name: &'a str, owner_id: Option<&'a str>) -> Target<'a> {
+        Target {
+            name,
+            owner_id,
+            resource: policy::repo_arn(name),
+        }
+    }
+
+    /// A parameter (`parameter`) or secret (`secret`) of the stores, which
+    /// has no creator rule: only a policy (or being an administrator)
+    /// gives access.
+    pub fn stored_value(arn: &'a str) -> Target<'a> {
+        Target {
+            name: arn,
+            owner_id: None,
+            resource: arn.to_string(),
+        }
+    }
 }
 
 /// A user's policies and those of their groups, with where each comes from.
@@ -73,7 +98,7 @@ pub fn decide_with(
         policies,
         &Request {
             action,
-            repo: target.name,
+            resource: &target.resource,
             reference,
         },
     );

@@ -1,9 +1,10 @@
 //! IAM-style policy documents and their evaluation — a pure core, no I/O.
 //!
-//! Documents use AWS's grammar with CodeCommit's action names:
+//! Documents use AWS's grammar with AWS's action names:
 //! `{"Version": "2012-10-17", "Statement": [{"Sid", "Effect", "Action",
-//! "Resource", "Condition"}]}`. Resources are `arn:nubo:codecommit:::REPO`
-//! (wildcards allowed). The condition key is `codecommit:References` with
+//! "Resource", "Condition"}]}`. Resources are `arn:nubo:codecommit:::REPO`,
+//! `arn:nubo:secretsmanager:::secret:NAME` and
+//! `arn:nubo:ssm:::parameter/NAME` (wildcards allowed). The condition key is `codecommit:References` with
 //! `StringEquals`, `StringNotEquals`, `StringLike`, `StringNotLike` (and
 //! their `IfExists` forms) and `Null`.
 //!
@@ -15,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-/// Actions Nubo knows, by CodeCommit's names.
+/// Actions Nubo knows, by AWS's names.
 pub const ACTIONS: &[&str] = &[
     "codecommit:GitPull",
     "codecommit:GitPush",
@@ -23,14 +24,32 @@ pub const ACTIONS: &[&str] = &[
     "codecommit:DeleteRepository",
     "codecommit:GetRepository",
     "codecommit:ListRepositories",
+    "secretsmanager:GetSecretValue",
+    "ssm:GetParameters",
 ];
 
 pub const REFERENCES_KEY: &str = "codecommit:References";
 const ARN_PREFIX: &str = "arn:nubo:codecommit:::";
+/// Where each service's resource names start.
+const RESOURCE_PREFIXES: &[&str] = &[
+    ARN_PREFIX,
+    "arn:nubo:secretsmanager:::secret:",
+    "arn:nubo:ssm:::parameter/",
+];
 
 /// The resource name of a repository.
 pub fn repo_arn(repo: &str) -> String {
     format!("{ARN_PREFIX}{repo}")
+}
+
+/// The resource name of a stored secret (`secret`) or parameter
+/// (`parameter`, whose name starts with `/`), as AWS writes them.
+pub fn stored_value_arn(kind: &str, name: &str) -> String {
+    if kind == "parameter" {
+        format!("arn:nubo:ssm:::parameter/{}", name.trim_start_matches('/'))
+    } else {
+        format!("arn:nubo:secretsmanager:::secret:{name}")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,11 +157,15 @@ pub fn parse(text: &str) -> Result<Policy, String> {
         )
         .map_err(at)?;
         for a in &actions {
+            let lower = a.to_ascii_lowercase();
+            let service_named = ["codecommit:", "secretsmanager:", "ssm:"]
+                .iter()
+                .any(|p| lower.starts_with(p));
             let known = a == "*"
-                || (a.to_ascii_lowercase().starts_with("codecommit:")
+                || (service_named
                     && ACTIONS
                         .iter()
-                        .any(|k| glob(&a.to_ascii_lowercase(), &k.to_ascii_lowercase())));
+                        .any(|k| glob(&lower, &k.to_ascii_lowercase())));
             if !known {
                 return Err(at(format!(
                     "action {a:?} matches none of {}",
@@ -157,9 +180,10 @@ pub fn parse(text: &str) -> Result<Policy, String> {
         )
         .map_err(at)?;
         for r in &resources {
-            if r != "*" && !r.starts_with(ARN_PREFIX) {
+            if r != "*" && !RESOURCE_PREFIXES.iter().any(|p| r.starts_with(p)) {
                 return Err(at(format!(
-                    "resource {r:?} must be \"*\" or start with {ARN_PREFIX}"
+                    "resource {r:?} must be \"*\" or start with one of {}",
+                    RESOURCE_PREFIXES.join(", ")
                 )));
             }
         }
@@ -248,7 +272,8 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
     pub action: &'a str,
-    pub repo: &'a str,
+    /// The resource's ARN ([`repo_arn`], [`stored_value_arn`]).
+    pub resource: &'a str,
     /// The ref a push updates; `None` when the request has no ref.
     pub reference: Option<&'a str>,
 }
@@ -272,11 +297,10 @@ impl Condition {
 impl Statement {
     fn applies(&self, req: &Request) -> bool {
         let action = req.action.to_ascii_lowercase();
-        let arn = repo_arn(req.repo);
         self.actions
             .iter()
             .any(|a| glob(&a.to_ascii_lowercase(), &action))
-            && self.resources.iter().any(|r| glob(r, &arn))
+            && self.resources.iter().any(|r| glob(r, req.resource))
             && self.conditions.iter().all(|c| c.holds(req.reference))
     }
 }
@@ -350,11 +374,48 @@ mod tests {
         ]}"#;
 
     fn ask<'a>(action: &'a str, repo: &'a str, reference: Option<&'a str>) -> Request<'a> {
+        // Leaked: a test's few ARNs live as long as the test binary.
+        let resource: &'a str = Box::leak(repo_arn(repo).into_boxed_str());
         Request {
             action,
-            repo,
+            resource,
             reference,
         }
+    }
+
+    #[test]
+    fn stored_values_have_their_own_actions_and_resources() {
+        let pol = parse(
+            r#"{"Statement": [
+                {"Effect": "Allow", "Action": "ssm:GetParameters", "Resource": "arn:nubo:ssm:::parameter/ci/*"},
+                {"Effect": "Allow", "Action": "secretsmanager:*", "Resource": "arn:nubo:secretsmanager:::secret:ci-*"}
+            ]}"#,
+        )
+        .unwrap();
+        let pol = vec![("user/a/p".to_string(), pol)];
+        let can = |action: &str, kind: &str, name: &str| {
+            let arn = stored_value_arn(kind, name);
+            evaluate(
+                &pol,
+                &Request {
+                    action,
+                    resource: &arn,
+                    reference: None,
+                },
+            )
+            .allowed
+        };
+        assert!(can("ssm:GetParameters", "parameter", "/ci/token"));
+        assert!(!can("ssm:GetParameters", "parameter", "/prod/db"));
+        assert!(can("secretsmanager:GetSecretValue", "secret", "ci-deploy"));
+        assert!(!can("secretsmanager:GetSecretValue", "secret", "prod-db"));
+        assert!(!can("codecommit:GitPull", "secret", "ci-deploy"));
+        assert_eq!(
+            stored_value_arn("parameter", "/a/b"),
+            "arn:nubo:ssm:::parameter/a/b"
+        );
+        assert!(parse(r#"{"Statement": {"Effect": "Allow", "Action": "ssm:DeleteEverything", "Resource": "*"}}"#).is_err());
+        assert!(parse(r#"{"Statement": {"Effect": "Allow", "Action": "ssm:*", "Resource": "arn:nubo:s3:::x"}}"#).is_err());
     }
 
     #[test]

@@ -62,10 +62,7 @@ pub fn cache_git_dir(cache_dir: &Path, repo: &Repo) -> PathBuf {
 impl Repo {
     /// The repository as access rules see it.
     pub fn target(&self) -> iam::Target<'_> {
-        iam::Target {
-            name: &self.name,
-            owner_id: Some(&self.owner_id),
-        }
+        iam::Target::repo(&self.name, Some(&self.owner_id))
     }
 
     /// The SSH clone URL, on the host of `base_url`.

@@ -327,10 +327,7 @@ async fn create_repo(
     Form(form): Form<RepoForm>,
 ) -> PageResult {
     let name = form.name.trim();
-    let target = crate::iam::Target {
-        name,
-        owner_id: None,
-    };
+    let target = crate::iam::Target::repo(name, None);
     if let Err(Error::Forbidden(m)) = crate::iam::require(
         &state.pool,
         &user.user,
@@ -910,13 +907,22 @@ async fn simulate(
     if !crate::policy::ACTIONS.contains(&form.action.as_str()) {
         ctx.flash = Some(Flash::Error("Choose one of the listed actions.".into()));
     } else if let Some(subject) = accounts::find_by_name(&state.pool, &sim.user).await? {
-        let repo = repos::find(&state.pool, &sim.repo).await?;
-        let target = match &repo {
-            Some(r) => r.target(),
-            None => crate::iam::Target {
-                name: &sim.repo,
-                owner_id: None,
-            },
+        let value_kind = crate::api::stored_value_kind(&sim.action);
+        let repo = match value_kind {
+            Some(_) => None,
+            None => repos::find(&state.pool, &sim.repo).await?,
+        };
+        let arn;
+        let target = match (value_kind, &repo) {
+            (Some(kind), _) => {
+                arn = crate::policy::stored_value_arn(
+                    kind,
+                    &crate::builds::canonical_name(kind, &sim.repo),
+                );
+                crate::iam::Target::stored_value(&arn)
+            }
+            (None, Some(r)) => r.target(),
+            (None, None) => crate::iam::Target::repo(&sim.repo, None),
         };
         let reference = (!sim.reference.is_empty()).then_some(sim.reference.as_str());
         let d = crate::iam::decide(&state.pool, &subject, &sim.action, &target, reference).await?;

@@ -360,6 +360,21 @@ async fn the_cli_manages_projects_and_stores_and_queues_builds_the_server_runs()
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Stored values are read by a project's builds only as far as its
+    // owner's policies allow.
+    let admin = server.user_with_token("root", true);
+    let (s, b) = api(
+        &server,
+        &admin,
+        reqwest::Method::PUT,
+        "/users/alice/policies/ci-parameters",
+        Some(
+            json!({"Statement": {"Effect": "Allow", "Action": "ssm:GetParameters",
+                                  "Resource": "arn:nubo:ssm:::parameter/ci/*"}}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
     let out = server.cli(&["parameter", "list"], None);
     let listed = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
