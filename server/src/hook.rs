@@ -87,6 +87,12 @@ pub async fn pre_receive(settings: &Settings) -> anyhow::Result<()> {
     let durable = repos::durable_store(&settings.data_dir);
 
     let mut snapshot = RefsSnapshot::read_from(&git_dir)?;
+    // git checks some things only after this hook: what it would refuse
+    // must not be stored (it would come back after a restart).
+    if let Err(why) = check_updates(&git_dir, &snapshot, &updates) {
+        eprintln!("Nubo: {why}");
+        bail!("push refused; nothing was changed");
+    }
     snapshot.apply_updates(&updates)?;
     let next = version + 1;
     let quarantine = std::env::var_os("GIT_QUARANTINE_PATH").map(|q| PathBuf::from(q).join("pack"));
@@ -134,6 +140,18 @@ pub async fn pre_receive(settings: &Settings) -> anyhow::Result<()> {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            // The webhook deliveries of this update, in the same
+            // transaction: a crash after the push was accepted loses none.
+            let update = crate::events::RefUpdate {
+                repo: repo_row.0.clone(),
+                version: next,
+                ref_name: name.to_string(),
+                old: old.to_string(),
+                new: new.to_string(),
+                pusher: pusher.clone(),
+                time: db::rfc3339(now),
+            };
+            crate::webhooks::enqueue(&mut tx, &repo_id, &update).await?;
         }
     }
     for pack in &packs {
@@ -147,4 +165,140 @@ pub async fn pre_receive(settings: &Settings) -> anyhow::Result<()> {
     tx.commit().await?;
     std::fs::write(repos::version_file(&git_dir), next.to_string())?;
     Ok(())
+}
+
+fn is_zero(sha: &str) -> bool {
+    sha.chars().all(|c| c == '0')
+}
+
+/// What git refuses only after the pre-receive hook, checked before the
+/// push is stored: a malformed ref name, an old value that is not the ref's
+/// current one, a branch that would not point to a commit, a ref whose name
+/// clashes with another's as a directory (`a` and `a/b`). One refused
+/// update refuses the whole push.
+fn check_updates(
+    git_dir: &std::path::Path,
+    current: &RefsSnapshot,
+    updates: &str,
+) -> Result<(), String> {
+    let mut after = current.refs.clone();
+    let mut changed = Vec::new();
+    let mut branches = Vec::new();
+    for line in updates.lines().filter(|l| !l.trim().is_empty()) {
+        let mut parts = line.split_whitespace();
+        let (Some(old), Some(new), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!("malformed ref update {line:?}"));
+        };
+        if !name.starts_with("refs/") || !valid_ref_name(name) {
+            return Err(format!("{name:?} is not a valid ref name"));
+        }
+        let was = current.refs.get(name).map(String::as_str);
+        let expected = (!is_zero(old)).then_some(old);
+        if was != expected {
+            return Err(format!(
+                "{name} has moved since you fetched it; fetch and push again"
+            ));
+        }
+        if is_zero(new) {
+            after.remove(name);
+            continue;
+        }
+        if name.starts_with("refs/heads/") {
+            branches.push((name.to_string(), new.to_string()));
+        }
+        after.insert(name.to_string(), new.to_string());
+        changed.push(name.to_string());
+    }
+    // One git for every branch's object type (a push may carry thousands).
+    if !branches.is_empty() {
+        use std::io::Write;
+        let mut child = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(git_dir)
+            .args(["cat-file", "--batch-check=%(objecttype)"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run git: {e}"))?;
+        let mut input = child.stdin.take().expect("piped");
+        let list: String = branches.iter().map(|(_, sha)| format!("{sha}\n")).collect();
+        let writer = std::thread::spawn(move || input.write_all(list.as_bytes()));
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("cannot run git: {e}"))?;
+        let _ = writer.join();
+        let kinds: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        for (i, (name, sha)) in branches.iter().enumerate() {
+            let kind = kinds.get(i).map(String::as_str).unwrap_or("");
+            if kind != "commit" {
+                let what = if kind.is_empty() || kind.ends_with("missing") {
+                    "an unknown object"
+                } else {
+                    kind
+                };
+                return Err(format!(
+                    "{name} would point to {what} {sha}; a branch must point to a commit"
+                ));
+            }
+        }
+    }
+    for name in &changed {
+        let dir = format!("{name}/");
+        let clash = after
+            .keys()
+            .find(|other| other.starts_with(&dir) || name.starts_with(&format!("{other}/")));
+        if let Some(other) = clash {
+            return Err(format!(
+                "{name} cannot exist beside {other} (one would be a directory of the other)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// git's rules for ref names (`git check-ref-format`).
+fn valid_ref_name(name: &str) -> bool {
+    let bad_char = |c: char| c.is_ascii_control() || " ~^:?*[\\".contains(c);
+    !name.is_empty()
+        && name != "@"
+        && !name.contains("..")
+        && !name.contains("@{")
+        && !name.ends_with('/')
+        && !name.ends_with('.')
+        && !name.chars().any(bad_char)
+        && name
+            .split('/')
+            .all(|c| !c.is_empty() && !c.starts_with('.') && !c.ends_with(".lock"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ref_names_follow_git() {
+        for good in [
+            "refs/heads/main",
+            "refs/heads/feature/x-1",
+            "refs/tags/v1.0",
+        ] {
+            assert!(super::valid_ref_name(good), "{good}");
+        }
+        for bad in [
+            "refs/heads/a..b",
+            "refs/heads/.hidden",
+            "refs/heads/x.lock",
+            "refs/heads/a b",
+            "refs/heads/a~1",
+            "refs/heads/a:b",
+            "refs/heads//x",
+            "refs/heads/x/",
+            "refs/heads/x.",
+            "refs/heads/a@{1}",
+            "refs/heads/\u{7f}",
+        ] {
+            assert!(!super::valid_ref_name(bad), "{bad}");
+        }
+    }
 }

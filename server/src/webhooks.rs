@@ -182,7 +182,10 @@ fn from_row(r: Row) -> Webhook {
     }
 }
 
-pub async fn list(pool: &SqlitePool, repo_id: &str) -> Result<Vec<Webhook>> {
+pub async fn list<'e>(
+    pool: impl sqlx::Executor<'e, Database = sqlx::Sqlite>,
+    repo_id: &str,
+) -> Result<Vec<Webhook>> {
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, url, events, branches, created_at FROM webhooks WHERE repo_id = $1 ORDER BY created_at, id",
     )
@@ -259,11 +262,17 @@ fn matches(hook: &Webhook, event: &str, reference: &str) -> bool {
     event_ok && branch_ok
 }
 
-/// Records a delivery for every webhook of the repository that wants this update.
-pub async fn enqueue(pool: &SqlitePool, repo_id: &str, update: &RefUpdate) -> Result<usize> {
+/// Records a delivery for every webhook of the repository that wants this
+/// update. The pre-receive hook calls it in the transaction that accepts
+/// the push, so an acknowledged push never loses its deliveries.
+pub async fn enqueue(
+    conn: &mut sqlx::SqliteConnection,
+    repo_id: &str,
+    update: &RefUpdate,
+) -> Result<usize> {
     let event = event_of(update);
     let mut n = 0;
-    for hook in list(pool, repo_id).await? {
+    for hook in list(&mut *conn, repo_id).await? {
         if !matches(&hook, event, &update.ref_name) {
             continue;
         }
@@ -286,7 +295,7 @@ pub async fn enqueue(pool: &SqlitePool, repo_id: &str, update: &RefUpdate) -> Re
         .bind(event)
         .bind(payload.to_string())
         .bind(now)
-        .execute(pool)
+        .execute(&mut *conn)
         .await?;
         n += 1;
     }
@@ -391,30 +400,10 @@ async fn record_attempt(
     Ok(())
 }
 
-/// Runs for the life of the server: turns push events into deliveries and
-/// sends what is due.
+/// Runs for the life of the server: sends the deliveries that are due (the
+/// pre-receive hook records them with the push), waking at once on a push.
 pub fn spawn_worker(state: AppState) {
     let mut events = state.events.subscribe();
-    let enqueue_state = state.clone();
-    tokio::spawn(async move {
-        use tokio::sync::broadcast::error::RecvError;
-        loop {
-            match events.recv().await {
-                Ok(update) => {
-                    let repo = crate::repos::find(&enqueue_state.pool, &update.repo).await;
-                    if let Ok(Some(repo)) = repo {
-                        if let Err(e) = enqueue(&enqueue_state.pool, &repo.id, &update).await {
-                            tracing::warn!(error = %e, "webhook deliveries not recorded");
-                        }
-                    }
-                }
-                Err(RecvError::Lagged(n)) => {
-                    tracing::warn!(missed = n, "webhook worker fell behind")
-                }
-                Err(RecvError::Closed) => break,
-            }
-        }
-    });
     tokio::spawn(async move {
         // No redirects (a public URL could send the delivery to an inner
         // address), no proxy from the environment, and only addresses the
@@ -437,7 +426,12 @@ pub fn spawn_worker(state: AppState) {
             if let Err(e) = deliver_due(&state, &http).await {
                 tracing::warn!(error = %e, "webhook delivery round failed");
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            // A push wakes the worker; the timer is the backstop (and the
+            // pace of retries).
+            let woken = tokio::time::timeout(Duration::from_millis(200), events.recv()).await;
+            if let Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) = woken {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
         }
     });
 }
