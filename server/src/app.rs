@@ -50,6 +50,37 @@ impl AppState {
         locks.entry(repo_id.to_string()).or_default().clone()
     }
 
+    /// The repository's working copy, current with the durable store.
+    ///
+    /// Readers (`push: false`) take the repository's lock only when the
+    /// copy is behind, to bring it up to date: a push that stalls while
+    /// holding the lock blocks no fetch, browse, build or checkout. A push
+    /// (`push: true`) gets the lock for as long as git runs; the caller
+    /// bounds that by `repo_lock_max_seconds`.
+    pub async fn working_copy(
+        &self,
+        repo: &crate::repos::Repo,
+        push: bool,
+    ) -> crate::error::Result<(PathBuf, Option<tokio::sync::OwnedMutexGuard<()>>)> {
+        if !push {
+            if let Some(dir) =
+                crate::repos::current_cache(&self.pool, &self.cache_dir, repo).await?
+            {
+                return Ok((dir, None));
+            }
+        }
+        let guard = self.repo_lock(&repo.id).lock_owned().await;
+        let dir = crate::repos::ensure_cache(
+            &self.pool,
+            &self.master,
+            &self.settings.data_dir,
+            &self.cache_dir,
+            repo,
+        )
+        .await?;
+        Ok((dir, push.then_some(guard)))
+    }
+
     pub fn new(pool: SqlitePool, settings: Settings, master: MasterKey) -> Self {
         let limiter = LoginLimiter::new(
             settings.login_max_failures_per_account,
@@ -305,7 +336,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
                 )
             })?;
         let app = router(state.clone(), true).into_make_service_with_connect_info::<SocketAddr>();
-        let server = axum_server::bind_rustls(https, config).handle(tls_handle.clone());
+        let mut server = axum_server::bind_rustls(https, config).handle(tls_handle.clone());
+        crate::http_serve::configure(
+            server.http_builder(),
+            Duration::from_secs(state.settings.http_header_timeout_seconds),
+        );
         tokio::spawn(async move {
             if let Err(e) = server.serve(app).await {
                 tracing::error!(error = %e, "the HTTPS listener stopped");
@@ -336,17 +371,16 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         state.settings.data_dir.join("server.json"),
         serde_json::json!({"http": addr.to_string(), "pid": std::process::id()}).to_string(),
     );
-    // Terminal keystrokes are tiny writes: without TCP_NODELAY, Nagle's
-    // algorithm and delayed ACKs add some 40 ms to every echo.
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(
+    // Terminal keystrokes are tiny writes: http_serve sets TCP_NODELAY
+    // (Nagle's algorithm and delayed ACKs add some 40 ms to every echo),
+    // and a header-read timeout against slow clients.
+    let header_timeout = Duration::from_secs(state.settings.http_header_timeout_seconds);
+    crate::http_serve::serve(
         listener,
-        router(state, false).into_make_service_with_connect_info::<SocketAddr>(),
+        router(state, false),
+        header_timeout,
+        shutdown_signal(),
     )
-    .with_graceful_shutdown(shutdown_signal())
     .await?;
     tls_handle.graceful_shutdown(Some(Duration::from_secs(5)));
     tracing::info!("stopped");

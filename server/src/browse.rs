@@ -13,16 +13,7 @@ use crate::repos::{self, Repo};
 /// The repository and its current working copy, if `user` may read it.
 pub async fn working_copy(state: &AppState, name: &str, user: &User) -> Result<(Repo, PathBuf)> {
     let repo = repos::authorize(&state.pool, name, user, "codecommit:GitPull").await?;
-    let lock = state.repo_lock(&repo.id);
-    let _guard = lock.lock().await;
-    let dir = repos::ensure_cache(
-        &state.pool,
-        &state.master,
-        &state.settings.data_dir,
-        &state.cache_dir,
-        &repo,
-    )
-    .await?;
+    let (dir, _) = state.working_copy(&repo, false).await?;
     Ok((repo, dir))
 }
 

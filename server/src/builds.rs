@@ -1236,17 +1236,10 @@ async fn checkout(
         .await
         .map_err(|e| e.public_message())?
         .ok_or("CLIENT_ERROR: the source repository no longer exists")?;
-    let lock = state.repo_lock(&repo.id);
-    let guard = lock.lock().await;
-    let cache = crate::repos::ensure_cache(
-        &state.pool,
-        &state.master,
-        &state.settings.data_dir,
-        &state.cache_dir,
-        &repo,
-    )
-    .await
-    .map_err(|e| e.public_message())?;
+    let (cache, _) = state
+        .working_copy(&repo, false)
+        .await
+        .map_err(|e| e.public_message())?;
     let _ = std::fs::remove_dir_all(src);
     let out = tokio::process::Command::new("git")
         .args(["clone", "-q", "--no-hardlinks", "--no-checkout"])
@@ -1255,7 +1248,6 @@ async fn checkout(
         .output()
         .await
         .map_err(|e| format!("CLIENT_ERROR: cannot run git: {e}"))?;
-    drop(guard);
     if !out.status.success() {
         return Err(format!(
             "CLIENT_ERROR: cannot clone {}: {}",

@@ -132,26 +132,14 @@ async fn info_refs(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let dir = {
-        let lock = state.repo_lock(&repo.id);
-        let _guard = lock.lock().await;
-        match repos::ensure_cache(
-            &state.pool,
-            &state.master,
-            &state.settings.data_dir,
-            &state.cache_dir,
-            &repo,
-        )
-        .await
-        {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(repo = %repo.name, error = %e, "working copy unavailable");
-                return refuse(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "the server could not read this repository",
-                );
-            }
+    let dir = match state.working_copy(&repo, false).await {
+        Ok((d, _)) => d,
+        Err(e) => {
+            tracing::error!(repo = %repo.name, error = %e, "working copy unavailable");
+            return refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the server could not read this repository",
+            );
         }
     };
     match smart_http::advertise(&dir, service, git_protocol(&headers).as_deref()).await {
@@ -213,20 +201,13 @@ async fn rpc(
         }
     }
     // Pushes hold the repository's lock until git is done, so the working
-    // copy and the durable refs cannot diverge; fetches hold it only while
-    // the working copy is brought up to date.
-    let lock = state.repo_lock(&repo.id);
-    let guard = lock.lock_owned().await;
-    let dir = match repos::ensure_cache(
-        &state.pool,
-        &state.master,
-        &state.settings.data_dir,
-        &state.cache_dir,
-        &repo,
-    )
-    .await
+    // copy and the durable refs cannot diverge; fetches take it only when
+    // the working copy must be brought up to date.
+    let (dir, guard) = match state
+        .working_copy(&repo, service == Service::ReceivePack)
+        .await
     {
-        Ok(d) => d,
+        Ok(v) => v,
         Err(e) => {
             tracing::error!(repo = %repo.name, error = %e, "working copy unavailable");
             return refuse(
@@ -234,10 +215,6 @@ async fn rpc(
                 "the server could not read this repository",
             );
         }
-    };
-    let guard = match service {
-        Service::ReceivePack => Some(guard),
-        Service::UploadPack => None,
     };
     let env = hook_env(&state, &repo, &user);
     let version_before = repos::cached_version(&dir);
@@ -278,9 +255,10 @@ async fn rpc(
         Service::UploadPack => u64::MAX,
     };
     let repo_name = repo.name.clone();
+    let idle = std::time::Duration::from_secs(state.settings.git_idle_timeout_seconds);
     tokio::spawn(async move {
         let mut limited = (&mut input).take(limit);
-        match tokio::io::copy(&mut limited, &mut stdin).await {
+        match copy_with_idle_timeout(&mut limited, &mut stdin, idle).await {
             Ok(n) if n >= limit => {
                 // Over the limit: stop feeding git, which then rejects the
                 // truncated pack and writes nothing.
@@ -297,10 +275,19 @@ async fn rpc(
         repo.id.clone(),
         repo.name.clone(),
     );
+    let hold = std::time::Duration::from_secs(state.settings.repo_lock_max_seconds);
     tokio::spawn(async move {
         let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text).await;
-        let _ = child.wait().await;
+        let done = async {
+            let _ = stderr.read_to_string(&mut text).await;
+        };
+        wait_bounded(
+            &mut child,
+            done,
+            guard.is_some().then_some(hold),
+            &repo_name,
+        )
+        .await;
         if guard.is_some() {
             events::publish_since(&pool, &bus, &repo_id, &repo_name, version_before).await;
         }
@@ -317,6 +304,65 @@ async fn rpc(
         Body::from_stream(ReaderStream::new(stdout)),
     )
         .into_response()
+}
+
+/// Copies `from` into `to` until the end; a `from` that sends nothing for
+/// `idle` is cut off (a stalled client must not keep git, and a push's
+/// lock, waiting forever).
+pub async fn copy_with_idle_timeout(
+    from: &mut (impl AsyncRead + Unpin),
+    to: &mut (impl tokio::io::AsyncWrite + Unpin),
+    idle: std::time::Duration,
+) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match tokio::time::timeout(idle, from.read(&mut buf)).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no data for {} s", idle.as_secs()),
+                ))
+            }
+        };
+        if n == 0 {
+            return Ok(total);
+        }
+        to.write_all(&buf[..n]).await?;
+        total += n as u64;
+    }
+}
+
+/// Waits for `output` (the copying of git's output) and then for git; a
+/// push's git (which holds the repository's lock) is killed when both take
+/// longer than `hold`. Answers git's exit code.
+pub async fn wait_bounded(
+    child: &mut tokio::process::Child,
+    output: impl std::future::Future<Output = ()>,
+    hold: Option<std::time::Duration>,
+    repo: &str,
+) -> Option<i32> {
+    let pid = child.id();
+    let finish = async {
+        output.await;
+        child.wait().await.ok().and_then(|s| s.code())
+    };
+    match hold {
+        None => finish.await,
+        Some(limit) => match tokio::time::timeout(limit, finish).await {
+            Ok(code) => code,
+            Err(_) => {
+                tracing::warn!(repo = %repo, seconds = limit.as_secs(), "git held the repository's lock too long and was stopped");
+                if let Some(pid) = pid {
+                    // SAFETY: a plain signal to our own child.
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                }
+                let _ = child.wait().await;
+                None
+            }
+        },
+    }
 }
 
 /// The IAM action a git service needs.

@@ -17,6 +17,7 @@ mod events;
 mod git_credentials;
 mod git_http;
 mod hook;
+mod http_serve;
 mod iam;
 mod keys;
 mod metrics;

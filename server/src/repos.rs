@@ -182,6 +182,24 @@ pub fn cached_version(git_dir: &Path) -> i64 {
         .unwrap_or(0)
 }
 
+/// The working copy of `repo` if it exists and is current (no lock
+/// needed: a restore writes the version file last).
+pub async fn current_cache(
+    pool: &SqlitePool,
+    cache_dir: &Path,
+    repo: &Repo,
+) -> Result<Option<PathBuf>> {
+    let dir = cache_git_dir(cache_dir, repo);
+    if !dir.join("HEAD").exists() {
+        return Ok(None);
+    }
+    let current: i64 = sqlx::query_scalar("SELECT refs_version FROM repos WHERE id = $1")
+        .bind(&repo.id)
+        .fetch_one(pool)
+        .await?;
+    Ok((cached_version(&dir) == current).then_some(dir))
+}
+
 /// Makes the working copy of `repo` current with the durable store and
 /// returns its path. Callers hold the repository's lock.
 pub async fn ensure_cache(

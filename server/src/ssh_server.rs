@@ -373,24 +373,14 @@ impl GitJob {
 
     async fn run(self, mut input: mpsc::Receiver<Vec<u8>>) {
         let state = &self.state;
-        let lock = state.repo_lock(&self.repo.id);
-        let guard = lock.lock_owned().await;
-        let dir = match repos::ensure_cache(
-            &state.pool,
-            &state.master,
-            &state.settings.data_dir,
-            &state.cache_dir,
-            &self.repo,
-        )
-        .await
-        {
-            Ok(d) => d,
+        let push = self.service == Service::ReceivePack;
+        let (dir, guard) = match state.working_copy(&self.repo, push).await {
+            Ok(v) => v,
             Err(e) => {
                 tracing::error!(repo = %self.repo.name, error = %e, "working copy unavailable");
                 return self.fail("the server could not read this repository").await;
             }
         };
-        let guard = (self.service == Service::ReceivePack).then_some(guard);
         let version_before = repos::cached_version(&dir);
         let env = crate::git_http::hook_env(state, &self.repo, &self.user);
         let mut child = match smart_http::spawn(
@@ -415,9 +405,12 @@ impl GitJob {
             Service::ReceivePack => state.settings.max_push_bytes,
             Service::UploadPack => u64::MAX,
         };
+        // A client that sends nothing for git_idle_timeout_seconds is cut
+        // off: it must not keep git (and a push's lock) waiting.
+        let idle = Duration::from_secs(state.settings.git_idle_timeout_seconds);
         tokio::spawn(async move {
             let mut written = 0u64;
-            while let Some(chunk) = input.recv().await {
+            while let Ok(Some(chunk)) = tokio::time::timeout(idle, input.recv()).await {
                 written += chunk.len() as u64;
                 if written > limit || stdin.write_all(&chunk).await.is_err() {
                     break;
@@ -457,9 +450,19 @@ impl GitJob {
                 }
             }
         });
-        let _ = out.await;
-        let _ = err.await;
-        let code = child.wait().await.ok().and_then(|s| s.code()).unwrap_or(1);
+        let output = async {
+            let _ = out.await;
+            let _ = err.await;
+        };
+        let hold = Duration::from_secs(state.settings.repo_lock_max_seconds);
+        let code = crate::git_http::wait_bounded(
+            &mut child,
+            output,
+            guard.is_some().then_some(hold),
+            &self.repo.name,
+        )
+        .await
+        .unwrap_or(1);
         if guard.is_some() {
             events::publish_since(
                 &state.pool,

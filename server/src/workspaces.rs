@@ -361,19 +361,7 @@ async fn checkout(env: &Env, repo: &Repo, files: &Path) -> Result<()> {
     // or, from the CLI, one restored into a temporary directory.
     let tmp;
     let (source, _guard) = match &env.state {
-        Some(state) => {
-            let lock = state.repo_lock(&repo.id);
-            let guard = lock.lock_owned().await;
-            let dir = repos::ensure_cache(
-                &state.pool,
-                &state.master,
-                &state.settings.data_dir,
-                &state.cache_dir,
-                repo,
-            )
-            .await?;
-            (dir, Some(guard))
-        }
+        Some(state) => state.working_copy(repo, false).await?,
         None => {
             tmp = tempfile::tempdir()
                 .map_err(|e| Error::Internal(format!("cannot make a temp dir: {e}")))?;

@@ -191,3 +191,175 @@ async fn a_crash_right_after_a_push_is_stored_loses_no_webhook_delivery() {
     assert_eq!(feature[0]["new"], commit.as_str());
     drop(server);
 }
+
+#[tokio::test]
+async fn a_slow_client_is_cut_off_while_reading_its_request_head() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start(&[("NUBO_HTTP_HEADER_TIMEOUT_SECONDS", "1")]);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // One header byte at a time, never the end of the head (slowloris).
+    let started = std::time::Instant::now();
+    let mut closed = false;
+    while started.elapsed() < Duration::from_secs(15) {
+        if tcp.write_all(b"X").await.is_err() {
+            closed = true;
+            break;
+        }
+        let mut buf = [0u8; 256];
+        match tokio::time::timeout(Duration::from_millis(300), tcp.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(_)) => {
+                // An answer (408) is fine too: the server gave up on us.
+                closed = true;
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    assert!(closed, "the server kept a dribbling client for 15 s");
+    // Well-behaved clients are served as before.
+    let r = client().get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// Opens a push over HTTP that sends its first bytes, then nothing more
+/// (or, with `trickle`, one byte every half second).
+async fn open_push(
+    server: &Server,
+    token: &str,
+    repo: &str,
+    trickle: bool,
+) -> tokio::task::JoinHandle<()> {
+    use base64::Engine;
+    use tokio::io::AsyncWriteExt;
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("alice:{token}"));
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/repos/{repo}/git-receive-pack HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {auth}\r\nContent-Type: application/x-git-receive-pack-request\r\nContent-Length: 100000\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    if trickle {
+        // A pkt-line announced as 64 KiB long, sent one byte at a time:
+        // git keeps waiting for the rest, never idle for long.
+        tcp.write_all(b"fff0").await.unwrap();
+    } else {
+        let cmd = format!(
+            "{} {} refs/heads/stalled\0 report-status\n",
+            "0".repeat(40),
+            "1".repeat(40)
+        );
+        tcp.write_all(format!("{:04x}{cmd}", cmd.len() + 4).as_bytes())
+            .await
+            .unwrap();
+    }
+    tokio::spawn(async move {
+        // Held open for a minute, silent or one byte at a time.
+        for _ in 0..120 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if trickle && tcp.write_all(b"a").await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+fn clone_into(
+    server: &Server,
+    token: &str,
+    repo: &str,
+    into: &std::path::Path,
+) -> std::process::Output {
+    let url = server.url(&format!("/v1/repos/{repo}"));
+    git(
+        into.parent().unwrap(),
+        "alice",
+        token,
+        &["clone", "-q", &url, into.to_str().unwrap()],
+    )
+}
+
+#[tokio::test]
+async fn a_stalled_push_blocks_no_clone() {
+    // Idle pushes are cut off only after two minutes here: the clone must
+    // not wait for that (it used to wait for as long as the push was held).
+    let server = Server::start(&[]);
+    let token = server.user_with_token("alice", false);
+    create_repo(&server, &token, "busy").await;
+    push_files(&server, &token, "busy", &[("f", "1\n")], &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let held = open_push(&server, &token, "busy", false).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let into = tmp.path().join("clone");
+    let (t, i) = (token.clone(), into.clone());
+    let base = server.base.clone();
+    let cloned = tokio::task::spawn_blocking(move || {
+        let url = format!("{base}/v1/repos/busy");
+        git(
+            i.parent().unwrap(),
+            "alice",
+            &t,
+            &["clone", "-q", &url, i.to_str().unwrap()],
+        )
+    });
+    let out = tokio::time::timeout(Duration::from_secs(20), cloned)
+        .await
+        .expect("the clone waited for the stalled push")
+        .unwrap();
+    ok(out);
+    assert_eq!(std::fs::read_to_string(into.join("f")).unwrap(), "1\n");
+    held.abort();
+}
+
+#[tokio::test]
+async fn a_stalled_or_dragging_push_lets_go_of_the_lock() {
+    let server = Server::start(&[
+        ("NUBO_GIT_IDLE_TIMEOUT_SECONDS", "2"),
+        ("NUBO_REPO_LOCK_MAX_SECONDS", "4"),
+    ]);
+    let token = server.user_with_token("alice", false);
+    create_repo(&server, &token, "busy").await;
+    push_files(&server, &token, "busy", &[("f", "1\n")], &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let into = tmp.path().join("clone");
+    ok(clone_into(&server, &token, "busy", &into));
+    // Silent (cut off when idle), then one byte at a time (cut off when it
+    // has held the lock too long): either way the next push goes through.
+    for trickle in [false, true] {
+        let held = open_push(&server, &token, "busy", trickle).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (server_url, token2, dir) = (server.url("/v1/repos/busy"), token.clone(), into.clone());
+        let pushed = tokio::task::spawn_blocking(move || {
+            std::fs::write(dir.join("g"), format!("{trickle}\n")).unwrap();
+            ok(git(&dir, "x", "x", &["add", "."]));
+            ok(git(&dir, "x", "x", &["commit", "-qm", "next"]));
+            git(
+                &dir,
+                "alice",
+                &token2,
+                &["push", "-q", &server_url, "HEAD:refs/heads/main"],
+            )
+        });
+        let out = tokio::time::timeout(Duration::from_secs(40), pushed)
+            .await
+            .expect("the lock was never let go")
+            .unwrap();
+        ok(out);
+        held.abort();
+    }
+    assert!(
+        server
+            .stderr
+            .lock()
+            .unwrap()
+            .contains("held the repository's lock too long"),
+        "the dragging push was not stopped by the hold limit"
+    );
+}
