@@ -1,7 +1,7 @@
 // Shared pieces of the browser tests: start the real nubo binary on a free
 // loopback port with a fresh data dir, and launch Debian's Chromium.
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync, rmdirSync, writeFileSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,15 +14,34 @@ mkdirSync(artifacts, { recursive: true });
 
 const bin = process.env.NUBO_BIN ?? "/var/tmp/nubo-target/debug/nubo";
 
-/** Workspace agents outlive their server by design; a test's must not. */
+/** Workspace agents outlive their server by design; a test's must not.
+ * Found by the data dir in their command line (unconfined agents) or their
+ * workspace id (sandboxes, whose control groups go too). */
 function killAgents(dir) {
+  let ids = [];
+  try {
+    ids = readdirSync(join(dir, "data", "workspaces"));
+  } catch {
+    // No workspaces.
+  }
+  const needles = [dir, ...ids];
   for (const pid of readdirSync("/proc")) {
     if (!/^[0-9]+$/.test(pid)) continue;
     try {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-      if (cmd.includes(dir)) process.kill(Number(pid), "SIGKILL");
+      if (needles.some((n) => cmd.includes(n))) process.kill(Number(pid), "SIGKILL");
     } catch {
       // Gone already, or not ours to read.
+    }
+  }
+  if (ids.length > 0) execFileSync("sleep", ["0.1"]);
+  for (const id of ids) {
+    for (const c of ["", "memory/", "pids/", "cpu/"]) {
+      try {
+        rmdirSync(`/sys/fs/cgroup/${c}nubo/ws-${id}`);
+      } catch {
+        // Not there, or still busy for a moment.
+      }
     }
   }
 }

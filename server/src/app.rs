@@ -309,7 +309,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     crate::webhooks::spawn_worker(state.clone());
     crate::workspaces::recover(&crate::workspaces::Env::from_state(&state)).await?;
     crate::workspaces::spawn_reaper(state.clone());
-    crate::builds::recover(&state.pool).await?;
+    crate::builds::recover(&state.pool, &state.settings.data_dir).await?;
     crate::builds::spawn_workers(state.clone());
     // The first subscriber of push events: counts them for /metrics.
     let mut pushes = state.events.subscribe();

@@ -357,10 +357,25 @@ async fn build_artifacts(
     if build.artifacts == 0 || !dir.is_dir() {
         return Err(Error::NotFound("this build kept no artifacts".into()));
     }
-    let bytes = tokio::task::spawn_blocking(move || builds::zip_dir(&dir))
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?
-        .map_err(|e| Error::Internal(format!("cannot read the artifacts: {e}")))?;
+    // Written to a temporary file and streamed from it: artifacts may be
+    // far larger than what the server should hold in memory.
+    let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        let mut tmp = tempfile::tempfile()?;
+        {
+            let mut w = std::io::BufWriter::new(&mut tmp);
+            builds::zip_dir(&dir, &mut w)?;
+        }
+        use std::io::Seek;
+        tmp.seek(std::io::SeekFrom::Start(0))?;
+        Ok(tmp)
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))?
+    .map_err(|e| Error::Internal(format!("cannot read the artifacts: {e}")))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(
+        tokio::fs::File::from_std(file),
+    ));
     // The buildspec's artifacts `name`, when it gave one (as CodeBuild names
     // the artifact), else PROJECT-NUMBER.
     let named = std::fs::read_to_string(
@@ -384,8 +399,9 @@ async fn build_artifacts(
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{name}\""),
             ),
+            (header::CONTENT_LENGTH, size.to_string()),
         ],
-        bytes,
+        body,
     )
         .into_response())
 }

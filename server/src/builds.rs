@@ -605,8 +605,16 @@ fn kill_leftovers(ids: &[String]) {
     }
 }
 
-/// On start: builds that were running when the server stopped failed.
-pub async fn recover(pool: &SqlitePool) -> Result<()> {
+/// On start: builds that were running when the server stopped failed, and
+/// what they left for their runner (the secrets file among it) is removed.
+pub async fn recover(pool: &SqlitePool, data_dir: &Path) -> Result<()> {
+    if let Ok(entries) = std::fs::read_dir(data_dir.join("builds")) {
+        for e in entries.flatten() {
+            for leftover in ["out", "sandbox-etc"] {
+                let _ = std::fs::remove_dir_all(e.path().join(leftover));
+            }
+        }
+    }
     let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM builds WHERE status = 'IN_PROGRESS'")
         .fetch_all(pool)
         .await?;
@@ -844,15 +852,31 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
     phase("PROVISIONING", "SUCCEEDED", 0);
     phase("DOWNLOAD_SOURCE", "IN_PROGRESS", 0);
     let fetch_started = std::time::Instant::now();
+    let owner = crate::accounts::find_by_id(&state.pool, &project.owner_id)
+        .await?
+        .ok_or_else(|| Error::NotFound("the project's owner no longer exists".into()))?;
+    let place = runner_for(&state.settings, &project, &owner);
     emit(&format!(
-        "[Container] {} Running on the server's local runner",
-        stamp()
+        "[Container] {} {}",
+        stamp(),
+        match &place {
+            Ok(Runner::Apart(crate::build_external::Place::Container { image })) =>
+                format!("Running in an ephemeral container of {image}"),
+            Ok(Runner::Apart(crate::build_external::Place::Sandbox(_))) =>
+                "Running in the local sandbox".to_string(),
+            Ok(Runner::Server) =>
+                "Running on the server's local runner (not confined: the project's owner is an administrator)".to_string(),
+            Err(_) => "No runner for this build".to_string(),
+        }
     ));
     emit(&format!(
         "[Container] {} Entering phase DOWNLOAD_SOURCE",
         stamp()
     ));
-    let checkout = checkout(state, &project, &build, &src).await;
+    let checkout = match &place {
+        Ok(_) => checkout(state, &project, &build, &src).await,
+        Err(why) => Err(why.clone()),
+    };
     let outcome_error = match checkout {
         Err(reason) => Some(reason),
         Ok(commit) => {
@@ -891,9 +915,6 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
     }
     let mut secrets = Vec::new();
     if let (None, Some(s)) = (&reason, &spec) {
-        let owner = crate::accounts::find_by_id(&state.pool, &project.owner_id)
-            .await?
-            .ok_or_else(|| Error::NotFound("the project's owner no longer exists".into()))?;
         match resolve_secrets(&state.pool, &state.master, &owner, s).await {
             Ok(v) => secrets = v,
             Err(e) => reason = Some(format!("DECRYPTED_VARIABLES_ERROR: {e}")),
@@ -920,10 +941,15 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
         cleanup(state, id, &src);
         return Ok(());
     }
+    let place = place.expect("checked with the checkout");
+    // The host path only where the build runs as a host process.
     emit(&format!(
         "[Container] {} CODEBUILD_SRC_DIR={}",
         stamp(),
-        src.display()
+        match &place {
+            Runner::Server => src.display().to_string(),
+            Runner::Apart(_) => "/codebuild/src".to_string(),
+        }
     ));
     emit(&format!(
         "[Container] {} Phase complete: DOWNLOAD_SOURCE State: SUCCEEDED",
@@ -982,8 +1008,8 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
         }
     });
     // The outcome, and why the build failed when the outcome cannot say.
-    let (outcome, failure) = match project.image.clone() {
-        None => tokio::task::spawn_blocking(move || {
+    let (outcome, failure) = match place {
+        Runner::Server => tokio::task::spawn_blocking(move || {
             let mut entered = None;
             nubo_runner::local::run(&options, &mut |line| {
                 emit(line);
@@ -995,15 +1021,22 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
         .await
         .map(|o| (o, None))
         .map_err(|e| Error::Internal(format!("the build runner panicked: {e}")))?,
-        Some(image) => {
+        Runner::Apart(place) => {
             // Owned here, so the phase channel closes when this arm ends.
             let phase_tx = phase_tx;
+            let image = match &place {
+                crate::build_external::Place::Container { image } => image.clone(),
+                crate::build_external::Place::Sandbox(_) => "nubo/local-sandbox".into(),
+            };
             let out = dir.join("out");
+            let _ = std::fs::remove_dir_all(&out);
             std::fs::create_dir_all(&out).map_err(|e| Error::Internal(e.to_string()))?;
             std::fs::write(out.join("buildspec.yml"), &spec_source)
                 .map_err(|e| Error::Internal(e.to_string()))?;
             let secrets: std::collections::BTreeMap<_, _> =
                 options.secrets.iter().cloned().collect();
+            // Read (and removed) by the runner inside; what a killed server
+            // leaves is removed at the next start (recover).
             crate::tls::write_private(
                 &out.join("secrets.json"),
                 serde_json::to_string(&secrets)
@@ -1043,37 +1076,78 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
                 args.push(format!("{k}={v}"));
             }
             let _ = std::fs::create_dir_all(&cache_dir);
-            let container = crate::containers::ContainerBuild {
-                memory_mb: project.memory_mb.map(|m| m as u64),
-                cpus: project.cpus,
-                pids: project.pids,
-                cache: cache_dir.clone(),
+            let home = match &place {
+                crate::build_external::Place::Container { .. } => "/root",
+                crate::build_external::Place::Sandbox(_) => "/tmp",
+            };
+            let s = &state.settings;
+            let external = crate::build_external::ExternalBuild {
                 name: format!("nubo-build-{}", id.replace(':', "-")),
-                image: image.clone(),
-                src: &src,
-                out: &out,
+                place,
+                src: src.clone(),
+                out: out.clone(),
+                cache: cache_dir.clone(),
                 args,
                 env: vec![
-                    format!("NUBO_PROJECT={}", project.name),
-                    format!("NUBO_IMAGE={image}"),
-                    "HOME=/root".into(),
-                    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+                    ("NUBO_PROJECT".into(), project.name.clone()),
+                    ("NUBO_IMAGE".into(), image),
+                    ("NUBO_BUILD_ID".into(), id.to_string()),
+                    ("HOME".into(), home.into()),
+                    (
+                        "PATH".into(),
+                        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+                    ),
                 ],
                 cancel: options.cancel.clone().expect("set above"),
+                limits: crate::cgroup::Limits {
+                    memory_mb: project
+                        .memory_mb
+                        .map(|m| m as u64)
+                        .unwrap_or(s.workspace_memory_mb),
+                    cpus: project.cpus.unwrap_or(s.workspace_cpus),
+                    pids: project.pids.unwrap_or(s.workspace_pids),
+                },
+                hard_timeout: std::time::Duration::from_secs(
+                    project.timeout_minutes.max(1) as u64 * 60 + 300,
+                ),
             };
             let mut entered = None;
+            let say = emit.clone();
             let mut on_line = |line: &str| {
                 emit(line);
                 if let Some(p) = phase_of(line, &mut entered) {
                     let _ = phase_tx.send(p);
                 }
             };
-            let code = crate::containers::run_build(&state.settings, container, &mut on_line).await;
-            let _ = std::fs::rename(out.join("artifacts"), dir.join("artifacts"));
-            let outcome: Option<nubo_runner::local::Outcome> =
-                std::fs::read(out.join("outcome.json"))
-                    .ok()
-                    .and_then(|b| serde_json::from_slice(&b).ok());
+            let ended = crate::build_external::run(&state.settings, external, &mut on_line).await;
+            if let Ok(crate::build_external::Ended::Stopped) = &ended {
+                // Killed from outside: the log says where it stopped.
+                if let Some((phase, started)) = entered.take() {
+                    say(&format!(
+                        "[Container] {} Phase complete: {phase} State: STOPPED",
+                        stamp()
+                    ));
+                    say(&format!(
+                        "[Container] {} Phase context status code: BUILD_STOPPED Message: The build was stopped",
+                        stamp()
+                    ));
+                    let _ = phase_tx.send(PhaseInfo {
+                        phase,
+                        status: "STOPPED".into(),
+                        duration_ms: started.elapsed().as_millis() as u64,
+                    });
+                }
+                say(&format!("[Container] {} Build STOPPED", stamp()));
+            }
+            let kept =
+                crate::build_external::take_artifacts(&out, &dir.join("artifacts"), &mut |l| {
+                    say(l)
+                });
+            let outcome = crate::build_external::read_outcome(&out).map(|mut o| {
+                // What was kept, not what the build said it made.
+                o.artifacts = kept;
+                o
+            });
             let _ = std::fs::remove_dir_all(&out);
             let empty = |status: &str| nubo_runner::local::Outcome {
                 build_id: id.to_string(),
@@ -1084,14 +1158,15 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
                 artifacts: 0,
                 reports: vec![],
             };
-            match (code, outcome) {
+            use crate::build_external::Ended;
+            match (ended, outcome) {
                 (Err(e), _) => (empty("FAILED"), Some(e.public_message())),
-                (Ok(None), _) => (empty("STOPPED"), None),
-                (Ok(Some(_)), Some(o)) => (o, None),
-                (Ok(Some(code)), None) => (
+                (Ok(Ended::Stopped), _) => (empty("STOPPED"), None),
+                (Ok(Ended::Exited(_)), Some(o)) => (o, None),
+                (Ok(Ended::Exited(code)), None) => (
                     empty("FAILED"),
                     Some(format!(
-                        "the build container ended with status {code} before finishing{}",
+                        "the build ended with status {code} before finishing{}",
                         if code == 137 {
                             " (killed: out of memory?)"
                         } else {
@@ -1138,6 +1213,37 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
     let _ = tx.send(LogEvent::End(outcome.status.clone()));
     cleanup(state, id, &src);
     Ok(())
+}
+
+/// Where a build runs.
+enum Runner {
+    /// Apart from the server: a container, or the local sandbox.
+    Apart(crate::build_external::Place),
+    /// In the server's process (image-less builds with no sandbox here,
+    /// for administrators' projects only).
+    Server,
+}
+
+/// A container for a project with an image; else the local sandbox; else
+/// the server itself, only when the project's owner is an administrator.
+fn runner_for(
+    settings: &crate::config::Settings,
+    project: &Project,
+    owner: &User,
+) -> std::result::Result<Runner, String> {
+    use crate::build_external::Place;
+    if let Some(image) = &project.image {
+        return Ok(Runner::Apart(Place::Container {
+            image: image.clone(),
+        }));
+    }
+    match crate::sandbox::available(settings) {
+        Ok(sandbox) => Ok(Runner::Apart(Place::Sandbox(sandbox))),
+        Err(_) if owner.admin => Ok(Runner::Server),
+        Err(why) => Err(format!(
+            "CLIENT_ERROR: builds without an image run in the local sandbox, and none can be set up on this server ({why}); give the project an image, or ask an administrator to install bubblewrap"
+        )),
+    }
 }
 
 /// The buildspec from the checkout: the repository controls it, so it is
@@ -1422,9 +1528,12 @@ fn crc32(data: &[u8], mut crc: u32) -> u32 {
     !crc
 }
 
-/// A zip archive (method "stored") of every file under `dir`.
-pub fn zip_dir(dir: &Path) -> std::io::Result<Vec<u8>> {
-    fn walk(d: &Path, base: &Path, out: &mut Vec<(String, PathBuf)>) {
+/// Writes a zip archive (method "stored") of every regular file under
+/// `dir` into `out`, streaming: links and special files are skipped and
+/// never followed (the tree was written by a build), files are opened
+/// with `O_NOFOLLOW`, and the archive stops at the zip format's limits.
+pub fn zip_dir(dir: &Path, out: &mut impl Write) -> std::io::Result<()> {
+    fn walk(d: &Path, base: &Path, depth: usize, out: &mut Vec<String>) {
         let Ok(entries) = std::fs::read_dir(d) else {
             return;
         };
@@ -1432,26 +1541,46 @@ pub fn zip_dir(dir: &Path) -> std::io::Result<Vec<u8>> {
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let p = e.path();
-            if p.is_dir() {
-                walk(&p, base, out);
-            } else if p.is_file() {
-                let rel = p
-                    .strip_prefix(base)
+            let rel = || {
+                p.strip_prefix(base)
                     .unwrap_or(&p)
                     .to_string_lossy()
-                    .into_owned();
-                out.push((rel, p));
+                    .into_owned()
+            };
+            match e.file_type() {
+                Ok(t) if t.is_dir() && depth < 64 => walk(&p, base, depth + 1, out),
+                Ok(t) if t.is_file() => out.push(rel()),
+                _ => {}
             }
         }
     }
     let mut files = Vec::new();
-    walk(dir, dir, &mut files);
-    let mut out = Vec::new();
+    walk(dir, dir, 0, &mut files);
+    files.truncate(u16::MAX as usize);
+    let mut offset: u64 = 0;
     let mut central = Vec::new();
-    for (name, path) in &files {
-        let data = std::fs::read(path)?;
-        let crc = crc32(&data, 0);
-        let offset = out.len() as u32;
+    let mut count: u16 = 0;
+    for name in &files {
+        let Ok(file) = crate::safe_fs::open_regular(dir, name) else {
+            continue;
+        };
+        let len = file.metadata()?.len();
+        if offset + len + 1024 > u32::MAX as u64 {
+            break;
+        }
+        // One pass for the CRC, one to copy: the file is not held in memory.
+        let mut crc = 0u32;
+        {
+            let mut r = std::io::BufReader::new(&file);
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = std::io::Read::read(&mut r, &mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                crc = crc32(&buf[..n], crc);
+            }
+        }
         let header = |sig: u32, central: bool| {
             let mut h = Vec::new();
             h.extend_from_slice(&sig.to_le_bytes());
@@ -1464,8 +1593,8 @@ pub fn zip_dir(dir: &Path) -> std::io::Result<Vec<u8>> {
             h.extend_from_slice(&0u16.to_le_bytes()); // time
             h.extend_from_slice(&0x21u16.to_le_bytes()); // date: 1980-01-01
             h.extend_from_slice(&crc.to_le_bytes());
-            h.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            h.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            h.extend_from_slice(&(len as u32).to_le_bytes());
+            h.extend_from_slice(&(len as u32).to_le_bytes());
             h.extend_from_slice(&(name.len() as u16).to_le_bytes());
             h.extend_from_slice(&0u16.to_le_bytes());
             if central {
@@ -1473,25 +1602,34 @@ pub fn zip_dir(dir: &Path) -> std::io::Result<Vec<u8>> {
                 h.extend_from_slice(&0u16.to_le_bytes()); // disk
                 h.extend_from_slice(&0u16.to_le_bytes()); // internal attrs
                 h.extend_from_slice(&0u32.to_le_bytes()); // external attrs
-                h.extend_from_slice(&offset.to_le_bytes());
+                h.extend_from_slice(&(offset as u32).to_le_bytes());
             }
             h.extend_from_slice(name.as_bytes());
             h
         };
-        out.extend(header(0x0403_4b50, false));
-        out.extend_from_slice(&data);
+        let local = header(0x0403_4b50, false);
+        out.write_all(&local)?;
+        let mut f = &file;
+        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0))?;
+        let copied = std::io::copy(&mut std::io::Read::take(f, len), out)?;
+        if copied != len {
+            return Err(std::io::Error::other(format!(
+                "{name} changed while it was zipped"
+            )));
+        }
         central.extend(header(0x0201_4b50, true));
+        offset += local.len() as u64 + len;
+        count += 1;
     }
-    let cd_offset = out.len() as u32;
-    out.extend_from_slice(&central);
-    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
-    out.extend_from_slice(&[0, 0, 0, 0]);
-    out.extend_from_slice(&(files.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(files.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(central.len() as u32).to_le_bytes());
-    out.extend_from_slice(&cd_offset.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    Ok(out)
+    out.write_all(&central)?;
+    out.write_all(&0x0605_4b50u32.to_le_bytes())?;
+    out.write_all(&[0, 0, 0, 0])?;
+    out.write_all(&count.to_le_bytes())?;
+    out.write_all(&count.to_le_bytes())?;
+    out.write_all(&(central.len() as u32).to_le_bytes())?;
+    out.write_all(&(offset as u32).to_le_bytes())?;
+    out.write_all(&0u16.to_le_bytes())?;
+    out.flush()
 }
 
 #[cfg(test)]

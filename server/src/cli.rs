@@ -819,22 +819,26 @@ async fn container_build_command(args: BuildArgs, settings: Settings) -> anyhow:
         cpus: None,
         pids: None,
     };
-    let code =
-        crate::containers::run_build(&settings, build, &mut |line| println!("{line}")).await?;
-    let outcome: Option<nubo_runner::local::Outcome> = std::fs::read(out.join("outcome.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
+    let mut follower = crate::build_external::LogFollower::new(&out, args.log_cap);
+    let mut print = |line: &str| println!("{line}");
+    let mut follow = |on_line: &mut (dyn FnMut(&str) + Send)| follower.poll(on_line);
+    let code = crate::containers::run_build(&settings, build, &mut follow, &mut print).await?;
+    follower.finish(&mut print);
+    let outcome = crate::build_external::read_outcome(&out);
     let Some(outcome) = outcome else {
         bail!(
             "the build container ended with status {} before finishing",
             code.unwrap_or(-1)
         );
     };
-    if let (Some(dest), true) = (&args.artifacts, out.join("artifacts").is_dir()) {
+    // Only regular files and directories come out of the container.
+    let staged = tmp.path().join("artifacts");
+    let kept = crate::build_external::take_artifacts(&out, &staged, &mut print);
+    if let (Some(dest), true) = (&args.artifacts, kept > 0) {
         std::fs::create_dir_all(dest)?;
         let status = std::process::Command::new("cp")
             .arg("-a")
-            .arg(out.join("artifacts").join("."))
+            .arg(staged.join("."))
             .arg(dest)
             .status()?;
         if !status.success() {

@@ -25,6 +25,7 @@ use axum::http::{header, Method, Request};
 use http_body_util::BodyExt;
 
 use crate::agent_client::AgentClient;
+use crate::build_external::BUILD_TOOL;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::workspaces::{self, Env, Workspace};
@@ -126,22 +127,10 @@ fn container_name(ws: &Workspace) -> String {
     format!("nubo-ws-{}", ws.id)
 }
 
-fn chown_tree(path: &Path, uid: u32) {
-    let _ = std::process::Command::new("chown")
-        .args(["-R", &format!("{uid}:{uid}")])
-        .arg(path)
-        .status();
-}
-
 /// Creates (first time) and starts the workspace's container; answers its id.
 pub async fn start(env: &Env, ws: &Workspace) -> Result<String> {
     let engine = engine(&env.settings)?;
     let base = workspaces::dir(&env.settings, &ws.id);
-    // The workspace's user owns its files inside; the server (root) still
-    // reaches everything from outside.
-    for sub in ["files", "home", "run"] {
-        chown_tree(&base.join(sub), WORKSPACE_UID);
-    }
     let name = container_name(ws);
     let (status, info) = call(
         &engine,
@@ -219,9 +208,6 @@ pub async fn start(env: &Env, ws: &Workspace) -> Result<String> {
     if s != 204 && s != 304 {
         return Err(engine_error("starting the container", s, &body));
     }
-    if let Some(state) = &env.state {
-        ensure_git_socket(state, ws).await;
-    }
     Ok(name)
 }
 
@@ -260,7 +246,20 @@ pub async fn remove(env: &Env, ws: &Workspace) -> Result<()> {
 /// Serves git for a container workspace on `run/git.sock` (relayed by the
 /// agent to `127.0.0.1:7999` in the container), unless already served.
 pub async fn ensure_git_socket(state: &crate::app::AppState, ws: &Workspace) {
-    let path = workspaces::dir(&state.settings, &ws.id).join("run/git.sock");
+    let run = workspaces::dir(&state.settings, &ws.id).join("run");
+    let path = run.join("git.sock");
+    // `run/` is the server's (workspace_isolation::close_run_dir): nothing
+    // of the workspace's can be at this path, nor appear between the bind
+    // and the chmod. A directory still owned by someone else is not used.
+    {
+        use std::os::unix::fs::MetadataExt;
+        let ours = std::fs::symlink_metadata(&run)
+            .is_ok_and(|m| m.is_dir() && m.uid() == unsafe { libc::geteuid() });
+        if !ours {
+            tracing::warn!(workspace = %ws.id, "the workspace's run dir is not the server's: git is not served to it");
+            return;
+        }
+    }
     if tokio::net::UnixStream::connect(&path).await.is_ok() {
         return;
     }
@@ -281,37 +280,6 @@ pub async fn ensure_git_socket(state: &crate::app::AppState, ws: &Workspace) {
         let _ = axum::serve(listener, app).await;
     });
 }
-
-/// Reads what was appended to `path` since `offset`; hands on whole lines.
-fn follow_file(
-    path: &Path,
-    offset: &mut u64,
-    pending: &mut Vec<u8>,
-    on_line: &mut (dyn FnMut(&str) + Send),
-) {
-    use std::io::{Read, Seek};
-    if let Ok(mut f) = std::fs::File::open(path) {
-        if f.seek(std::io::SeekFrom::Start(*offset)).is_ok() {
-            let mut buf = Vec::new();
-            if let Ok(n) = f.read_to_end(&mut buf) {
-                *offset += n as u64;
-                pending.extend_from_slice(&buf);
-            }
-        }
-    }
-    // Whole lines, then drop them from the buffer in one go (draining line
-    // by line is quadratic on a large chunk).
-    let mut start = 0;
-    while let Some(at) = pending[start..].iter().position(|&b| b == b'\n') {
-        let line = &pending[start..start + at];
-        on_line(String::from_utf8_lossy(line).trim_end_matches('\r'));
-        start += at + 1;
-    }
-    pending.drain(..start);
-}
-
-/// Where the whole `nubo` binary is mounted in build containers.
-pub const BUILD_TOOL: &str = "/opt/nubo/bin/nubo";
 
 /// What a container build needs: `work` holds `src/` (the checkout) and
 /// `out/` (buildspec, secrets file; artifacts and the outcome come back
@@ -334,12 +302,15 @@ pub struct ContainerBuild<'a> {
     pub pids: Option<i64>,
 }
 
-/// Runs `nubo build` in an ephemeral container of the build's image and
-/// feeds its log to `on_line`; answers the container's exit status, or
-/// None when it was stopped.
+/// Runs `nubo build` in an ephemeral container of the build's image,
+/// calling `follow` (which reads the log the runner writes) every 50 ms
+/// while it runs; answers the container's exit status, or None when it was
+/// stopped.
+#[allow(clippy::type_complexity)]
 pub async fn run_build(
     settings: &Settings,
     build: ContainerBuild<'_>,
+    follow: &mut (dyn FnMut(&mut (dyn FnMut(&str) + Send)) + Send),
     on_line: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Option<i64>> {
     let engine = engine(settings)?;
@@ -426,7 +397,6 @@ pub async fn run_build(
         // The log: the runner inside writes it to out/build.log, line by
         // line; follow that file until the container has exited (engine log
         // streams can end before the last output when a container exits).
-        let log_path = build.out.join("build.log");
         let mut wait = {
             let (engine, name) = (engine.clone(), name.clone());
             tokio::spawn(async move {
@@ -439,19 +409,13 @@ pub async fn run_build(
                 .await
             })
         };
-        let mut offset = 0u64;
-        let mut pending = Vec::new();
         let waited = loop {
-            follow_file(&log_path, &mut offset, &mut pending, on_line);
+            follow(on_line);
             tokio::select! {
                 w = &mut wait => break w,
                 _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
             }
         };
-        follow_file(&log_path, &mut offset, &mut pending, on_line);
-        if !pending.is_empty() {
-            on_line(String::from_utf8_lossy(&pending).trim_end_matches('\r'));
-        }
         let (s, waited) = waited.map_err(|e| Error::Internal(e.to_string()))??;
         done.store(true, Ordering::Relaxed);
         if s != 200 {

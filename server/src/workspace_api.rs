@@ -36,6 +36,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 async fn view(state: &AppState, mut ws: Workspace) -> Workspace {
     workspaces::branch(&state.settings, &mut ws).await;
+    let env = Env::from_state(state);
+    ws.isolation = Some(
+        crate::workspace_isolation::of(&env, &ws.backend)
+            .name()
+            .into(),
+    );
     ws
 }
 

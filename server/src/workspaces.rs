@@ -43,6 +43,9 @@ pub struct Workspace {
     pub branch: Option<String>,
     /// `local` or `container`.
     pub backend: String,
+    /// How its code is confined: `container`, `sandbox` (the local
+    /// backend's bubblewrap sandbox) or `none` (administrators only).
+    pub isolation: Option<String>,
     pub image: Option<String>,
     /// `creating`, `starting`, `running`, `stopping`, `stopped` or `error`.
     pub state: String,
@@ -102,6 +105,7 @@ fn from_row(r: Row) -> Workspace {
         repo: r.repo_name,
         branch: None,
         backend: r.backend,
+        isolation: None,
         image: r.image,
         state: r.state,
         error: r.error,
@@ -284,6 +288,8 @@ pub async fn create(env: &Env, owner: &User, req: CreateWorkspace) -> Result<Wor
             "an image can only be chosen for the container backend".into(),
         ));
     }
+    let isolation = crate::workspace_isolation::of(env, &backend);
+    crate::workspace_isolation::allowed(&isolation, owner.admin)?;
     let idle = idle_seconds(&req)?;
     let repo = match req.repo.as_deref().filter(|r| !r.is_empty()) {
         Some(name) => Some(repos::authorize(&env.pool, name, owner, "codecommit:GitPull").await?),
@@ -317,7 +323,7 @@ pub async fn create(env: &Env, owner: &User, req: CreateWorkspace) -> Result<Wor
             other?;
         }
     }
-    let result = prepare(env, owner, &id, &backend, repo.as_ref()).await;
+    let result = prepare(env, owner, &id, &isolation, repo.as_ref()).await;
     if let Err(e) = result {
         set_state(&env.pool, &id, "error", Some(&e.to_string())).await?;
         return Err(e);
@@ -335,7 +341,7 @@ async fn prepare(
     env: &Env,
     owner: &User,
     id: &str,
-    backend: &str,
+    isolation: &crate::workspace_isolation::Isolation,
     repo: Option<&Repo>,
 ) -> Result<()> {
     let base = dir(&env.settings, id);
@@ -349,10 +355,31 @@ async fn prepare(
         let _ = std::fs::set_permissions(base.join("run"), std::fs::Permissions::from_mode(0o700));
     }
     let files = base.join("files");
+    let confined = isolation.confined();
     if let Some(repo) = repo {
         checkout(env, repo, &files).await?;
+        if confined {
+            // The remote is fixed for good: git in a confined workspace
+            // reaches the server through the agent's relay. (The server
+            // never runs git in a workspace's files after this: their
+            // config is the workspace's to write.)
+            let url = format!("{}v1/repos/{}", server_url(&env.settings, true), repo.name);
+            let _ = tokio::process::Command::new("git")
+                .arg("-C")
+                .arg(&files)
+                .args(["remote", "set-url", "origin", &url])
+                .output()
+                .await;
+        }
     }
-    write_gitconfig(env, owner, id, backend)?;
+    write_gitconfig(env, owner, id, confined)?;
+    // The workspace's user owns its files and home (links not followed).
+    if let Some(uid) = crate::workspace_isolation::uid(isolation) {
+        for sub in ["files", "home"] {
+            crate::sandbox::chown_tree(&base.join(sub), uid)
+                .map_err(|e| Error::Internal(format!("cannot hand the workspace over: {e}")))?;
+        }
+    }
     Ok(())
 }
 
@@ -395,8 +422,8 @@ async fn checkout(env: &Env, repo: &Repo, files: &Path) -> Result<()> {
 }
 
 /// The URL git in the workspace reaches the server at.
-pub fn server_url(settings: &Settings, backend: &str) -> String {
-    if backend == "container" {
+pub fn server_url(settings: &Settings, confined: bool) -> String {
+    if confined {
         return format!("http://127.0.0.1:{}/", crate::containers::GIT_RELAY_PORT);
     }
     let mut addr = settings.http;
@@ -413,8 +440,8 @@ pub fn recorded_http(settings: &Settings) -> Option<std::net::SocketAddr> {
     v["http"].as_str()?.parse().ok()
 }
 
-fn agent_command(backend: &str) -> String {
-    if backend == "container" {
+fn agent_command(confined: bool) -> String {
+    if confined {
         crate::containers::AGENT_PATH.to_string()
     } else {
         let exe = std::env::current_exe()
@@ -424,8 +451,8 @@ fn agent_command(backend: &str) -> String {
     }
 }
 
-fn write_gitconfig(env: &Env, owner: &User, id: &str, backend: &str) -> Result<()> {
-    let helper = agent_command(backend);
+fn write_gitconfig(env: &Env, owner: &User, id: &str, confined: bool) -> Result<()> {
+    let helper = agent_command(confined);
     let text = format!(
         "# Written by Nubo. Git asks the workspace agent for a short-lived\n\
          # credential; nothing secret is stored here.\n\
@@ -452,7 +479,7 @@ async fn set_origin(env: &Env, ws: &Workspace) -> Result<()> {
             settings.http = addr;
         }
     }
-    let url = format!("{}v1/repos/{repo}", server_url(&settings, &ws.backend));
+    let url = format!("{}v1/repos/{repo}", server_url(&settings, false));
     let files = files_dir(&env.settings, &ws.id);
     if !files.join(".git").exists() {
         return Ok(());
@@ -471,28 +498,51 @@ pub async fn start(env: &Env, ws: &Workspace) -> Result<Workspace> {
     if ws.state == "running" && agent(&env.settings, ws).healthy().await {
         return Ok(find(&env.pool, &ws.id).await?.expect("exists"));
     }
+    use crate::workspace_isolation::{self as isolation, Isolation};
+    let confinement = isolation::of(env, &ws.backend);
+    let owner_is_admin = crate::accounts::find_by_id(&env.pool, &ws.owner_id)
+        .await?
+        .is_some_and(|u| u.admin);
+    isolation::allowed(&confinement, owner_is_admin)?;
     set_state(&env.pool, &ws.id, "starting", None).await?;
     let result = async {
-        set_origin(env, ws).await?;
         let base = dir(&env.settings, &ws.id);
-        let _ = std::fs::remove_file(base.join("run").join("agent.sock"));
-        match ws.backend.as_str() {
-            "container" => {
+        match isolation::uid(&confinement) {
+            Some(uid) => {
+                // Only the top directories: the trees were handed over at
+                // creation, and their contents are the workspace's now.
+                for sub in ["files", "home"] {
+                    let _ = crate::sandbox::chown(&base.join(sub), uid);
+                }
+                isolation::open_run_dir(&base, uid)?;
+            }
+            None => {
+                set_origin(env, ws).await?;
+                let _ = std::fs::remove_file(base.join("run").join("agent.sock"));
+            }
+        }
+        let pid = match &confinement {
+            Isolation::Container => {
                 let cid = crate::containers::start(env, ws).await?;
                 sqlx::query("UPDATE workspaces SET container_id = $1 WHERE id = $2")
                     .bind(&cid)
                     .bind(&ws.id)
                     .execute(&env.pool)
                     .await?;
+                None
             }
-            _ => {
-                let pid = start_local(&env.settings, ws)?;
-                sqlx::query("UPDATE workspaces SET agent_pid = $1 WHERE id = $2")
-                    .bind(pid as i64)
-                    .bind(&ws.id)
-                    .execute(&env.pool)
-                    .await?;
+            Isolation::Sandbox(sandbox) => Some(isolation::start_sandboxed(env, ws, sandbox)?),
+            Isolation::None(why) => {
+                tracing::warn!(workspace = %ws.id, reason = %why, "starting a local workspace without a sandbox (its owner is an administrator)");
+                Some(start_local(&env.settings, ws)?)
             }
+        };
+        if let Some(pid) = pid {
+            sqlx::query("UPDATE workspaces SET agent_pid = $1 WHERE id = $2")
+                .bind(pid as i64)
+                .bind(&ws.id)
+                .execute(&env.pool)
+                .await?;
         }
         let client = agent(&env.settings, ws);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -505,6 +555,12 @@ pub async fn start(env: &Env, ws: &Workspace) -> Result<Workspace> {
                 )));
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        if confinement.confined() {
+            isolation::close_run_dir(&base)?;
+            if let Some(state) = &env.state {
+                crate::containers::ensure_git_socket(state, ws).await;
+            }
         }
         Ok(())
     }
@@ -612,6 +668,11 @@ async fn stop_processes(env: &Env, ws: &Workspace) -> Result<()> {
                     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
                 }
             }
+            // Whatever the sandbox left (its control group), gone too.
+            let id = ws.id.clone();
+            let _ =
+                tokio::task::spawn_blocking(move || crate::workspace_isolation::end_sandbox(&id))
+                    .await;
         }
     }
     Ok(())
@@ -700,7 +761,7 @@ pub async fn renew_credential(env: &Env, ws: &Workspace) -> Result<()> {
             Method::PUT,
             "/credential",
             Some(serde_json::json!({
-                "url": server_url(&settings, &ws.backend),
+                "url": server_url(&settings, crate::workspace_isolation::of(env, &ws.backend).confined()),
                 "username": cred.username,
                 "password": cred.password,
                 "expires_at_ms": expires,
@@ -805,7 +866,8 @@ pub async fn recover(env: &Env) -> Result<()> {
         let alive = agent(&env.settings, &ws).healthy().await;
         if alive && ws.state == "running" {
             tracing::info!(workspace = %ws.id, "workspace still running");
-            if let (Some(state), "container") = (&env.state, ws.backend.as_str()) {
+            let confined = crate::workspace_isolation::of(env, &ws.backend).confined();
+            if let (Some(state), true) = (&env.state, confined) {
                 crate::containers::ensure_git_socket(state, &ws).await;
             }
             continue;

@@ -245,7 +245,7 @@ async fn a_workspace_has_the_repository_files_exec_and_git() {
         out["stdout"]
             .as_str()
             .unwrap()
-            .ends_with("/files/pkg\nhello\n"),
+            .ends_with("/workspace/pkg\nhello\n"),
         "{out}"
     );
     let (_, out) = api(

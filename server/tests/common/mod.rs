@@ -170,9 +170,17 @@ impl Drop for Server {
 }
 
 /// Workspace agents outlive their server by design; a test's must not
-/// outlive the test. They are found by their socket path in the data dir.
+/// outlive the test. They are found by their socket path in the data dir
+/// (unconfined agents) or their workspace's id (sandboxes), and the
+/// sandboxes' control groups go too.
 pub fn kill_agents(data_dir: &Path) {
-    let needle = data_dir.join("workspaces").display().to_string();
+    let mut needles = vec![data_dir.join("workspaces").display().to_string()];
+    if let Ok(ids) = std::fs::read_dir(data_dir.join("workspaces")) {
+        needles.extend(
+            ids.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned()),
+        );
+    }
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return;
     };
@@ -181,9 +189,16 @@ pub fn kill_agents(data_dir: &Path) {
             continue;
         };
         if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
-            if String::from_utf8_lossy(&cmd).contains(&needle) {
+            let cmd = String::from_utf8_lossy(&cmd);
+            if needles.iter().any(|n| cmd.contains(n.as_str())) {
                 let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
             }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    for id in &needles[1..] {
+        for c in ["", "memory/", "pids/", "cpu/"] {
+            let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{c}nubo/ws-{id}"));
         }
     }
 }
