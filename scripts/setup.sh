@@ -14,6 +14,8 @@ command -v cc >/dev/null 2>&1 || missing+=(build-essential)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# The local sandbox of workspaces and image-less builds.
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 if [ "$with_tests" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)

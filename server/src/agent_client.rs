@@ -17,7 +17,13 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct AgentClient {
     socket: PathBuf,
+    /// How long a whole call (answer read in full) may take.
+    timeout: Duration,
 }
+
+/// The largest answer [`AgentClient::call`] reads (passed-through requests
+/// stream instead).
+pub const MAX_ANSWER_BYTES: usize = 16 << 20;
 
 fn unavailable(e: impl std::fmt::Display) -> Error {
     Error::Conflict(format!(
@@ -54,7 +60,15 @@ impl AgentClient {
     pub fn new(socket: impl Into<PathBuf>) -> Self {
         AgentClient {
             socket: socket.into(),
+            timeout: Duration::from_secs(30),
         }
+    }
+
+    /// The same client with another time limit for whole calls.
+    #[cfg(test)]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     async fn connect(&self) -> Result<hyper::client::conn::http1::SendRequest<Body>> {
@@ -125,15 +139,22 @@ impl AgentClient {
         let request = builder
             .body(body)
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let response = self.send(request).await?;
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
+        // The agent runs as the workspace's user, who can make it answer
+        // slowly or without end: the whole call is bounded in time and size.
+        let call = async {
+            let response = self.send(request).await?;
+            let status = response.status();
+            let bytes = http_body_util::Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+                .collect()
+                .await
+                .map_err(|e| unavailable(format!("its answer could not be read: {e}")))?
+                .to_bytes()
+                .to_vec();
+            Ok::<_, Error>((status, bytes))
+        };
+        let (status, bytes) = tokio::time::timeout(self.timeout, call)
             .await
-            .map_err(unavailable)?
-            .to_bytes()
-            .to_vec();
+            .map_err(|_| unavailable("it did not answer in time"))??;
         if !status.is_success() {
             return Err(agent_error(status, &bytes));
         }
@@ -247,15 +268,20 @@ pub async fn tunnel(
         .header(header::CONNECTION, "upgrade")
         .body(Body::empty())
         .map_err(|e| Error::Internal(e.to_string()))?;
-    let mut response = agent.send(request).await?;
+    let mut response = tokio::time::timeout(Duration::from_secs(10), agent.send(request))
+        .await
+        .map_err(|_| unavailable("it did not answer in time"))??;
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes().to_vec())
-            .unwrap_or_default();
+        let body = tokio::time::timeout(
+            Duration::from_secs(10),
+            http_body_util::Limited::new(response.into_body(), 64 * 1024).collect(),
+        )
+        .await
+        .ok()
+        .and_then(|r| r.ok())
+        .map(|b| b.to_bytes().to_vec())
+        .unwrap_or_default();
         return Err(agent_error(status, &body));
     }
     let upgraded = hyper::upgrade::on(&mut response)
@@ -268,4 +294,60 @@ pub async fn tunnel(
         let _ = conn.with_upgrades().await;
     });
     Ok(sender)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A fake agent that answers every request with `answer`, then keeps
+    /// the connection open.
+    fn fake_agent(dir: &std::path::Path, answer: Vec<u8>) -> PathBuf {
+        let path = dir.join("agent.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    let _ = s.write_all(&answer).await;
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                });
+            }
+        });
+        path
+    }
+
+    #[tokio::test]
+    async fn an_agent_that_never_finishes_or_answers_too_much_is_cut_off() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Headers, then a body that never ends.
+        let endless = fake_agent(
+            &made(tmp.path().join("a")),
+            b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n{".to_vec(),
+        );
+        let client = AgentClient::new(endless).with_timeout(Duration::from_millis(500));
+        let started = std::time::Instant::now();
+        let r = client.call(Method::GET, "/ports", None).await;
+        assert!(r.is_err());
+        assert!(started.elapsed() < Duration::from_secs(10));
+        // An answer larger than the cap.
+        let mut big = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n",
+            MAX_ANSWER_BYTES + 10
+        )
+        .into_bytes();
+        big.extend(std::iter::repeat_n(b'x', MAX_ANSWER_BYTES + 10));
+        let huge = fake_agent(&made(tmp.path().join("b")), big);
+        let client = AgentClient::new(huge).with_timeout(Duration::from_secs(20));
+        let e = client.call(Method::GET, "/ports", None).await.unwrap_err();
+        assert!(e.to_string().contains("could not be read"), "{e}");
+    }
+
+    fn made(dir: PathBuf) -> PathBuf {
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
 }

@@ -1,6 +1,8 @@
 //! Attacks through builds that must fail: a repository whose buildspec is a
 //! link to a host file, a project owner reading stored secrets that are not
-//! theirs.
+//! theirs, a build that hands host files back through its output (links in
+//! its artifacts, its log or its outcome) or floods its log, a build that
+//! runs as the server's user.
 
 mod common;
 
@@ -15,12 +17,22 @@ async fn run_build(
     name: &str,
     repo: &str,
 ) -> (serde_json::Value, String) {
+    run_build_with(server, token, json!({"name": name, "repo": repo})).await
+}
+
+/// The same for a project described by `project` (name, repo, image…).
+async fn run_build_with(
+    server: &Server,
+    token: &str,
+    project: serde_json::Value,
+) -> (serde_json::Value, String) {
+    let name = project["name"].as_str().unwrap().to_string();
     let (s, p) = api(
         server,
         token,
         reqwest::Method::POST,
         "/projects",
-        Some(json!({"name": name, "repo": repo})),
+        Some(project),
     )
     .await;
     assert_eq!(s, 201, "{p}");
@@ -178,4 +190,173 @@ async fn a_build_reads_only_the_stored_values_its_owner_may_read() {
         assert_eq!(s, 200, "{d}");
         assert_eq!(d["allowed"], allowed, "{name}: {d}");
     }
+}
+
+/// The attacks through a build's output, for a project with `image` (a
+/// container build) or without (the local sandbox).
+async fn output_attacks(server: &Server, token: &str, image: Option<&str>) {
+    let data = server.data_dir.canonicalize().unwrap();
+    let key = std::fs::read(data.join("master.key")).unwrap();
+    let marker = data.with_extension("marker");
+    std::fs::write(&marker, "HOST-FILE-MARKER\n").unwrap();
+    let tag = if image.is_some() { "c" } else { "s" };
+    let project = |name: &str, repo: &str| {
+        let mut p = json!({"name": format!("{name}-{tag}"), "repo": repo});
+        if let Some(i) = image {
+            p["image"] = json!(i);
+        }
+        p
+    };
+    let repo = format!("out-{tag}");
+    create_repo(server, token, &repo).await;
+
+    // 1. An artifact that links to the master key, and the artifacts
+    //    directory itself a link to the root.
+    let spec = format!(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - echo \"src=$CODEBUILD_SRC_DIR\"\n      - mkdir -p out && echo real > out/real.txt && ln -s {key} out/key.bin && ln -s / out/root\nartifacts:\n  files: ['**/*']\n  base-directory: out\n",
+        key = data.join("master.key").display()
+    );
+    push_files(server, token, &repo, &[("buildspec.yml", &spec)], &[]);
+    let (b, log) = run_build_with(server, token, project("links", &repo)).await;
+    // The build's own commands name host paths (the attacker wrote them);
+    // nothing else in the log may.
+    let leaked = log
+        .lines()
+        .filter(|l| !l.contains("Running command"))
+        .any(|l| l.contains(&data.display().to_string()));
+    assert!(!leaked, "a host path in the log:\n{log}");
+    assert!(log.contains("src=/codebuild/src"), "{log}");
+    let zip = client()
+        .get(server.url(&format!(
+            "/api/v1/builds/{}/artifacts.zip",
+            b["id"].as_str().unwrap()
+        )))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    if zip.status() == 200 {
+        let bytes = zip.bytes().await.unwrap();
+        assert!(
+            !bytes.windows(key.len()).any(|w| w == key.as_slice()),
+            "the master key came back in the artifacts"
+        );
+        assert!(
+            bytes.len() < 1 << 20,
+            "the zip walked the host: {} bytes",
+            bytes.len()
+        );
+    }
+
+    // 2. The artifacts directory a link to `/`, while the build writes
+    //    artifacts through it.
+    let spec = "version: 0.2\nphases:\n  build:\n    commands:\n      - ln -s / /codebuild/out/artifacts || true\n      - mkdir -p out && echo real > out/real.txt\nartifacts:\n  files: ['**/*']\n  base-directory: out\n";
+    push_files(server, token, &repo, &[("buildspec.yml", spec)], &[]);
+    let (b, _) = run_build_with(server, token, project("rootlink", &repo)).await;
+    let r = client()
+        .get(server.url(&format!(
+            "/api/v1/builds/{}/artifacts.zip",
+            b["id"].as_str().unwrap()
+        )))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    if r.status() == 200 {
+        assert!(r.bytes().await.unwrap().len() < 1 << 20);
+    }
+
+    // 3. The log replaced by a link to a host file, the outcome by a link
+    //    to /dev/zero, and an endless line: the server reads none of it.
+    let spec = format!(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - ln -sf {marker} /codebuild/out/build.log\n      - ln -sf /dev/zero /codebuild/out/outcome.json\n",
+        marker = marker.display()
+    );
+    push_files(server, token, &repo, &[("buildspec.yml", &spec)], &[]);
+    let (b, log) = run_build_with(server, token, project("logs", &repo)).await;
+    assert_eq!(b["status"], "FAILED", "{b}");
+    assert!(!log.contains("HOST-FILE-MARKER"), "{log}");
+    let spec = "version: 0.2\nphases:\n  build:\n    commands:\n      - head -c 30000000 /dev/zero | tr '\\\\0' x >> /codebuild/out/build.log\n";
+    push_files(server, token, &repo, &[("buildspec.yml", spec)], &[]);
+    let mut p = project("flood", &repo);
+    p["name"] = json!(format!("flood-{tag}"));
+    let (_, log) = run_build_with(server, token, p).await;
+    assert!(log.len() < 12 << 20, "the log kept {} bytes", log.len());
+    // The server is still there.
+    let r = client().get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn a_sandboxed_build_hands_back_no_host_file() {
+    let server = Server::start(&[("NUBO_BUILD_LOG_CAP_BYTES", "1048576")]);
+    let token = server.user_with_token("alice", false);
+    output_attacks(&server, &token, None).await;
+}
+
+#[tokio::test]
+async fn a_container_build_hands_back_no_host_file() {
+    let podman = Podman::start();
+    let server = Server::start(&[podman.env_ref(), ("NUBO_BUILD_LOG_CAP_BYTES", "1048576")]);
+    let token = server.user_with_token("alice", false);
+    output_attacks(&server, &token, Some("localhost/nubo-workspace:latest")).await;
+}
+
+#[tokio::test]
+async fn a_build_runs_neither_as_the_server_nor_with_its_files() {
+    let server = Server::start(&[]);
+    let token = server.user_with_token("alice", false);
+    create_repo(&server, &token, "peek").await;
+    let data = server.data_dir.canonicalize().unwrap();
+    let spec = format!(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - echo \"uid=$(id -u)\"\n      - cat {data}/master.key | base64 || echo no-key\n      - ls {data} || echo no-data-dir\n      - ps -e | wc -l\n",
+        data = data.display()
+    );
+    push_files(&server, &token, "peek", &[("buildspec.yml", &spec)], &[]);
+    let (b, log) = run_build(&server, &token, "peek-ci", "peek").await;
+    assert_eq!(b["status"], "SUCCEEDED", "{b}\n{log}");
+    use base64::Engine;
+    let key = base64::engine::general_purpose::STANDARD
+        .encode(std::fs::read(data.join("master.key")).unwrap());
+    assert!(!log.contains(&key), "the build read the master key");
+    assert!(
+        log.contains("no-key") && log.contains("no-data-dir"),
+        "{log}"
+    );
+    assert!(log.contains("uid=1000"), "{log}");
+    assert!(log.contains("Running in the local sandbox"), "{log}");
+
+    // Where no sandbox can be set up, only administrators' projects run
+    // image-less builds (unconfined), and everyone else is told why.
+    let server = Server::start(&[("NUBO_LOCAL_SANDBOX", "none")]);
+    let token = server.user_with_token("alice", false);
+    create_repo(&server, &token, "peek").await;
+    push_files(
+        &server,
+        &token,
+        "peek",
+        &[(
+            "buildspec.yml",
+            "version: 0.2\nphases:\n  build:\n    commands: [echo hi]\n",
+        )],
+        &[],
+    );
+    let (b, _) = run_build(&server, &token, "peek-ci", "peek").await;
+    assert_eq!(b["status"], "FAILED", "{b}");
+    assert!(b["reason"].as_str().unwrap().contains("bubblewrap"), "{b}");
+    let admin = server.user_with_token("root", true);
+    create_repo(&server, &admin, "mine").await;
+    push_files_as(
+        &server,
+        "root",
+        &admin,
+        "mine",
+        &[(
+            "buildspec.yml",
+            "version: 0.2\nphases:\n  build:\n    commands: [echo hi]\n",
+        )],
+        &[],
+    );
+    let (b, _) = run_build(&server, &admin, "mine-ci", "mine").await;
+    assert_eq!(b["status"], "SUCCEEDED", "{b}");
 }

@@ -1,5 +1,7 @@
 //! Attacks from inside a workspace that must fail: making the server read a
-//! FIFO or `/dev/zero` where it expects `.git/HEAD`.
+//! FIFO or `/dev/zero` where it expects `.git/HEAD`, reading the server's
+//! data or a neighbour's workspace, swapping the agent's socket, outgrowing
+//! its limits, oversized uploads.
 
 mod common;
 
@@ -121,4 +123,206 @@ async fn uploads_and_exec_bodies_are_capped() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+/// The host uid of the processes whose command line holds `needle`.
+fn host_uids(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = e.file_name().to_string_lossy().to_string();
+        if !pid.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmd).contains(needle) {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            if let Some(uid) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().next())
+                .and_then(|u| u.parse().ok())
+            {
+                out.push(uid);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_local_workspace_is_sandboxed_away_from_the_server_and_its_neighbours() {
+    let server = Server::start(&[]);
+    let alice = server.user_with_token("alice", false);
+    let bob = server.user_with_token("bob", false);
+    let theirs = create_ws(&server, &bob, json!({"name": "neighbour"})).await;
+    let bob_id = theirs["id"].as_str().unwrap().to_string();
+    let r = client()
+        .put(server.url(&format!("/api/v1/workspaces/{bob_id}/files/secret.txt")))
+        .bearer_auth(&bob)
+        .body("BOB-SECRET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let ws = create_ws(&server, &alice, json!({"name": "dev"})).await;
+    assert_eq!(ws["isolation"], "sandbox", "{ws}");
+    let id = ws["id"].as_str().unwrap().to_string();
+    let data = server
+        .data_dir
+        .canonicalize()
+        .unwrap()
+        .display()
+        .to_string();
+    let probe = format!("nubo-tmp-probe-{id}");
+    let script = format!(
+        "echo uid=$(id -u); base64 {data}/master.key || echo no-key; \
+         cat {data}/workspaces/{bob_id}/files/secret.txt || echo no-neighbour; \
+         ls {data} >/dev/null 2>&1 || echo no-data-dir; \
+         echo procs=$(ps -e --no-headers | wc -l); touch /tmp/{probe}; \
+         ln -sf /dev/null \"$NUBO_AGENT_SOCKET\" 2>/dev/null && echo swapped-socket; \
+         touch /run/nubo/planted 2>/dev/null && echo planted; true"
+    );
+    let out = exec(&server, &alice, &id, &["sh", "-c", &script]).await;
+    let stdout = out["stdout"].as_str().unwrap().to_string();
+    let key = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .encode(std::fs::read(server.data_dir.join("master.key")).unwrap())
+    };
+    assert!(!stdout.contains(&key), "the workspace read the master key");
+    for expected in ["uid=1000", "no-key", "no-neighbour", "no-data-dir"] {
+        assert!(stdout.contains(expected), "{expected} in {out}");
+    }
+    assert!(!stdout.contains("BOB-SECRET"), "{out}");
+    assert!(
+        !stdout.contains("swapped-socket") && !stdout.contains("planted"),
+        "{out}"
+    );
+    let procs: usize = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("procs="))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap();
+    assert!(
+        procs < 20,
+        "the workspace sees {procs} processes (the host's?)"
+    );
+    assert!(
+        !std::path::Path::new("/tmp").join(&probe).exists(),
+        "/tmp is the host's"
+    );
+    // On the host, its processes are not the server's user.
+    let uids = host_uids(&id);
+    assert!(!uids.is_empty());
+    assert!(
+        uids.iter()
+            .all(|&u| u != 0 && u != unsafe { libc::geteuid() }),
+        "{uids:?}"
+    );
+    // The server still reaches the agent through the socket it checked.
+    let out = exec(&server, &alice, &id, &["true"]).await;
+    assert_eq!(out["exit_code"], 0);
+}
+
+#[tokio::test]
+async fn a_sandboxed_workspace_stays_within_its_limits() {
+    let server = Server::start(&[
+        ("NUBO_WORKSPACE_PIDS", "64"),
+        ("NUBO_WORKSPACE_MEMORY_MB", "128"),
+    ]);
+    let token = server.user_with_token("alice", false);
+    let ws = create_ws(&server, &token, json!({"name": "greedy"})).await;
+    let id = ws["id"].as_str().unwrap().to_string();
+    let out = exec(
+        &server,
+        &token,
+        &id,
+        &[
+            "python3",
+            "-c",
+            "import subprocess\nn = 0\nfor i in range(120):\n    try:\n        subprocess.Popen(['sleep', '3'])\n        n += 1\n    except OSError:\n        break\nprint('n=%d' % n)",
+        ],
+    )
+    .await;
+    let n: usize = out["stdout"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("n="))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(
+        n > 0 && n < 64,
+        "{n} processes started with a limit of 64: {out}"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let out = exec(
+        &server,
+        &token,
+        &id,
+        &[
+            "python3",
+            "-c",
+            "x = b'x' * (400 * 1024 * 1024); print(len(x))",
+        ],
+    )
+    .await;
+    assert_ne!(out["exit_code"], 0, "400 MiB in a 128 MiB workspace: {out}");
+    let r = client().get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn without_a_sandbox_only_administrators_get_local_workspaces() {
+    let server = Server::start(&[("NUBO_LOCAL_SANDBOX", "none")]);
+    let alice = server.user_with_token("alice", false);
+    let (s, body) = api(
+        &server,
+        &alice,
+        reqwest::Method::POST,
+        "/workspaces",
+        Some(json!({"name": "dev"})),
+    )
+    .await;
+    assert_eq!(s, 403, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("bubblewrap") && message.contains("container"),
+        "{message}"
+    );
+    let (_, list) = api(&server, &alice, reqwest::Method::GET, "/workspaces", None).await;
+    assert_eq!(list.as_array().unwrap().len(), 0, "nothing was made");
+    let root = server.user_with_token("root", true);
+    let ws = create_ws(&server, &root, json!({"name": "admin-dev"})).await;
+    assert_eq!(ws["isolation"], "none");
+    assert_eq!(ws["state"], "running");
+}
+
+#[tokio::test]
+async fn a_container_workspace_cannot_swap_its_agent_socket() {
+    let podman = Podman::start();
+    let server = Server::start(&[podman.env_ref()]);
+    let token = server.user_with_token("alice", false);
+    let ws = create_ws(
+        &server,
+        &token,
+        json!({"name": "boxed", "backend": "container"}),
+    )
+    .await;
+    let id = ws["id"].as_str().unwrap().to_string();
+    let out = exec(
+        &server,
+        &token,
+        &id,
+        &["sh", "-c", "ln -sf /dev/null /run/nubo/agent.sock 2>/dev/null && echo swapped; touch /run/nubo/planted 2>/dev/null && echo planted; ls -ld /run/nubo"],
+    )
+    .await;
+    let stdout = out["stdout"].as_str().unwrap();
+    assert!(
+        !stdout.contains("swapped") && !stdout.contains("planted"),
+        "{out}"
+    );
+    // Git through the server's socket still works from inside.
+    let out = exec(&server, &token, &id, &["true"]).await;
+    assert_eq!(out["exit_code"], 0);
 }

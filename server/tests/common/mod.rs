@@ -466,6 +466,11 @@ impl Podman {
         ("NUBO_CONTAINER_SOCKET", self.socket.display().to_string())
     }
 
+    /// The same, borrowed, to list beside other settings.
+    pub fn env_ref(&self) -> (&'static str, &str) {
+        ("NUBO_CONTAINER_SOCKET", self.socket.to_str().unwrap())
+    }
+
     pub fn podman(&self, args: &[&str]) -> Output {
         Command::new("podman")
             .arg("--url")
@@ -546,10 +551,22 @@ pub fn push_files(
     files: &[(&str, &str)],
     links: &[(&str, &str)],
 ) -> String {
+    push_files_as(server, "alice", token, repo, files, links)
+}
+
+/// [`push_files`] as another user.
+pub fn push_files_as(
+    server: &Server,
+    user: &str,
+    token: &str,
+    repo: &str,
+    files: &[(&str, &str)],
+    links: &[(&str, &str)],
+) -> String {
     let tmp = tempfile::tempdir().unwrap();
     let w = tmp.path();
     let url = server.url(&format!("/v1/repos/{repo}"));
-    ok(git(w, "alice", token, &["init", "-q", "src"]));
+    ok(git(w, user, token, &["init", "-q", "src"]));
     let src = w.join("src");
     for (path, text) in files {
         let p = src.join(path);
@@ -561,12 +578,7 @@ pub fn push_files(
     }
     ok(git(&src, "x", "x", &["add", "."]));
     ok(git(&src, "x", "x", &["commit", "-qm", "build me"]));
-    ok(git(
-        &src,
-        "alice",
-        token,
-        &["push", "-q", "-f", &url, "main"],
-    ));
+    ok(git(&src, user, token, &["push", "-q", "-f", &url, "main"]));
     ok(git(&src, "x", "x", &["rev-parse", "HEAD"]))
         .trim()
         .to_string()
