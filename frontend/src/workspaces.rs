@@ -418,7 +418,9 @@ fn ide_panels(state: &str) -> impl IntoView {
                         <button type="button" class="icon" data-action="preview-close" title="Close" aria-label="Close the preview">"×"</button>
                     </div>
                 </div>
-                <iframe id="preview-frame" title="Preview"></iframe>
+                <iframe id="preview-frame" title="Preview"
+                    sandbox="allow-scripts allow-forms allow-same-origin allow-popups allow-modals allow-downloads"
+                    referrerpolicy="no-referrer"></iframe>
             </aside>
         </div>
         <footer id="status-bar" class="status-bar">

@@ -52,9 +52,16 @@ const PASSED: &[&str] = &[
     "if-modified-since",
 ];
 
-/// Headers an agent's (or preview app's) response may not set on the
-/// server's origin.
-const BLOCKED_BACK: &[&str] = &["set-cookie", "strict-transport-security"];
+/// Headers an agent's (or preview app's) response may not set: cookies
+/// (cookies are per host, not per port: they would reach Nubo's origin),
+/// HSTS, a service worker's scope beyond its own path, or wiping the
+/// origin's storage.
+const BLOCKED_BACK: &[&str] = &[
+    "set-cookie",
+    "strict-transport-security",
+    "service-worker-allowed",
+    "clear-site-data",
+];
 
 impl AgentClient {
     pub fn new(socket: impl Into<PathBuf>) -> Self {

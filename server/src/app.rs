@@ -40,6 +40,8 @@ pub struct AppState {
     pub events: crate::events::EventBus,
     pub workspaces: Arc<crate::workspaces::Activity>,
     pub builds: Arc<crate::builds::Running>,
+    /// Signs the tokens and cookies of the preview origin.
+    pub preview_key: crate::preview::PreviewKey,
     repo_locks: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
@@ -95,6 +97,7 @@ impl AppState {
             events: crate::events::EventBus::default(),
             workspaces: Arc::default(),
             builds: Arc::default(),
+            preview_key: Default::default(),
             repo_locks: Arc::default(),
             settings: Arc::new(settings),
             limiter: Arc::new(limiter),
@@ -125,15 +128,10 @@ pub fn router(state: AppState, tls: bool) -> Router {
             "/api/v1/workspaces/{id}/files/",
             get(crate::workspace_api::list_root_slash),
         )
-        .route("/w/{id}/preview/{port}", any(crate::workspace_api::preview))
-        .route(
-            "/w/{id}/preview/{port}/",
-            any(crate::workspace_api::preview),
-        )
-        .route(
-            "/w/{id}/preview/{port}/{*rest}",
-            any(crate::workspace_api::preview),
-        )
+        // The way into a preview: a redirect to its own origin.
+        .route("/w/{id}/preview/{port}", any(crate::preview::entry))
+        .route("/w/{id}/preview/{port}/", any(crate::preview::entry))
+        .route("/w/{id}/preview/{port}/{*rest}", any(crate::preview::entry))
         .merge(api)
         .route(
             "/api/v1/openapi.json",
@@ -295,9 +293,18 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         })?;
     let addr = listener.local_addr()?;
     let ssh_listener = crate::ssh_server::bind(settings.ssh).await?;
+    let preview_listener = tokio::net::TcpListener::bind(settings.preview_http)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {} for previews: {e} (choose another address with --preview-http)",
+                settings.preview_http
+            )
+        })?;
     let mut settings = settings;
     settings.http = addr;
     settings.ssh = ssh_listener.local_addr()?;
+    settings.preview_http = preview_listener.local_addr()?;
     let settings_copy = settings.clone();
     let mut state = AppState::new(pool, settings, MasterKey::new(settings_copy, master));
     // Working copies are rebuilt from the durable store on demand; whatever
@@ -356,6 +363,20 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         );
     }
     crate::ssh_server::start(state.clone(), ssh_listener)?;
+    {
+        let app = crate::preview::router(state.clone());
+        let timeout = Duration::from_secs(state.settings.http_header_timeout_seconds);
+        tokio::spawn(async move {
+            let _ =
+                crate::http_serve::serve(preview_listener, app, timeout, std::future::pending())
+                    .await;
+        });
+    }
+    println!(
+        "Nubo {} serves previews on http://{} (an origin apart from its pages)",
+        env!("CARGO_PKG_VERSION"),
+        state.settings.preview_http
+    );
     println!(
         "Nubo {} is listening on ssh://{}",
         env!("CARGO_PKG_VERSION"),

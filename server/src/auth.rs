@@ -236,10 +236,7 @@ pub async fn csrf_guard(
         .is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "));
     // Git traffic authenticates with HTTP Basic only, never with the cookie.
     let git = request.uri().path().starts_with(crate::git_http::PREFIX);
-    // Previews are the workspace's app, which does its own checks; the
-    // session cookie is never passed to it.
-    let preview = request.uri().path().starts_with("/w/");
-    if is_safe(request.method()) || (api && has_bearer) || git || preview {
+    if is_safe(request.method()) || (api && has_bearer) || git {
         return next.run(request).await;
     }
     let expected = match session.get::<String>(SESSION_CSRF).await {

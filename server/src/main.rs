@@ -25,6 +25,7 @@ mod keys;
 mod metrics;
 mod netguard;
 mod policy;
+mod preview;
 mod rate_limit;
 mod repos;
 mod safe_fs;

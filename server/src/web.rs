@@ -1157,19 +1157,24 @@ async fn workspace_page(
     State(state): State<AppState>,
     user: PageUser,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> PageResult {
     let ws = crate::workspaces::usable(&state.pool, &user.user, &id).await?;
     let title = ws.name.clone();
     let ctx = context(&user, &title, Nav::Workspaces).await;
     let mut response =
         Html(nubo_frontend::workspace_ide_page(&ctx, &workspace_row(ws))).into_response();
-    // CodeMirror and xterm.js add style elements at run time.
-    response.headers_mut().insert(
-        axum::http::header::CONTENT_SECURITY_POLICY,
-        axum::http::HeaderValue::from_static(
-            "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'",
-        ),
+    // CodeMirror and xterm.js add style elements at run time; the preview
+    // pane frames the preview origin (never Nubo's own).
+    let csp = format!(
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-src {}; frame-ancestors 'none'; form-action 'self'",
+        crate::preview::frame_sources(&state, &headers)
     );
+    if let Ok(v) = axum::http::HeaderValue::from_str(&csp) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::CONTENT_SECURITY_POLICY, v);
+    }
     Ok(response)
 }
 

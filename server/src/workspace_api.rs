@@ -3,7 +3,7 @@
 //! agent after the owner check. Also the preview proxy under `/w/`.
 
 use axum::extract::{OriginalUri, Path, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -528,83 +528,4 @@ async fn ports(
         .map(|port| serde_json::json!({"port": port, "url": format!("/w/{}/preview/{port}/", ws.id)}))
         .collect();
     Ok(Json(serde_json::Value::Array(list)))
-}
-
-/// `/w/{id}/preview/{port}/...`: an app listening in the workspace, through
-/// the agent's tunnel. Owner-only (by session) unless shared; a shared
-/// preview is public and sandboxed (an opaque origin), so its pages cannot
-/// act on Nubo as the person viewing them.
-pub async fn preview(
-    State(state): State<AppState>,
-    Path(params): Path<Vec<(String, String)>>,
-    request: Request,
-) -> Result<Response> {
-    use axum::extract::FromRequestParts;
-    let (mut parts, body) = request.into_parts();
-    let current = CurrentUser::from_request_parts(&mut parts, &state)
-        .await
-        .ok();
-    let request = Request::from_parts(parts, body);
-    let get = |k: &str| {
-        params
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
-    let (id, port) = (get("id"), get("port"));
-    let port: u16 = port
-        .parse()
-        .map_err(|_| Error::BadRequest(format!("{port:?} is not a port")))?;
-    let ws = workspaces::find(&state.pool, &id)
-        .await?
-        .ok_or_else(|| Error::NotFound("no such preview".into()))?;
-    let owner = current.as_ref().is_some_and(|c| c.user.id == ws.owner_id);
-    if !owner && !ws.preview_shared {
-        return Err(match current {
-            None => Error::Unauthorized("sign in to see this preview".into()),
-            Some(_) => Error::NotFound("no such preview".into()),
-        });
-    }
-    if ws.state != "running" {
-        return Err(Error::Conflict(format!(
-            "the workspace {} is {}",
-            ws.name, ws.state
-        )));
-    }
-    let original = request
-        .extensions()
-        .get::<OriginalUri>()
-        .map(|u| u.0.clone())
-        .unwrap_or_else(|| request.uri().clone());
-    let prefix = format!("/w/{id}/preview/{port}");
-    let rest = original.path().strip_prefix(&prefix).unwrap_or("/");
-    let rest = if rest.is_empty() { "/" } else { rest };
-    let path = match original.query() {
-        Some(q) => format!("{rest}?{q}"),
-        None => rest.to_string(),
-    };
-    let client = workspaces::agent(&state.settings, &ws);
-    let sender = crate::agent_client::tunnel(&client, port).await?;
-    state.workspaces.touch(&ws.id);
-    let activity = state.workspaces.clone();
-    let ws_id = ws.id.clone();
-    let mut response =
-        crate::agent_client::forward(sender, &path, request, move || activity.open(&ws_id)).await?;
-    // The app's own pages, framed by the IDE: none of Nubo's page policy,
-    // except that only Nubo may frame them.
-    let headers = response.headers_mut();
-    headers.insert(
-        header::X_FRAME_OPTIONS,
-        HeaderValue::from_static("SAMEORIGIN"),
-    );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(if ws.preview_shared {
-            "frame-ancestors 'self'; sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads"
-        } else {
-            "frame-ancestors 'self'"
-        }),
-    );
-    Ok(response)
 }

@@ -326,3 +326,133 @@ async fn a_container_workspace_cannot_swap_its_agent_socket() {
     let out = exec(&server, &token, &id, &["true"]).await;
     assert_eq!(out["exit_code"], 0);
 }
+
+/// Starts `script` (Python, an app) in the workspace and waits until the
+/// workspace lists `port`.
+async fn serve_app(server: &Server, token: &str, id: &str, port: u16, script: &str) {
+    let r = client()
+        .put(server.url(&format!("/api/v1/workspaces/{id}/files/app.py")))
+        .bearer_auth(token)
+        .body(script.replace("PORT", &port.to_string()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let out = exec(
+        server,
+        token,
+        id,
+        &["sh", "-c", "setsid -f python3 app.py >/dev/null 2>&1"],
+    )
+    .await;
+    assert_eq!(out["exit_code"], 0, "{out}");
+    for _ in 0..100 {
+        let (_, ports) = api(
+            server,
+            token,
+            reqwest::Method::GET,
+            &format!("/workspaces/{id}/ports"),
+            None,
+        )
+        .await;
+        if ports
+            .as_array()
+            .is_some_and(|a| a.iter().any(|p| p["port"] == port))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the app did not start listening");
+}
+
+#[tokio::test]
+async fn a_preview_never_shares_an_origin_or_a_session_with_nubo() {
+    let server = Server::start(&[]);
+    let token = server.user_with_token("alice", false);
+    let ws = create_ws(&server, &token, json!({"name": "web"})).await;
+    let id = ws["id"].as_str().unwrap().to_string();
+    let port = 19000 + (std::process::id() % 1000) as u16;
+    serve_app(
+        &server,
+        &token,
+        &id,
+        port,
+        "import http.server\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        self.send_response(200)\n        self.send_header('Service-Worker-Allowed', '/')\n        self.send_header('Clear-Site-Data', '\"*\"')\n        self.send_header('Set-Cookie', 'nubo_session=tossed; Path=/')\n        self.end_headers()\n        self.wfile.write(b'from the workspace: ' + self.headers.get('Cookie', '').encode())\nhttp.server.HTTPServer(('127.0.0.1', PORT), H).serve_forever()\n",
+    )
+    .await;
+    let http = client();
+    // Nubo's origin serves nothing of the workspace: it redirects.
+    let entry = server.url(&format!("/w/{id}/preview/{port}/"));
+    let r = http.get(&entry).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 303, "the entry must redirect, not serve");
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let preview = reqwest::Url::parse(&location).unwrap();
+    assert_ne!(
+        preview.origin(),
+        reqwest::Url::parse(&server.base).unwrap().origin()
+    );
+    let r = http.post(&entry).bearer_auth(&token).send().await.unwrap();
+    assert!(matches!(r.status().as_u16(), 403 | 404), "{}", r.status());
+    let origin = preview.origin().ascii_serialization();
+
+    // The preview origin serves no page of Nubo's, with or without the
+    // session cookie (a page there could otherwise read /account).
+    let (cookie, _) = sign_in(&server, "alice", "password-of-the-test").await;
+    for path in ["/account", "/api/v1/me", "/", "/login"] {
+        let r = http
+            .get(format!("{origin}{path}"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+        let text = r.text().await.unwrap();
+        assert!(
+            !text.contains("csrf_token") && !text.contains("\"name\""),
+            "{path}: {text}"
+        );
+    }
+    // Nubo's session does not open a private preview there.
+    let page = format!("{origin}/w/{id}/{port}/");
+    let r = http
+        .get(&page)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // The one-time token opens it; the app gets none of our cookies and
+    // cannot set cookies, widen a service worker's scope or wipe storage.
+    let (r, preview_cookie) = open_preview(&server, Some(&token), &id, port, "/").await;
+    assert_eq!(r.status(), 200);
+    for h in [
+        "set-cookie",
+        "service-worker-allowed",
+        "clear-site-data",
+        "x-frame-options",
+    ] {
+        assert!(!r.headers().contains_key(h), "{h} reached the browser");
+    }
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains("frame-ancestors http://127.0.0.1:"), "{csp}");
+    let body = r.text().await.unwrap();
+    assert_eq!(body, "from the workspace: ", "cookies reached the app");
+    // The cookie is scoped to this preview: not another port's.
+    let other = format!("{origin}/w/{id}/{}/", port + 1);
+    let r = http
+        .get(&other)
+        .header("cookie", preview_cookie.unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // A token taken from a link does not work twice as long: it is not a
+    // cookie, and it is for its own workspace and port only.
+    let token_url = location.replace(&format!("/{port}/"), &format!("/{}/", port + 1));
+    let r = http.get(&token_url).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+}

@@ -596,30 +596,25 @@ async fn previews_reach_a_port_in_the_workspace_owner_only_unless_shared() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(listed, "the port shows up in /ports");
-    let url = server.url(&format!("/w/{id}/preview/{port}/index.html"));
-    let r = http.get(&url).bearer_auth(&token).send().await.unwrap();
+    // The owner is sent to the preview's own origin, and served there.
+    let (r, cookie) = open_preview(&server, Some(&token), &id, port, "/index.html").await;
     assert_eq!(r.status(), 200);
+    assert_ne!(
+        r.url().origin(),
+        reqwest::Url::parse(&server.base).unwrap().origin(),
+        "the preview is on Nubo's origin"
+    );
+    assert!(cookie.is_some());
     assert_eq!(r.text().await.unwrap(), "<h1>preview works</h1>");
     // Not for others, not for anonymous visitors.
     let bob = server.user_with_token("bob", false);
-    assert_eq!(
-        http.get(&url)
-            .bearer_auth(&bob)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
-    assert_eq!(http.get(&url).send().await.unwrap().status(), 401);
+    let (r, _) = open_preview(&server, Some(&bob), &id, port, "/index.html").await;
+    assert_eq!(r.status(), 404);
+    let (r, _) = open_preview(&server, None, &id, port, "/index.html").await;
+    assert_eq!(r.status(), 401);
     // A port nothing in the workspace listens on (the server's own) is refused.
-    let own = server.base.rsplit(':').next().unwrap().to_string();
-    let r = http
-        .get(server.url(&format!("/w/{id}/preview/{own}/")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let own: u16 = server.base.rsplit(':').next().unwrap().parse().unwrap();
+    let (r, _) = open_preview(&server, Some(&token), &id, own, "/").await;
     assert_eq!(r.status(), 502);
     // Shared: public, and sandboxed.
     let (s, _) = api(
@@ -631,12 +626,13 @@ async fn previews_reach_a_port_in_the_workspace_owner_only_unless_shared() {
     )
     .await;
     assert_eq!(s, 200);
-    let r = http.get(&url).send().await.unwrap();
+    let (r, _) = open_preview(&server, None, &id, port, "/index.html").await;
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-security-policy"]
         .to_str()
         .unwrap()
         .contains("sandbox"));
+    drop(http);
 }
 
 #[tokio::test]

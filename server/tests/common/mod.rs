@@ -583,3 +583,50 @@ pub fn push_files_as(
         .trim()
         .to_string()
 }
+
+/// Opens a preview as a browser does: Nubo's entry (with `token`, if any)
+/// redirects to the preview origin, which trades the one-time token for its
+/// own cookie and redirects to the page. Answers the final response and
+/// the preview cookie (`name=value`) it set, if any.
+pub async fn open_preview(
+    server: &Server,
+    token: Option<&str>,
+    id: &str,
+    port: u16,
+    path: &str,
+) -> (reqwest::Response, Option<String>) {
+    let http = client();
+    let mut req = http.get(server.url(&format!("/w/{id}/preview/{port}{path}")));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let mut r = req.send().await.unwrap();
+    let mut cookie: Option<String> = None;
+    for _ in 0..3 {
+        if !r.status().is_redirection() {
+            break;
+        }
+        let location = r.headers()["location"].to_str().unwrap().to_string();
+        if let Some(c) = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("nubo_preview="))
+        {
+            cookie = Some(c.split(';').next().unwrap().to_string());
+        }
+        let url = if location.starts_with("http") {
+            location
+        } else {
+            let origin = r.url().origin().ascii_serialization();
+            format!("{origin}{location}")
+        };
+        let mut next = http.get(&url);
+        if let Some(c) = &cookie {
+            next = next.header("cookie", c);
+        }
+        r = next.send().await.unwrap();
+    }
+    (r, cookie)
+}
