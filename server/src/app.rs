@@ -363,6 +363,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         );
     }
     crate::ssh_server::start(state.clone(), ssh_listener)?;
+    println!(
+        "Nubo {} is listening on ssh://{}",
+        env!("CARGO_PKG_VERSION"),
+        state.settings.ssh
+    );
     {
         let app = crate::preview::router(state.clone());
         let timeout = Duration::from_secs(state.settings.http_header_timeout_seconds);
@@ -376,11 +381,6 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         "Nubo {} serves previews on http://{} (an origin apart from its pages)",
         env!("CARGO_PKG_VERSION"),
         state.settings.preview_http
-    );
-    println!(
-        "Nubo {} is listening on ssh://{}",
-        env!("CARGO_PKG_VERSION"),
-        state.settings.ssh
     );
     println!(
         "Nubo {} is listening on http://{addr}",
