@@ -34,11 +34,18 @@ function killAgents(dir) {
       // Gone already, or not ours to read.
     }
   }
-  if (ids.length > 0) execFileSync("sleep", ["0.1"]);
-  for (const id of ids) {
+  let builds = [];
+  try {
+    builds = readdirSync(join(dir, "data", "builds"));
+  } catch {
+    // No builds.
+  }
+  const groups = [...ids.map((id) => `ws-${id}`), ...builds.map((b) => `nubo-build-${b}`)];
+  if (groups.length > 0) execFileSync("sleep", ["0.1"]);
+  for (const group of groups) {
     for (const c of ["", "memory/", "pids/", "cpu/"]) {
       try {
-        rmdirSync(`/sys/fs/cgroup/${c}nubo/ws-${id}`);
+        rmdirSync(`/sys/fs/cgroup/${c}nubo/${group}`);
       } catch {
         // Not there, or still busy for a moment.
       }

@@ -313,6 +313,13 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     // process that is still finishing can then never write into the working
     // copies of this one.
     state.cache_dir = own_cache_dir(&state.cache_dir)?;
+    match crate::sandbox::available(&state.settings) {
+        Ok(s) => tracing::info!(uid = s.uid(), "local sandbox: bubblewrap"),
+        Err(why) => tracing::warn!(
+            reason = %why,
+            "no local sandbox: local workspaces and image-less builds are for administrators only (and unconfined)"
+        ),
+    }
     crate::webhooks::spawn_worker(state.clone());
     crate::workspaces::recover(&crate::workspaces::Env::from_state(&state)).await?;
     crate::workspaces::spawn_reaper(state.clone());

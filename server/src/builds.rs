@@ -619,6 +619,9 @@ pub async fn recover(pool: &SqlitePool, data_dir: &Path) -> Result<()> {
         .fetch_all(pool)
         .await?;
     kill_leftovers(&ids);
+    for id in &ids {
+        crate::cgroup::Cgroup::existing(&sandbox_name(id)).remove();
+    }
     let n = sqlx::query(
         "UPDATE builds SET status = 'FAILED', ended_at = $1,
              reason = 'the server stopped while the build was running'
@@ -1082,7 +1085,7 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
             };
             let s = &state.settings;
             let external = crate::build_external::ExternalBuild {
-                name: format!("nubo-build-{}", id.replace(':', "-")),
+                name: sandbox_name(id),
                 place,
                 src: src.clone(),
                 out: out.clone(),
@@ -1213,6 +1216,11 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
     let _ = tx.send(LogEvent::End(outcome.status.clone()));
     cleanup(state, id, &src);
     Ok(())
+}
+
+/// The name of a build's container or sandbox (and its control group).
+fn sandbox_name(id: &str) -> String {
+    format!("nubo-build-{}", id.replace(':', "-"))
 }
 
 /// Where a build runs.

@@ -149,10 +149,14 @@ fn probe(settings: &Settings) -> Result<Sandbox, String> {
         .map(PathBuf::from)
         .find(|p| p.exists())
         .ok_or("bubblewrap is not installed (apt-get install bubblewrap)")?;
-    let sandbox = Sandbox {
-        bwrap,
-        uid: settings.sandbox_uid,
+    // As root, sandboxes run as sandbox_uid; a server that is not root
+    // can only give them its own uid (still in namespaces of their own).
+    let uid = if unsafe { libc::geteuid() } == 0 {
+        settings.sandbox_uid
+    } else {
+        unsafe { libc::geteuid() }
     };
+    let sandbox = Sandbox { bwrap, uid };
     let tmp = tempfile::tempdir().map_err(|e| format!("cannot make a temp dir: {e}"))?;
     let spec = Spec {
         binds: vec![Bind::rw(tmp.path(), "/probe")],
@@ -169,7 +173,7 @@ fn probe(settings: &Settings) -> Result<Sandbox, String> {
         },
         etc_dir: tmp.path().join("etc"),
     };
-    let _ = chown(tmp.path(), settings.sandbox_uid);
+    let _ = chown(tmp.path(), uid);
     let result = sandbox.command(&spec).and_then(|(mut c, cg)| {
         let out = c.output();
         if let Some(cg) = cg {

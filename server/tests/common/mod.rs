@@ -196,9 +196,17 @@ pub fn kill_agents(data_dir: &Path) {
         }
     }
     std::thread::sleep(Duration::from_millis(50));
-    for id in &needles[1..] {
+    let mut groups: Vec<String> = needles[1..].iter().map(|id| format!("ws-{id}")).collect();
+    if let Ok(builds) = std::fs::read_dir(data_dir.join("builds")) {
+        groups.extend(
+            builds
+                .flatten()
+                .map(|e| format!("nubo-build-{}", e.file_name().to_string_lossy())),
+        );
+    }
+    for group in &groups {
         for c in ["", "memory/", "pids/", "cpu/"] {
-            let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{c}nubo/ws-{id}"));
+            let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{c}nubo/{group}"));
         }
     }
 }
