@@ -360,3 +360,86 @@ async fn a_build_runs_neither_as_the_server_nor_with_its_files() {
     let (b, _) = run_build(&server, &admin, "mine-ci", "mine").await;
     assert_eq!(b["status"], "SUCCEEDED", "{b}");
 }
+
+#[tokio::test]
+async fn secrets_handed_to_a_runner_do_not_stay_on_disk() {
+    let mut server = Server::start(&[]);
+    let admin = server.user_with_token("root", true);
+    let (s, _) = api(
+        &server,
+        &admin,
+        reqwest::Method::PUT,
+        "/secrets/deploy",
+        Some(json!({"value": "deploy-secret-123456"})),
+    )
+    .await;
+    assert_eq!(s, 204);
+    create_repo(&server, &admin, "slow").await;
+    let spec = "version: 0.2\nenv:\n  secrets-manager:\n    X: deploy\nphases:\n  build:\n    commands:\n      - echo started\n      - sleep 30\n";
+    push_files_as(
+        &server,
+        "root",
+        &admin,
+        "slow",
+        &[("buildspec.yml", spec)],
+        &[],
+    );
+    let (s, p) = api(
+        &server,
+        &admin,
+        reqwest::Method::POST,
+        "/projects",
+        Some(json!({"name": "slow-ci", "repo": "slow"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{p}");
+    let (_, b) = api(
+        &server,
+        &admin,
+        reqwest::Method::POST,
+        "/projects/slow-ci/builds",
+        Some(json!({})),
+    )
+    .await;
+    let id = b["id"].as_str().unwrap().to_string();
+    for _ in 0..100 {
+        if build_log(&server, &admin, &id)
+            .await
+            .contains("\nstarted\n")
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let find = |dir: &std::path::Path| -> Vec<std::path::PathBuf> {
+        fn walk(d: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.file_name().is_some_and(|n| n == "secrets.json") {
+                    out.push(p);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(dir, &mut out);
+        out
+    };
+    // While the build runs, the runner has read and removed it.
+    let builds = server.data_dir.join("builds");
+    assert!(find(&builds).is_empty(), "{:?}", find(&builds));
+    // A server killed before a runner read the file leaves one behind: the
+    // next start removes it.
+    server.kill();
+    let left = builds.join("killed-build/out");
+    std::fs::create_dir_all(&left).unwrap();
+    std::fs::write(
+        left.join("secrets.json"),
+        "{\"X\": \"deploy-secret-123456\"}",
+    )
+    .unwrap();
+    let data = server.data_dir.clone();
+    let _server = Server::start_in(&data, &[], &[]);
+    assert!(find(&builds).is_empty(), "{:?}", find(&builds));
+}

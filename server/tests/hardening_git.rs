@@ -50,6 +50,7 @@ async fn refs_git_refuses_never_come_back_after_a_restart() {
         ["refs/heads/main", "refs/tags/t1", "refs/tags/t1^{}"]
     );
 
+    let mut said = Vec::new();
     for (args, why) in [
         // A branch that would point to a tag object.
         (
@@ -75,8 +76,11 @@ async fn refs_git_refuses_never_come_back_after_a_restart() {
     ] {
         let out = git(&src, "alice", &token, &args);
         assert!(!out.status.success(), "{args:?} was accepted");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(why), "{args:?}: {err}");
+        said.push((
+            args.join(" "),
+            why,
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        ));
         assert_eq!(refs(&server, &token, "app", w), before, "{args:?}");
     }
 
@@ -85,6 +89,10 @@ async fn refs_git_refuses_never_come_back_after_a_restart() {
     let data = server.data_dir.clone();
     let server = Server::start_in(&data, &[], &[]);
     assert_eq!(refs(&server, &token, "app", w), before);
+    // And the pusher was told why.
+    for (args, why, err) in said {
+        assert!(err.contains(why), "{args}: {err}");
+    }
 }
 
 #[tokio::test]
