@@ -176,7 +176,9 @@ impl FromRequestParts<AppState> for PageUser {
     }
 }
 
-fn urlencode(s: &str) -> String {
+/// Percent-encodes all but unreserved characters and `/` (a path, or a
+/// path as a query value).
+pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {

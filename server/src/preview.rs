@@ -207,7 +207,7 @@ pub async fn entry(
                 .sign("t", &ws.id, port, &c.user.id, TOKEN_TTL_MS);
             format!(
                 "{base}/{AUTH_PATH}?token={token}&next={}",
-                form_urlencoded(&target)
+                crate::auth::urlencode(&target)
             )
         }
         _ => format!("{base}{target}"),
@@ -216,17 +216,6 @@ pub async fn entry(
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
-}
-
-fn form_urlencoded(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The preview listener's router: previews and nothing of Nubo's.

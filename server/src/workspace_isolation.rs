@@ -182,11 +182,7 @@ pub fn start_sandboxed(env: &Env, ws: &Workspace, sandbox: &Sandbox) -> Result<u
         .spawn()
         .map_err(|e| Error::Internal(format!("cannot start the workspace sandbox: {e}")))?;
     let pid = child.id();
-    // Reap it whenever it exits, so it never lingers as a zombie.
-    std::thread::spawn(move || {
-        let mut child = child;
-        let _ = child.wait();
-    });
+    crate::workspaces::reap_when_done(child);
     Ok(pid)
 }
 

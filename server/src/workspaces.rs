@@ -364,12 +364,7 @@ async fn prepare(
             // never runs git in a workspace's files after this: their
             // config is the workspace's to write.)
             let url = format!("{}v1/repos/{}", server_url(&env.settings, true), repo.name);
-            let _ = tokio::process::Command::new("git")
-                .arg("-C")
-                .arg(&files)
-                .args(["remote", "set-url", "origin", &url])
-                .output()
-                .await;
+            set_remote(&files, &url).await;
         }
     }
     write_gitconfig(env, owner, id, confined)?;
@@ -484,13 +479,27 @@ async fn set_origin(env: &Env, ws: &Workspace) -> Result<()> {
     if !files.join(".git").exists() {
         return Ok(());
     }
+    set_remote(&files, &url).await;
+    Ok(())
+}
+
+/// Points the checkout's `origin` at `url`.
+async fn set_remote(files: &Path, url: &str) {
     let _ = tokio::process::Command::new("git")
         .arg("-C")
-        .arg(&files)
-        .args(["remote", "set-url", "origin", &url])
+        .arg(files)
+        .args(["remote", "set-url", "origin", url])
         .output()
         .await;
-    Ok(())
+}
+
+/// Reaps `child` whenever it exits (agents outlive requests), so it never
+/// lingers as a zombie.
+pub fn reap_when_done(child: std::process::Child) {
+    std::thread::spawn(move || {
+        let mut child = child;
+        let _ = child.wait();
+    });
 }
 
 /// Starts the workspace's agent (and container) and waits until it answers.
@@ -644,11 +653,7 @@ fn start_local(settings: &Settings, ws: &Workspace) -> Result<u32> {
         .spawn()
         .map_err(|e| Error::Internal(format!("cannot start the workspace agent: {e}")))?;
     let pid = child.id();
-    // Reap it whenever it exits, so it never lingers as a zombie.
-    std::thread::spawn(move || {
-        let mut child = child;
-        let _ = child.wait();
-    });
+    reap_when_done(child);
     Ok(pid)
 }
 
