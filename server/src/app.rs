@@ -314,7 +314,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     // copies of this one.
     state.cache_dir = own_cache_dir(&state.cache_dir)?;
     match crate::sandbox::available(&state.settings) {
-        Ok(s) => tracing::info!(uid = s.uid(), "local sandbox: bubblewrap"),
+        Ok(s) => tracing::info!(
+            uid = s.uid(),
+            network = if s.has_network() { "outbound" } else { "none" },
+            "local sandbox: bubblewrap"
+        ),
         Err(why) => tracing::warn!(
             reason = %why,
             "no local sandbox: local workspaces and image-less builds are for administrators only (and unconfined)"

@@ -221,8 +221,9 @@ async fn run_sandboxed(
         name: build.name.clone(),
         limits: build.limits,
         etc_dir: etc.clone(),
+        network: true,
     };
-    let (cmd, cgroup) = sandbox.command(&spec).map_err(Error::Internal)?;
+    let (cmd, cgroup, network) = sandbox.command(&spec).map_err(Error::Internal)?;
     let mut child = tokio::process::Command::from(cmd)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
@@ -230,6 +231,17 @@ async fn run_sandboxed(
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| Error::Internal(format!("cannot start the build sandbox: {e}")))?;
+    if let Some(network) = network {
+        let attached = tokio::task::spawn_blocking(move || network.attach())
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        if let Err(e) = attached {
+            on_line(&format!(
+                "[Container] {} The build has no network: {e}",
+                nubo_runner::local::now_stamp()
+            ));
+        }
+    }
     let mut stderr = child.stderr.take();
     let mut stopped = false;
     let status = loop {

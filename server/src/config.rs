@@ -87,6 +87,9 @@ pub struct Settings {
     pub local_sandbox: String,
     /// The host uid (and gid) sandboxed processes run as.
     pub sandbox_uid: u32,
+    /// A sandbox's network: `outbound` (user-mode NAT by slirp4netns, the
+    /// host's loopback refused) or `none` (a loopback of its own only).
+    pub sandbox_network: String,
     /// The listener of previews (a separate origin from Nubo's pages).
     pub preview_http: SocketAddr,
     /// The URL users reach the preview listener at (default: the host
@@ -137,6 +140,7 @@ impl Default for Settings {
             webhook_allowed_networks: Vec::new(),
             local_sandbox: "bwrap".into(),
             sandbox_uid: 61000,
+            sandbox_network: "outbound".into(),
             preview_http: SocketAddr::from(([127, 0, 0, 1], 8081)),
             preview_url: None,
             preview_domain: None,
@@ -183,6 +187,7 @@ pub struct Layer {
     pub webhook_allowed_networks: Option<Vec<String>>,
     pub local_sandbox: Option<String>,
     pub sandbox_uid: Option<u32>,
+    pub sandbox_network: Option<String>,
     pub preview_http: Option<SocketAddr>,
     pub preview_url: Option<String>,
     pub preview_domain: Option<String>,
@@ -306,6 +311,7 @@ impl Layer {
                 }
                 "LOCAL_SANDBOX" => layer.local_sandbox = Some(value.to_string()),
                 "SANDBOX_UID" => layer.sandbox_uid = Some(num(value).map_err(bad)?),
+                "SANDBOX_NETWORK" => layer.sandbox_network = Some(value.to_string()),
                 "PREVIEW_HTTP" => layer.preview_http = Some(num(value).map_err(bad)?),
                 "PREVIEW_URL" => layer.preview_url = Some(value.to_string()),
                 "PREVIEW_DOMAIN" => layer.preview_domain = Some(value.to_string()),
@@ -361,6 +367,7 @@ pub fn resolve(layers: &[Layer]) -> Result<Settings, ConfigError> {
             webhook_allowed_networks,
             local_sandbox,
             sandbox_uid,
+            sandbox_network,
             preview_http,
             http_header_timeout_seconds,
             git_idle_timeout_seconds,
@@ -432,6 +439,12 @@ pub fn resolve(layers: &[Layer]) -> Result<Settings, ConfigError> {
         return Err(ConfigError::Invalid(format!(
             "local_sandbox {:?} must be \"bwrap\" or \"none\"",
             s.local_sandbox
+        )));
+    }
+    if !matches!(s.sandbox_network.as_str(), "outbound" | "none") {
+        return Err(ConfigError::Invalid(format!(
+            "sandbox_network {:?} must be \"outbound\" or \"none\"",
+            s.sandbox_network
         )));
     }
     if s.sandbox_uid == 0 {

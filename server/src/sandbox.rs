@@ -22,7 +22,7 @@
 //! child. A server that is not root runs bwrap directly, as itself.
 
 use std::ffi::CString;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -85,6 +85,97 @@ const ETC: &[&str] = &[
 pub struct Sandbox {
     bwrap: PathBuf,
     uid: u32,
+    /// slirp4netns, for outbound network (`sandbox_network = "outbound"`).
+    slirp: Option<PathBuf>,
+}
+
+/// A sandbox's outbound network, set up once bubblewrap has made its
+/// namespaces: slirp4netns (user-mode NAT, the host's loopback refused)
+/// joined to the sandbox's network namespace. It ends by itself when the
+/// last process of the sandbox does (its exit pipe closes).
+pub struct Network {
+    info: std::fs::File,
+    exit_read: OwnedFd,
+    slirp: PathBuf,
+}
+
+/// The descriptors bubblewrap gets for `--info-fd` and the exit pipe.
+const INFO_FD: i32 = 998;
+const EXIT_FD: i32 = 997;
+
+impl Network {
+    /// Call right after the sandbox's command was spawned.
+    pub fn attach(self) -> Result<(), String> {
+        use std::io::Read;
+        let mut pfd = libc::pollfd {
+            fd: self.info.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, 10_000) } <= 0 {
+            return Err("the sandbox did not start in time".into());
+        }
+        let mut text = String::new();
+        let mut info = self.info;
+        let _ = (&mut info).take(4096).read_to_string(&mut text);
+        let pid = text
+            .split("\"child-pid\"")
+            .nth(1)
+            .and_then(|r| {
+                r.trim_start_matches([':', ' '])
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .and_then(|n| n.parse::<u32>().ok())
+            })
+            .ok_or_else(|| format!("the sandbox did not say its process: {text:?}"))?;
+        // bubblewrap says its process before that process has set up its
+        // loopback (over netlink); slirp4netns configuring the namespace at
+        // the same moment makes that fail. Wait until the loopback is up
+        // (it then has ::1), at most a second.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while std::time::Instant::now() < deadline {
+            let up = std::fs::read_to_string(format!("/proc/{pid}/net/if_inet6"))
+                .is_ok_and(|t| t.lines().any(|l| l.trim_end().ends_with(" lo")));
+            if up {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let exit = self.exit_read.as_raw_fd();
+        let mut cmd = Command::new(&self.slirp);
+        cmd.args([
+            "--configure",
+            "--mtu=65520",
+            "--disable-host-loopback",
+            "--exit-fd",
+            "3",
+            &pid.to_string(),
+            "tap0",
+        ])
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        // SAFETY: dup2 and setsid only, between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(exit, 3) < 0 || libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start slirp4netns: {e}"))?;
+        drop(self.exit_read);
+        std::thread::spawn(move || {
+            let mut child = child;
+            let _ = child.wait();
+        });
+        Ok(())
+    }
 }
 
 /// One directory (or file) given to a sandbox.
@@ -128,6 +219,9 @@ pub struct Spec {
     /// A directory of the server's where the sandbox's `/etc/passwd`,
     /// `group` and `hosts` are written.
     pub etc_dir: PathBuf,
+    /// Outbound network (where the server allows it and slirp4netns is
+    /// installed); else only a loopback of its own.
+    pub network: bool,
 }
 
 static PROBED: OnceLock<Result<Sandbox, String>> = OnceLock::new();
@@ -156,7 +250,15 @@ fn probe(settings: &Settings) -> Result<Sandbox, String> {
     } else {
         unsafe { libc::geteuid() }
     };
-    let sandbox = Sandbox { bwrap, uid };
+    let slirp = (settings.sandbox_network == "outbound")
+        .then(|| {
+            ["/usr/bin/slirp4netns", "/usr/local/bin/slirp4netns"]
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.exists())
+        })
+        .flatten();
+    let sandbox = Sandbox { bwrap, uid, slirp };
     let tmp = tempfile::tempdir().map_err(|e| format!("cannot make a temp dir: {e}"))?;
     let spec = Spec {
         binds: vec![Bind::rw(tmp.path(), "/probe")],
@@ -172,9 +274,10 @@ fn probe(settings: &Settings) -> Result<Sandbox, String> {
             pids: 64,
         },
         etc_dir: tmp.path().join("etc"),
+        network: false,
     };
     let _ = chown(tmp.path(), uid);
-    let result = sandbox.command(&spec).and_then(|(mut c, cg)| {
+    let result = sandbox.command(&spec).and_then(|(mut c, cg, _)| {
         let out = c.output();
         if let Some(cg) = cg {
             cg.remove();
@@ -194,6 +297,25 @@ fn probe(settings: &Settings) -> Result<Sandbox, String> {
         }
         Ok(()) => Err("the sandbox ran but could not write to its directory".into()),
         Err(e) => Err(e),
+    }
+}
+
+/// A pipe, both ends close-on-exec.
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    let mut fds = [0; 2];
+    // SAFETY: a two-element array for pipe2.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!(
+            "cannot make a pipe: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: two new descriptors nobody else owns.
+    unsafe {
+        Ok((
+            <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fds[0]),
+            <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fds[1]),
+        ))
     }
 }
 
@@ -232,7 +354,17 @@ impl Sandbox {
     }
 
     /// A command that runs `spec` in a sandbox, and its control group.
-    pub fn command(&self, spec: &Spec) -> Result<(Command, Option<Cgroup>), String> {
+    /// Whether sandboxes here get outbound network.
+    pub fn has_network(&self) -> bool {
+        self.slirp.is_some()
+    }
+
+    /// A command that runs `spec` in a sandbox, its control group, and
+    /// its network to attach once the command runs.
+    pub fn command(
+        &self,
+        spec: &Spec,
+    ) -> Result<(Command, Option<Cgroup>, Option<Network>), String> {
         let root = unsafe { libc::geteuid() } == 0;
         std::fs::create_dir_all(&spec.etc_dir)
             .map_err(|e| format!("cannot prepare the sandbox: {e}"))?;
@@ -255,8 +387,34 @@ impl Sandbox {
             std::fs::write(spec.etc_dir.join(file), text)
                 .map_err(|e| format!("cannot prepare the sandbox: {e}"))?;
         }
+        // The network's pipes: the read ends for us (Network), the write
+        // ends for the child (bubblewrap reports its process on one; the
+        // other, inherited by everything in the sandbox, ends slirp4netns
+        // when the last of them exits).
+        let (network, child_fds) = match (&self.slirp, spec.network) {
+            (Some(slirp), true) => {
+                let (info_read, info_write) = pipe()?;
+                let (exit_read, exit_write) = pipe()?;
+                (
+                    Some(Network {
+                        info: std::fs::File::from(info_read),
+                        exit_read,
+                        slirp: slirp.clone(),
+                    }),
+                    Some((info_write, exit_write)),
+                )
+            }
+            _ => (None, None),
+        };
+        // slirp4netns answers DNS at 10.0.2.3 (forwarding to the host's).
+        std::fs::write(spec.etc_dir.join("resolv.conf"), "nameserver 10.0.2.3\n")
+            .map_err(|e| format!("cannot prepare the sandbox: {e}"))?;
         let mut binds: Vec<Bind> = spec.binds.clone();
-        for file in ["passwd", "group", "hosts"] {
+        let mut etc_files = vec!["passwd", "group", "hosts"];
+        if network.is_some() {
+            etc_files.push("resolv.conf");
+        }
+        for file in etc_files {
             binds.push(Bind::ro(spec.etc_dir.join(file), &format!("/etc/{file}")));
         }
         let mut sources: Vec<(CString, bool)> = Vec::new();
@@ -351,6 +509,9 @@ impl Sandbox {
             let flag = if b.writable { "--bind" } else { "--ro-bind" };
             args.extend([flag.into(), source, b.inside.clone()]);
         }
+        if network.is_some() {
+            args.extend(["--info-fd".into(), INFO_FD.to_string()]);
+        }
         args.extend(["--chdir".into(), spec.cwd.clone(), "--clearenv".into()]);
         for (k, v) in &spec.env {
             args.extend(["--setenv".into(), k.clone(), v.clone()]);
@@ -391,6 +552,11 @@ impl Sandbox {
             })
             .collect();
         let procs: Vec<i32> = cgroup_files.iter().map(|f| f.as_raw_fd()).collect();
+        // The info pipe's write end and the exit pipe's write end, to
+        // fixed numbers the child keeps across exec.
+        let network_fds = child_fds
+            .as_ref()
+            .map(|(info, exit)| (info.as_raw_fd(), exit.as_raw_fd()));
         let (uid, pids) = (self.uid, spec.limits.pids as u64);
         let detach = !spec.die_with_parent;
         let limited_by_cgroup = cgroup.is_some();
@@ -398,7 +564,12 @@ impl Sandbox {
         // data prepared above (no allocation).
         unsafe {
             cmd.pre_exec(move || {
-                let _keep = &cgroup_files;
+                let _keep = (&cgroup_files, &child_fds);
+                if let Some((info, exit)) = network_fds {
+                    if libc::dup2(info, INFO_FD) < 0 || libc::dup2(exit, EXIT_FD) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 for &fd in &procs {
                     if libc::write(fd, b"0\n".as_ptr().cast(), 2) != 2 {
                         return Err(std::io::Error::last_os_error());
@@ -482,7 +653,11 @@ impl Sandbox {
                 Ok(())
             });
         }
-        Ok((cmd, Cgroup::existing_if(&spec.name, limited_by_cgroup)))
+        Ok((
+            cmd,
+            Cgroup::existing_if(&spec.name, limited_by_cgroup),
+            network,
+        ))
     }
 }
 

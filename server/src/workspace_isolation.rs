@@ -170,8 +170,9 @@ pub fn start_sandboxed(env: &Env, ws: &Workspace, sandbox: &Sandbox) -> Result<u
             pids: s.workspace_pids,
         },
         etc_dir: base.join("etc"),
+        network: true,
     };
-    let (mut cmd, _cgroup) = sandbox.command(&spec).map_err(Error::Internal)?;
+    let (mut cmd, _cgroup, network) = sandbox.command(&spec).map_err(Error::Internal)?;
     let child = cmd
         .stdin(std::process::Stdio::null())
         .stdout(
@@ -183,6 +184,12 @@ pub fn start_sandboxed(env: &Env, ws: &Workspace, sandbox: &Sandbox) -> Result<u
         .map_err(|e| Error::Internal(format!("cannot start the workspace sandbox: {e}")))?;
     let pid = child.id();
     crate::workspaces::reap_when_done(child);
+    drop(cmd);
+    if let Some(network) = network {
+        if let Err(e) = network.attach() {
+            tracing::warn!(workspace = %ws.id, error = %e, "the workspace has no network");
+        }
+    }
     Ok(pid)
 }
 

@@ -396,10 +396,11 @@ async fn a_project_with_an_image_builds_in_a_container_that_contains_a_fork_bomb
     );
 
     // A fork bomb hits the container's pids limit; the build is stopped and
-    // the server carries on.
+    // the server carries on. (`wait` is a builtin: the command waits for
+    // the sleep started before the bomb, with no fork left to make.)
     let (s, _) = api(&server, &token, reqwest::Method::POST, "/projects", Some(json!({
         "name": "bomb", "repo": "app2", "image": "localhost/nubo-workspace:latest",
-        "buildspec": "version: 0.2\nphases:\n  build:\n    commands:\n      - echo bombing\n      - 'b() { b | b & }; b; sleep 30'\n"
+        "buildspec": "version: 0.2\nphases:\n  build:\n    commands:\n      - echo bombing\n      - 'sleep 60 & b() { b | b & }; b; wait'\n"
     }))).await;
     assert_eq!(s, 201);
     let (_, b) = api(

@@ -460,3 +460,60 @@ async fn a_preview_never_shares_an_origin_or_a_session_with_nubo() {
     let r = http.get(&token_url).send().await.unwrap();
     assert_eq!(r.status(), 401);
 }
+
+#[tokio::test]
+async fn a_sandboxed_workspace_goes_out_but_never_to_the_hosts_loopback() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::start(&[]);
+    let token = server.user_with_token("alice", false);
+    let ws = create_ws(&server, &token, json!({"name": "net"})).await;
+    let id = ws["id"].as_str().unwrap().to_string();
+    // A service of the host's, on every address.
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let _ = s.write_all(b"hello-from-the-host\n").await;
+        }
+    });
+    let host_ip = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|u| u.connect("192.0.2.1:9").map(|_| u))
+        .and_then(|u| u.local_addr())
+        .map(|a| a.ip().to_string())
+        .unwrap();
+    let probe = |addr: String| {
+        format!(
+            "import socket\ntry:\n    s = socket.create_connection(({addr}, {port}), 5)\n    print('got', s.recv(100))\nexcept OSError as e:\n    print('refused', e)\n"
+        )
+    };
+    // Out through the sandbox's network: the host's own address answers.
+    let out = exec(
+        &server,
+        &token,
+        &id,
+        &["python3", "-c", &probe(format!("'{host_ip}'"))],
+    )
+    .await;
+    assert!(
+        out["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("hello-from-the-host"),
+        "{out}"
+    );
+    // The host's loopback (its own, and through the gateway) does not.
+    for addr in ["'127.0.0.1'", "'10.0.2.2'"] {
+        let out = exec(
+            &server,
+            &token,
+            &id,
+            &["python3", "-c", &probe(addr.to_string())],
+        )
+        .await;
+        let text = out["stdout"].as_str().unwrap();
+        assert!(
+            text.contains("refused") && !text.contains("hello"),
+            "{addr}: {out}"
+        );
+    }
+}
