@@ -122,6 +122,9 @@ pub struct Buildspec {
     pub artifacts: Option<Artifacts>,
     pub cache: Option<Cache>,
     pub reports: Vec<ReportGroup>,
+    /// Batch builds (`batch:`): the builds this buildspec starts instead of
+    /// running its own phases.
+    pub batch: Option<crate::batch::Batch>,
 }
 
 /// A report group: which files, in which format.
@@ -158,19 +161,20 @@ impl Buildspec {
     }
 }
 
-struct Checker {
+/// Collects diagnostics while a buildspec is read.
+pub(crate) struct Checker {
     diags: Vec<Diagnostic>,
 }
 
 impl Checker {
-    fn error(&mut self, pos: Pos, message: impl Into<String>) {
+    pub(crate) fn error(&mut self, pos: Pos, message: impl Into<String>) {
         self.diags.push(Diagnostic {
             pos,
             severity: Severity::Error,
             message: message.into(),
         });
     }
-    fn warn(&mut self, pos: Pos, message: impl Into<String>) {
+    pub(crate) fn warn(&mut self, pos: Pos, message: impl Into<String>) {
         self.diags.push(Diagnostic {
             pos,
             severity: Severity::Warning,
@@ -178,7 +182,7 @@ impl Checker {
         });
     }
 
-    fn map<'a>(&mut self, node: &'a Node, what: &str) -> Option<&'a [(Node, Node)]> {
+    pub(crate) fn map<'a>(&mut self, node: &'a Node, what: &str) -> Option<&'a [(Node, Node)]> {
         match &node.value {
             Value::Map(pairs) => Some(pairs),
             Value::Null => Some(&[]),
@@ -192,7 +196,7 @@ impl Checker {
         }
     }
 
-    fn string(&mut self, node: &Node, what: &str) -> Option<String> {
+    pub(crate) fn string(&mut self, node: &Node, what: &str) -> Option<String> {
         match &node.value {
             Value::Str(s, _) => Some(s.clone()),
             _ => {
@@ -205,7 +209,7 @@ impl Checker {
         }
     }
 
-    fn boolean(&mut self, node: &Node, what: &str) -> bool {
+    pub(crate) fn boolean(&mut self, node: &Node, what: &str) -> bool {
         match node.as_str() {
             Some("yes" | "true" | "True" | "TRUE" | "on") => true,
             Some("no" | "false" | "False" | "FALSE" | "off") => false,
@@ -216,7 +220,7 @@ impl Checker {
         }
     }
 
-    fn strings(&mut self, node: &Node, what: &str) -> Vec<String> {
+    pub(crate) fn strings(&mut self, node: &Node, what: &str) -> Vec<String> {
         match &node.value {
             Value::Seq(items) => items
                 .iter()
@@ -234,7 +238,7 @@ impl Checker {
         }
     }
 
-    fn unknown(&mut self, key: &Node, section: &str, known: &[&str]) {
+    pub(crate) fn unknown(&mut self, key: &Node, section: &str, known: &[&str]) {
         let name = key.as_str().unwrap_or("?");
         let hint = known
             .iter()
@@ -447,9 +451,9 @@ fn check(c: &mut Checker, root: &Node) -> Option<Buildspec> {
                             if !env_name_ok(&n) {
                                 c.error(name.pos, format!("{n:?} is not a valid variable name"));
                             } else if n.starts_with("CODEBUILD_") {
-                                c.error(
+                                c.warn(
                                     name.pos,
-                                    format!("{n}: the CODEBUILD_ prefix is reserved"),
+                                    format!("{n}: the CODEBUILD_ prefix is reserved for CodeBuild's own variables; avoid it"),
                                 );
                             }
                             let Some(val) = c.string(value, &format!("{what}.{n}")) else {
@@ -505,7 +509,10 @@ fn check(c: &mut Checker, root: &Node) -> Option<Buildspec> {
         _ => "sh",
     };
     let mut phases = Vec::new();
+    let batch = get("batch").and_then(|(_, n)| crate::batch::parse(c, n));
     match get("phases") {
+        // A batch buildspec may leave the work to the buildspecs it names.
+        None if get("batch").is_some() => {}
         None => c.error(root.pos, "phases is required"),
         Some((_, node)) => {
             if let Some(pairs) = c.map(node, "phases") {
@@ -524,6 +531,7 @@ fn check(c: &mut Checker, root: &Node) -> Option<Buildspec> {
                         finally: vec![],
                     };
                     let mut has_commands = false;
+                    let mut has_runtime_versions = false;
                     if let Some(items) = c.map(v, &what) {
                         for (pk, pv) in items {
                             match pk.as_str().unwrap_or("") {
@@ -539,6 +547,7 @@ fn check(c: &mut Checker, root: &Node) -> Option<Buildspec> {
                                 "run-as" => phase.run_as = c.string(pv, &format!("{what}.run-as")),
                                 "on-failure" => phase.on_failure = on_failure(c, pv),
                                 "runtime-versions" => {
+                                    has_runtime_versions = true;
                                     if name != PhaseName::Install {
                                         c.error(
                                             pk.pos,
@@ -562,7 +571,10 @@ fn check(c: &mut Checker, root: &Node) -> Option<Buildspec> {
                             }
                         }
                     }
-                    if !has_commands {
+                    // An install phase may hold runtime-versions alone
+                    // (common in AWS's samples).
+                    let runtimes_only = name == PhaseName::Install && has_runtime_versions;
+                    if !has_commands && !runtimes_only {
                         c.error(k.pos, format!("{what}.commands is required"));
                     }
                     phases.push(phase);
@@ -641,9 +653,11 @@ fn check(c: &mut Checker, root: &Node) -> Option<Buildspec> {
                                             c.boolean(rv, &format!("{what}.discard-paths"))
                                     }
                                     "file-format" => {
+                                        // CodeBuild takes them in any case.
                                         let f = c
                                             .string(rv, &format!("{what}.file-format"))
-                                            .unwrap_or_default();
+                                            .unwrap_or_default()
+                                            .to_ascii_uppercase();
                                         const KNOWN: &[&str] = &[
                                             "JUNITXML",
                                             "CUCUMBERJSON",
@@ -687,7 +701,19 @@ fn check(c: &mut Checker, root: &Node) -> Option<Buildspec> {
                     }
                 }
             }
-            "proxy" | "batch" => {}
+            "batch" => {}
+            "proxy" => {
+                if let Some(pairs) = c.map(v, "proxy") {
+                    for (pk, pv) in pairs {
+                        match pk.as_str().unwrap_or("") {
+                            "upload-artifacts" | "logs" => {
+                                c.boolean(pv, "proxy");
+                            }
+                            _ => c.unknown(pk, "proxy", &["upload-artifacts", "logs"]),
+                        }
+                    }
+                }
+            }
             _ => c.unknown(
                 k,
                 "the buildspec",
@@ -713,6 +739,7 @@ fn check(c: &mut Checker, root: &Node) -> Option<Buildspec> {
         artifacts,
         cache: cache_spec,
         reports: report_groups,
+        batch,
     })
 }
 
@@ -796,10 +823,37 @@ mod tests {
     }
 
     #[test]
-    fn reserved_and_bad_names_are_errors() {
+    fn reserved_names_are_warned_about_and_bad_names_are_errors() {
         let e = errors("version: 0.2\nenv:\n  variables:\n    CODEBUILD_X: 1\n    9LIVES: 2\nphases:\n  build:\n    commands: [ls]\n");
         assert_eq!(e.len(), 2, "{e:?}");
-        assert!(e[0].contains("4:5: error: CODEBUILD_X: the CODEBUILD_ prefix is reserved"));
+        assert!(e[0].contains("4:5: warning: CODEBUILD_X: the CODEBUILD_ prefix is reserved"));
         assert!(e[1].contains("5:5: error: \"9LIVES\" is not a valid variable name"));
+    }
+
+    #[test]
+    fn what_codebuild_accepts_is_accepted() {
+        // install with runtime-versions only; formats in any case; a batch
+        // buildspec without phases.
+        for ok in [
+            "version: 0.2\nphases:\n  install:\n    runtime-versions:\n      python: 3.11\n  build:\n    commands: [ls]\n",
+            "version: 0.2\nphases:\n  build:\n    commands: [ls]\nreports:\n  r:\n    files: ['*.xml']\n    file-format: JunitXml\n  t:\n    files: ['*.trx']\n    file-format: VisualStudioTrx\n",
+            "version: 0.2\nbatch:\n  build-list:\n    - identifier: a\n      buildspec: a.yml\n",
+        ] {
+            let (spec, diags) = parse(ok);
+            assert!(spec.is_some(), "{ok}\n{diags:?}");
+        }
+        let (spec, _) = parse("version: 0.2\nphases:\n  build:\n    commands: [ls]\nreports:\n  r:\n    files: ['*.xml']\n    file-format: junitxml\n");
+        assert_eq!(spec.unwrap().reports[0].format, "JUNITXML");
+        // Still refused: a phase without commands, an unknown format.
+        assert!(
+            parse("version: 0.2\nphases:\n  build:\n    finally: [ls]\n")
+                .0
+                .is_none()
+        );
+        assert!(parse("version: 0.2\nphases:\n  build:\n    commands: [ls]\nreports:\n  r:\n    files: [x]\n    file-format: PDF\n").0.is_none());
+        assert!(
+            parse("version: 0.2\n").0.is_none(),
+            "no phases and no batch"
+        );
     }
 }

@@ -4,9 +4,11 @@
 //! server and the CLI (`nubo buildspec check`, `nubo build`) use it.
 
 pub mod artifacts;
+pub mod batch;
 pub mod buildspec;
 pub mod cache;
 pub mod local;
+pub mod local_batch;
 pub mod mask;
 pub mod reports;
 pub mod yaml;

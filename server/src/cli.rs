@@ -933,7 +933,7 @@ fn build_command(args: BuildArgs) -> anyhow::Result<()> {
         )),
         None => None,
     };
-    let outcome = nubo_runner::local::run(&options, &mut |line| {
+    let mut print = |line: &str| {
         use std::io::Write;
         match log_file.as_mut() {
             Some(f) => {
@@ -946,7 +946,29 @@ fn build_command(args: BuildArgs) -> anyhow::Result<()> {
                 let _ = writeln!(out, "{line}");
             }
         }
-    });
+    };
+    // A batch buildspec: its builds, one after another, here.
+    if let Some(batch) = options.spec.batch.clone() {
+        let o = nubo_runner::local_batch::BatchOptions {
+            base: &options,
+            own: &options.spec,
+        };
+        let outcome = nubo_runner::local_batch::run(&o, &batch, &mut print);
+        for (id, status, note) in &outcome.builds {
+            eprintln!(
+                "{id}\t{status}{}",
+                note.as_ref().map(|n| format!("\t{n}")).unwrap_or_default()
+            );
+        }
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&outcome)?);
+        }
+        if outcome.status != "SUCCEEDED" {
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
+    let outcome = nubo_runner::local::run(&options, &mut print);
     for (k, v) in &outcome.exported_variables {
         eprintln!("exported {k}={v}");
     }
