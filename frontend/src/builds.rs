@@ -104,16 +104,32 @@ pub struct BuildRow {
     pub reason: Option<String>,
     /// Test reports (JUnit report groups).
     pub reports: Vec<ReportRow>,
+    /// The batch it is part of, if any.
+    pub batch: Option<BatchLink>,
+}
+
+/// Where a build of a batch belongs: the batch and the build's identifier.
+#[derive(Debug, Clone)]
+pub struct BatchLink {
+    pub batch_id: String,
+    pub identifier: String,
+}
+
+/// One entry of a project's history: a build, or a batch with its builds.
+#[derive(Debug, Clone)]
+pub enum HistoryItem {
+    Build(BuildRow),
+    Batch(crate::batches::BatchRow),
 }
 
 /// Whether a build with this status may still change (and can be stopped).
-fn is_active(status: &str) -> bool {
+pub(crate) fn is_active(status: &str) -> bool {
     matches!(status, "QUEUED" | "IN_PROGRESS")
 }
 
 /// `IN_PROGRESS` → `In progress`. Mirrored by `statusLabel` in
 /// `web/src/builds/log_window.ts` for live updates.
-fn status_label(status: &str) -> String {
+pub(crate) fn status_label(status: &str) -> String {
     let mut label = String::with_capacity(status.len());
     for (i, c) in status.chars().enumerate() {
         match c {
@@ -127,7 +143,7 @@ fn status_label(status: &str) -> String {
 
 /// A status badge; its colour comes from `data-status` in the stylesheet,
 /// so the island only has to change the attribute and the text.
-fn status_badge(status: &str, id: Option<&'static str>) -> impl IntoView {
+pub(crate) fn status_badge(status: &str, id: Option<&'static str>) -> impl IntoView {
     view! {
         <span class="badge status" id=id data-status=status.to_string()>{status_label(status)}</span>
     }
@@ -135,7 +151,7 @@ fn status_badge(status: &str, id: Option<&'static str>) -> impl IntoView {
 
 /// A duration for people: `<1 s`, `42 s`, `3 min 5 s`, `1 h 2 min`.
 /// Mirrored by `durationText` in `web/src/builds/log_window.ts`.
-fn duration_text(ms: u64) -> String {
+pub(crate) fn duration_text(ms: u64) -> String {
     let secs = ms / 1000;
     match secs {
         0 => "<1 s".to_string(),
@@ -148,7 +164,7 @@ fn duration_text(ms: u64) -> String {
 }
 
 /// How long a build ran; `None` until it has started and ended.
-fn build_duration(build: &BuildRow) -> Option<u64> {
+pub(crate) fn build_duration(build: &BuildRow) -> Option<u64> {
     let (start, end) = (build.started_at?, build.ended_at?);
     u64::try_from(end.saturating_sub(start)).ok()
 }
@@ -163,7 +179,7 @@ fn dash() -> AnyView {
 
 /// A moment as a relative time (made relative by the islands; the exact
 /// time without JavaScript and in the tooltip).
-fn time_view(ms: Option<i64>) -> AnyView {
+pub(crate) fn time_view(ms: Option<i64>) -> AnyView {
     match ms {
         Some(ms) => {
             let at = rfc3339_from_unix_ms(ms);
@@ -173,7 +189,7 @@ fn time_view(ms: Option<i64>) -> AnyView {
     }
 }
 
-fn commit_view(commit: Option<&String>) -> AnyView {
+pub(crate) fn commit_view(commit: Option<&String>) -> AnyView {
     match commit {
         Some(c) if !c.is_empty() => {
             view! { <code title=c.clone()>{short_commit(c)}</code> }.into_any()
@@ -182,7 +198,7 @@ fn commit_view(commit: Option<&String>) -> AnyView {
     }
 }
 
-fn duration_view(build: &BuildRow) -> AnyView {
+pub(crate) fn duration_view(build: &BuildRow) -> AnyView {
     match build_duration(build) {
         Some(ms) => view! { <span>{duration_text(ms)}</span> }.into_any(),
         None if build.status == "IN_PROGRESS" => {
@@ -334,7 +350,7 @@ fn project_list_row(project: &ProjectRow) -> impl IntoView {
 
 /// One build project: its settings, the forms to start a build and to
 /// delete the project, and its build history (newest first, as given).
-pub fn project_page(ctx: &PageContext, project: &ProjectRow, builds: &[BuildRow]) -> String {
+pub fn project_page(ctx: &PageContext, project: &ProjectRow, history: &[HistoryItem]) -> String {
     let name = &project.name;
     let repo_href = format!("/repos/{}", project.repo);
     let buildspec = match inline_buildspec(project) {
@@ -365,11 +381,17 @@ pub fn project_page(ctx: &PageContext, project: &ProjectRow, builds: &[BuildRow]
             {env_table(&project.env, "project-env")}
         }
     });
-    let history = if builds.is_empty() {
+    let history = if history.is_empty() {
         view! { <p class="muted" data-testid="no-builds">"No builds yet. Start one above."</p> }
             .into_any()
     } else {
-        let rows = builds.iter().map(history_row).collect_view();
+        let rows = history
+            .iter()
+            .map(|item| match item {
+                HistoryItem::Build(b) => history_row(b).into_any(),
+                HistoryItem::Batch(b) => crate::batches::history_rows(b).into_any(),
+            })
+            .collect_view();
         view! {
             <table class="builds" data-testid="build-history">
                 <thead><tr>
@@ -518,6 +540,13 @@ pub fn build_page(ctx: &PageContext, build: &BuildRow, log: &str) -> String {
             </section>
         }
     });
+    let batch_crumb = build.batch.as_ref().map(|b| {
+        let href = format!("/batches/{}", b.batch_id);
+        view! { <a href=href data-testid="batch-link">"Batch"</a>" / " }
+    });
+    let batch_fact = build.batch.as_ref().map(|b| {
+        view! { <dt>"Batch identifier"</dt><dd><code data-testid="batch-identifier">{b.identifier.clone()}</code></dd> }
+    });
     let log_href = format!("/api/v1/builds/{id}/log");
     // HTML drops a newline right after `<pre>`: double a leading one.
     let log = if log.starts_with('\n') {
@@ -529,6 +558,7 @@ pub fn build_page(ctx: &PageContext, build: &BuildRow, log: &str) -> String {
         <nav class="crumbs" aria-label="Breadcrumbs">
             <a href="/projects">"Builds"</a>" / "
             <a href=project_href data-testid="project-link">{build.project.clone()}</a>" / "
+            {batch_crumb}
             <span>{format!("#{}", build.number)}</span>
         </nav>
         <section class="card" data-testid="build-summary">
@@ -542,6 +572,7 @@ pub fn build_page(ctx: &PageContext, build: &BuildRow, log: &str) -> String {
                 <dt>"Branch"</dt><dd><code>{build.branch.clone()}</code></dd>
                 <dt>"Commit"</dt><dd>{commit_view(build.commit.as_ref())}</dd>
                 <dt>"Initiator"</dt><dd>{build.initiator.clone()}</dd>
+                {batch_fact}
                 <dt>"Queued"</dt><dd>{time_view(Some(build.queued_at))}</dd>
                 <dt>"Started"</dt><dd>{time_view(build.started_at)}</dd>
                 <dt>"Ended"</dt><dd>{time_view(build.ended_at)}</dd>
@@ -624,11 +655,11 @@ fn phase_timeline(build: &BuildRow) -> impl IntoView {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::{Nav, Viewer};
 
-    fn ctx() -> PageContext {
+    pub(crate) fn ctx() -> PageContext {
         PageContext {
             title: "Builds".into(),
             nav: Nav::Pipelines,
@@ -705,6 +736,7 @@ mod tests {
             reports: vec![],
             artifacts: 0,
             reason: None,
+            batch: None,
         }
     }
 
@@ -822,7 +854,14 @@ mod tests {
         queued.commit = None;
         queued.started_at = None;
         queued.ended_at = None;
-        let html = project_page(&ctx(), &p, &[queued, build("FAILED")]);
+        let html = project_page(
+            &ctx(),
+            &p,
+            &[
+                HistoryItem::Build(queued),
+                HistoryItem::Build(build("FAILED")),
+            ],
+        );
         assert!(html.contains("ci/buildspec.yml"), "{html}");
         assert!(html.contains("<code>rust:1</code>"));
         assert!(html.contains("<code>NODE_ENV</code>"));

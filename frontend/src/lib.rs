@@ -6,14 +6,17 @@
 //! the database or the network. All text is escaped by Leptos.
 
 mod assets;
+pub mod batches;
 pub mod builds;
 mod layout;
 pub mod pages;
 pub mod workspaces;
 
 pub use assets::{asset, Asset};
+pub use batches::{batch_page, BatchChildRow, BatchRow};
 pub use builds::{
-    build_page, project_page, projects_page, BuildRow, PhaseRow, ProjectRow, ReportRow,
+    build_page, project_page, projects_page, BatchLink, BuildRow, HistoryItem, PhaseRow,
+    ProjectRow, ReportRow,
 };
 pub use workspaces::{workspace_ide_page, workspaces_page, WorkspaceRow};
 

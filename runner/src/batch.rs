@@ -27,7 +27,7 @@ pub const COMPUTE_TYPES: &[(&str, u64, f64)] = &[
     ("BUILD_GENERAL1_2XLARGE", 147456, 72.0),
 ];
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Batch {
     /// `build-list`, `build-matrix` or `build-graph`.
     pub kind: String,
@@ -36,7 +36,7 @@ pub struct Batch {
     pub builds: Vec<BatchBuild>,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct BatchBuild {
     pub identifier: String,
     /// A buildspec in the source, instead of the batch's own file.
@@ -48,6 +48,7 @@ pub struct BatchBuild {
     pub privileged_mode: bool,
     pub ignore_failure: bool,
     pub depend_on: Vec<String>,
+    #[serde(skip)]
     pub pos: Pos,
 }
 
@@ -175,6 +176,13 @@ fn env(c: &mut Checker, node: &Node, what: &str, b: &mut BatchBuild) {
             "type" => {
                 c.string(v, &format!("{what}.type"));
             }
+            "fleet" => {
+                c.string(v, &format!("{what}.fleet"));
+                c.warn(
+                    k.pos,
+                    "fleet is accepted and ignored: Nubo's builds run on the server's own runner",
+                );
+            }
             _ => c.unknown(
                 k,
                 what,
@@ -184,6 +192,7 @@ fn env(c: &mut Checker, node: &Node, what: &str, b: &mut BatchBuild) {
                     "compute-type",
                     "privileged-mode",
                     "type",
+                    "fleet",
                 ],
             ),
         }

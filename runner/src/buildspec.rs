@@ -553,8 +553,11 @@ fn check(c: &mut Checker, root: &Node) -> Option<Buildspec> {
                                             pk.pos,
                                             "runtime-versions is only allowed in the install phase",
                                         );
-                                    } else {
-                                        c.map(pv, "runtime-versions");
+                                    } else if c.map(pv, "runtime-versions").is_some() {
+                                        c.warn(
+                                            pk.pos,
+                                            "runtime-versions is accepted and ignored: the build uses the runtimes its image (or the local machine) has; install others in commands",
+                                        );
                                     }
                                 }
                                 _ => c.unknown(

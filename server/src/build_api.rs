@@ -27,6 +27,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(stop_build))
         .routes(routes!(build_log))
         .routes(routes!(build_log_stream))
+        .routes(routes!(get_batch))
+        .routes(routes!(stop_batch))
+        .routes(routes!(list_batches))
+        .routes(routes!(batch_artifacts))
         .routes(routes!(build_artifacts))
         .routes(routes!(list_parameters))
         .routes(routes!(put_parameter, delete_parameter))
@@ -125,10 +129,102 @@ async fn start_build(
         "codecommit:GitPull",
     )
     .await?;
-    let build = builds::start(&state.pool, &project, &current.user, request).await?;
-    state.builds.wake.notify_one();
-    tracing::info!(build = %build.id, by = %current.user.name, "build queued");
-    Ok((StatusCode::CREATED, Json(build)))
+    match crate::build_batches::start_any(&state, &project, &current.user, request).await? {
+        crate::build_batches::Started::Build(build) => {
+            tracing::info!(build = %build.id, by = %current.user.name, "build queued");
+            Ok((
+                StatusCode::CREATED,
+                Json(serde_json::to_value(&*build).unwrap_or_default()),
+            ))
+        }
+        crate::build_batches::Started::Batch(batch) => {
+            tracing::info!(batch = %batch.id, builds = batch.builds.len(), by = %current.user.name, "batch started");
+            Ok((
+                StatusCode::CREATED,
+                Json(serde_json::to_value(&*batch).unwrap_or_default()),
+            ))
+        }
+    }
+}
+
+/// A batch build: its status and its builds (`identifier`, `build_id`,
+/// `status`, `depends_on`).
+#[utoipa::path(get, path = "/build-batches/{id}", tag = "builds",
+    params(("id" = String, Path, description = "Batch id")),
+    responses((status = 200, body = crate::build_batches::BuildBatch), (status = 404, body = ErrorBody)))]
+async fn get_batch(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<crate::build_batches::BuildBatch>> {
+    Ok(Json(
+        crate::build_batches::batch_for(&state.pool, &current.user, &id).await?,
+    ))
+}
+
+/// Stop a batch: its waiting builds at once, its running ones too.
+#[utoipa::path(post, path = "/build-batches/{id}/stop", tag = "builds",
+    params(("id" = String, Path, description = "Batch id")),
+    responses((status = 200, body = crate::build_batches::BuildBatch), (status = 404, body = ErrorBody)))]
+async fn stop_batch(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<crate::build_batches::BuildBatch>> {
+    let batch = crate::build_batches::batch_for(&state.pool, &current.user, &id).await?;
+    tracing::info!(batch = %batch.id, by = %current.user.name, "batch stop asked");
+    Ok(Json(crate::build_batches::stop(&state, &batch).await?))
+}
+
+/// The project's batches, newest first.
+#[utoipa::path(get, path = "/projects/{name}/build-batches", tag = "builds",
+    params(("name" = String, Path, description = "Project name")),
+    responses((status = 200, body = Vec<crate::build_batches::BuildBatch>), (status = 404, body = ErrorBody)))]
+async fn list_batches(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<crate::build_batches::BuildBatch>>> {
+    let project = builds::project_for(&state.pool, &current.user, &name).await?;
+    Ok(Json(
+        crate::build_batches::list(&state.pool, &project, 50).await?,
+    ))
+}
+
+/// A batch's artifacts as one zip: each build's in a folder named by its
+/// identifier (the buildspec's `combine-artifacts`).
+#[utoipa::path(get, path = "/build-batches/{id}/artifacts.zip", tag = "builds",
+    params(("id" = String, Path, description = "Batch id")),
+    responses((status = 200, description = "application/zip"), (status = 404, body = ErrorBody)))]
+async fn batch_artifacts(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let batch = crate::build_batches::batch_for(&state.pool, &current.user, &id).await?;
+    if !batch.combine_artifacts {
+        return Err(Error::NotFound(
+            "this batch does not combine its artifacts (batch.combine-artifacts); download each build's".into(),
+        ));
+    }
+    let dirs: Vec<(String, std::path::PathBuf)> = batch
+        .builds
+        .iter()
+        .map(|b| {
+            (
+                b.identifier.clone(),
+                builds::build_dir(&state.settings.data_dir, &b.build_id).join("artifacts"),
+            )
+        })
+        .filter(|(_, d)| d.is_dir())
+        .collect();
+    if dirs.is_empty() {
+        return Err(Error::NotFound(
+            "no build of this batch kept artifacts".into(),
+        ));
+    }
+    let name = format!("{}.zip", id.replace(':', "-"));
+    zip_response(dirs, &name).await
 }
 
 #[utoipa::path(get, path = "/builds/{id}", tag = "builds",
@@ -357,25 +453,7 @@ async fn build_artifacts(
     if build.artifacts == 0 || !dir.is_dir() {
         return Err(Error::NotFound("this build kept no artifacts".into()));
     }
-    // Written to a temporary file and streamed from it: artifacts may be
-    // far larger than what the server should hold in memory.
-    let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
-        let mut tmp = tempfile::tempfile()?;
-        {
-            let mut w = std::io::BufWriter::new(&mut tmp);
-            builds::zip_dir(&dir, &mut w)?;
-        }
-        use std::io::Seek;
-        tmp.seek(std::io::SeekFrom::Start(0))?;
-        Ok(tmp)
-    })
-    .await
-    .map_err(|e| Error::Internal(e.to_string()))?
-    .map_err(|e| Error::Internal(format!("cannot read the artifacts: {e}")))?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(
-        tokio::fs::File::from_std(file),
-    ));
+    let dirs = vec![(String::new(), dir)];
     // The buildspec's artifacts `name`, when it gave one (as CodeBuild names
     // the artifact), else PROJECT-NUMBER.
     let named = std::fs::read_to_string(
@@ -392,6 +470,30 @@ async fn build_artifacts(
         "{}.zip",
         named.unwrap_or_else(|| format!("{}-{}", build.project, build.number))
     );
+    zip_response(dirs, &name).await
+}
+
+/// A zip of `dirs` (each under its prefix), written to a temporary file
+/// and streamed from it: artifacts may be far larger than what the server
+/// should hold in memory.
+async fn zip_response(dirs: Vec<(String, std::path::PathBuf)>, name: &str) -> Result<Response> {
+    let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        let mut tmp = tempfile::tempfile()?;
+        {
+            let mut w = std::io::BufWriter::new(&mut tmp);
+            builds::zip_dirs(&dirs, &mut w)?;
+        }
+        use std::io::Seek;
+        tmp.seek(std::io::SeekFrom::Start(0))?;
+        Ok(tmp)
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))?
+    .map_err(|e| Error::Internal(format!("cannot read the artifacts: {e}")))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(
+        tokio::fs::File::from_std(file),
+    ));
     Ok((
         [
             (header::CONTENT_TYPE, "application/zip".to_string()),

@@ -93,6 +93,9 @@ pub struct Build {
     /// Test reports: per JUnit report group, counts and failing tests.
     #[schema(value_type = Vec<Object>)]
     pub reports: Vec<nubo_runner::reports::Report>,
+    /// The batch it belongs to, if any, and its identifier there.
+    pub batch_id: Option<String>,
+    pub identifier: Option<String>,
     #[serde(skip)]
     pub queued_at_ms: i64,
     #[serde(skip)]
@@ -167,12 +170,14 @@ struct BuildRow {
     artifacts: i64,
     reason: Option<String>,
     reports_json: String,
+    batch_id: Option<String>,
+    identifier: Option<String>,
 }
 
 const BUILD_SELECT: &str =
     "SELECT b.id, p.name AS project, b.project_id, b.number, b.status, b.current_phase,
         b.phases_json, b.branch, b.commit_sha, b.initiator, b.queued_at, b.started_at, b.ended_at,
-        b.exported_json, b.artifacts, b.reason, b.reports_json
+        b.exported_json, b.artifacts, b.reason, b.reports_json, b.batch_id, b.identifier
     FROM builds b JOIN build_projects p ON p.id = b.project_id";
 
 fn build_from(r: BuildRow) -> Build {
@@ -198,6 +203,8 @@ fn build_from(r: BuildRow) -> Build {
         artifacts: r.artifacts,
         reason: r.reason,
         reports: serde_json::from_str(&r.reports_json).unwrap_or_default(),
+        batch_id: r.batch_id,
+        identifier: r.identifier,
         queued_at_ms: r.queued_at,
         started_at_ms: r.started_at,
         ended_at_ms: r.ended_at,
@@ -451,6 +458,34 @@ pub async fn list_builds(pool: &SqlitePool, project: &Project, limit: i64) -> Re
     Ok(rows.into_iter().map(build_from).collect())
 }
 
+/// The project's builds that are not part of a batch, newest first (the
+/// project page shows a batch's builds under the batch).
+pub async fn list_single_builds(
+    pool: &SqlitePool,
+    project: &Project,
+    limit: i64,
+) -> Result<Vec<Build>> {
+    let rows: Vec<BuildRow> = sqlx::query_as(&format!(
+        "{BUILD_SELECT} WHERE b.project_id = $1 AND b.batch_id IS NULL ORDER BY b.number DESC LIMIT $2"
+    ))
+    .bind(&project.id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(build_from).collect())
+}
+
+/// A batch's builds, in the order they were made.
+pub async fn batch_builds(pool: &SqlitePool, batch_id: &str) -> Result<Vec<Build>> {
+    let rows: Vec<BuildRow> = sqlx::query_as(&format!(
+        "{BUILD_SELECT} WHERE b.batch_id = $1 ORDER BY b.number"
+    ))
+    .bind(batch_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(build_from).collect())
+}
+
 #[derive(Debug, Clone, Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct StartBuild {
@@ -465,6 +500,22 @@ pub struct StartBuild {
     pub env: Option<std::collections::BTreeMap<String, String>>,
 }
 
+/// Checks what a start request names: a branch, a commit, variables.
+pub fn check_start(branch: &str, req: &StartBuild) -> Result<()> {
+    if branch.starts_with('-') || branch.contains("..") || branch.contains(char::is_whitespace) {
+        return Err(Error::Unprocessable(format!(
+            "{branch:?} is not a branch name"
+        )));
+    }
+    if let Some(c) = &req.commit {
+        if !(4..=64).contains(&c.len()) || !c.chars().all(|ch| ch.is_ascii_hexdigit()) {
+            return Err(Error::Unprocessable(format!("{c:?} is not a commit id")));
+        }
+    }
+    let env: Vec<(String, String)> = req.env.clone().unwrap_or_default().into_iter().collect();
+    validate_env(&env)
+}
+
 /// Queues a build; answers it (QUEUED).
 pub async fn start(
     pool: &SqlitePool,
@@ -477,18 +528,8 @@ pub async fn start(
         .clone()
         .filter(|b| !b.is_empty())
         .unwrap_or_else(|| project.branch.clone());
-    if branch.starts_with('-') || branch.contains("..") || branch.contains(char::is_whitespace) {
-        return Err(Error::Unprocessable(format!(
-            "{branch:?} is not a branch name"
-        )));
-    }
-    if let Some(c) = &req.commit {
-        if !(4..=64).contains(&c.len()) || !c.chars().all(|ch| ch.is_ascii_hexdigit()) {
-            return Err(Error::Unprocessable(format!("{c:?} is not a commit id")));
-        }
-    }
+    check_start(&branch, &req)?;
     let env: Vec<(String, String)> = req.env.clone().unwrap_or_default().into_iter().collect();
-    validate_env(&env)?;
     let mut tx = pool.begin().await?;
     let number: i64 = sqlx::query_scalar(
         "UPDATE build_projects SET next_number = next_number + 1 WHERE id = $1 RETURNING next_number - 1",
@@ -660,6 +701,10 @@ pub fn spawn_workers(state: AppState) {
                 .bind(now_ms() - limit * 1000)
                 .execute(&state.pool)
                 .await;
+                // Batches move on when their builds end; this is the backstop.
+                if let Err(e) = crate::build_batches::advance_all(&state).await {
+                    tracing::warn!(error = %e, "cannot move batches on");
+                }
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             }
         });
@@ -809,7 +854,20 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
         .bind(&build.project_id)
         .fetch_one(&state.pool)
         .await?;
-    let project = project_from(project);
+    let mut project = project_from(project);
+    // A build of a batch: its own buildspec, image, limits and variables.
+    let child = crate::build_batches::child_of(&state.pool, id).await?;
+    if let Some((_, c)) = &child {
+        if c.image.is_some() {
+            project.image = c.image.clone();
+        }
+        if let Some(m) = c.memory_mb {
+            project.memory_mb = Some(m as i64);
+        }
+        if c.cpus.is_some() {
+            project.cpus = c.cpus;
+        }
+    }
     let dir = build_dir(&state.settings.data_dir, id);
     let src = dir.join("src");
     std::fs::create_dir_all(&dir).map_err(|e| Error::Internal(e.to_string()))?;
@@ -892,10 +950,12 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
         }
     };
     let mut spec_source = String::new();
-    let spec_text = match (&outcome_error, &project.inline_buildspec) {
-        (Some(_), _) => None,
-        (None, Some(inline)) => Some(Ok(inline.clone())),
-        (None, None) => Some(read_buildspec(&src, &project.buildspec_path, &build.branch)),
+    let own_path = child.as_ref().and_then(|(_, c)| c.buildspec.clone());
+    let spec_text = match (&outcome_error, &own_path, &project.inline_buildspec) {
+        (Some(_), _, _) => None,
+        (None, Some(path), _) => Some(read_buildspec(&src, path, &build.branch)),
+        (None, None, Some(inline)) => Some(Ok(inline.clone())),
+        (None, None, None) => Some(read_buildspec(&src, &project.buildspec_path, &build.branch)),
     };
     let mut reason = outcome_error;
     let mut spec = None;
@@ -906,11 +966,19 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
             Some(Ok(text)) => {
                 spec_source = text.clone();
                 let (parsed, diags) = nubo_runner::buildspec::parse(&text);
+                let shown = match (&own_path, &project.inline_buildspec) {
+                    (Some(path), _) => path.as_str(),
+                    (None, Some(_)) => "buildspec (inline)",
+                    (None, None) => project.buildspec_path.as_str(),
+                };
                 for d in &diags {
-                    emit(&d.render(&project.buildspec_path));
+                    emit(&d.render(shown));
                 }
                 match parsed {
-                    Some(s) => spec = Some(s),
+                    Some(s) => match batch_rules(s, child.as_ref().map(|(_, c)| c)) {
+                        Ok(s) => spec = Some(s),
+                        Err(why) => reason = Some(why),
+                    },
                     None => reason = Some("YAML_FILE_ERROR: the buildspec is not valid".into()),
                 }
             }
@@ -942,6 +1010,9 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
         finish(state, id, "FAILED", &phases, &[], 0, Some(why)).await?;
         let _ = tx.send(LogEvent::End("FAILED".into()));
         cleanup(state, id, &src);
+        if let Some((batch, _)) = &child {
+            crate::build_batches::advance(state, batch).await?;
+        }
         return Ok(());
     }
     let place = place.expect("checked with the checkout");
@@ -964,6 +1035,9 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
         let _ = std::fs::write(dir.join("artifact-name"), name);
     }
     let mut overrides = project.env.clone();
+    if let Some((_, c)) = &child {
+        overrides.extend(c.variables.iter().cloned());
+    }
     let build_env: Vec<(String, String)> = {
         let json: String = sqlx::query_scalar("SELECT env_json FROM builds WHERE id = $1")
             .bind(id)
@@ -1062,6 +1136,9 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
                 "/codebuild/cache",
                 "--log-file",
                 "/codebuild/out/build.log",
+                // A batch's builds (and a batch buildspec started as one
+                // build) run their phases: batches are the server's work.
+                "--ignore-batch",
             ]
             .iter()
             .map(|s| s.to_string())
@@ -1215,7 +1292,36 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
         .await?;
     let _ = tx.send(LogEvent::End(outcome.status.clone()));
     cleanup(state, id, &src);
+    if let Some((batch, _)) = &child {
+        crate::build_batches::advance(state, batch).await?;
+    }
     Ok(())
+}
+
+/// What a build does with a buildspec's `batch:`: a batch's own build runs
+/// the phases (the batch is the server's work); a build started alone from
+/// a batch-only buildspec has nothing to run.
+fn batch_rules(
+    spec: nubo_runner::buildspec::Buildspec,
+    child: Option<&crate::build_batches::Child>,
+) -> std::result::Result<nubo_runner::buildspec::Buildspec, String> {
+    if child.is_some_and(|c| c.privileged_mode) {
+        return Err(
+            "CLIENT_ERROR: privileged-mode is refused: Nubo's builds have no Docker daemon".into(),
+        );
+    }
+    let is_batch = spec.batch.is_some();
+    let spec = nubo_runner::buildspec::Buildspec {
+        batch: None,
+        ..spec
+    };
+    if spec.phases.is_empty() && is_batch {
+        return Err(match child {
+            Some(_) => "YAML_FILE_ERROR: this build names no buildspec and the batch buildspec has no phases".into(),
+            None => "YAML_FILE_ERROR: this is a batch buildspec; start the project again to run its batch".into(),
+        });
+    }
+    Ok(spec)
 }
 
 /// The name of a build's container or sandbox (and its control group).
@@ -1537,10 +1643,12 @@ fn crc32(data: &[u8], mut crc: u32) -> u32 {
 }
 
 /// Writes a zip archive (method "stored") of every regular file under
-/// `dir` into `out`, streaming: links and special files are skipped and
+/// `dirs` into `out`, streaming: links and special files are skipped and
 /// never followed (the tree was written by a build), files are opened
 /// with `O_NOFOLLOW`, and the archive stops at the zip format's limits.
-pub fn zip_dir(dir: &Path, out: &mut impl Write) -> std::io::Result<()> {
+/// Several directories, each under its prefix (a folder in the archive;
+/// empty for the top).
+pub fn zip_dirs(dirs: &[(String, PathBuf)], out: &mut impl Write) -> std::io::Result<()> {
     fn walk(d: &Path, base: &Path, depth: usize, out: &mut Vec<String>) {
         let Ok(entries) = std::fs::read_dir(d) else {
             return;
@@ -1562,14 +1670,26 @@ pub fn zip_dir(dir: &Path, out: &mut impl Write) -> std::io::Result<()> {
             }
         }
     }
-    let mut files = Vec::new();
-    walk(dir, dir, 0, &mut files);
+    // (name in the archive, directory, path below it)
+    let mut files: Vec<(String, &Path, String)> = Vec::new();
+    for (prefix, dir) in dirs {
+        let mut found = Vec::new();
+        walk(dir, dir, 0, &mut found);
+        for rel in found {
+            let name = if prefix.is_empty() {
+                rel.clone()
+            } else {
+                format!("{prefix}/{rel}")
+            };
+            files.push((name, dir.as_path(), rel));
+        }
+    }
     files.truncate(u16::MAX as usize);
     let mut offset: u64 = 0;
     let mut central = Vec::new();
     let mut count: u16 = 0;
-    for name in &files {
-        let Ok(file) = crate::safe_fs::open_regular(dir, name) else {
+    for (name, dir, rel) in &files {
+        let Ok(file) = crate::safe_fs::open_regular(dir, rel) else {
             continue;
         };
         let len = file.metadata()?.len();

@@ -239,6 +239,9 @@ pub struct BuildArgs {
     /// Command output the log keeps, in bytes; the rest is dropped with a note
     #[arg(long, value_name = "BYTES", default_value_t = 256 << 20, hide = true)]
     pub log_cap: usize,
+    /// Run the buildspec's phases even if it has `batch:` (the server's batches use it)
+    #[arg(long, hide = true)]
+    pub ignore_batch: bool,
     /// Also write the log to this file (used by the server's container builds)
     #[arg(long, value_name = "FILE", hide = true)]
     pub log_file: Option<PathBuf>,
@@ -883,7 +886,12 @@ fn build_command(args: BuildArgs) -> anyhow::Result<()> {
         let (k, v) = kv
             .split_once('=')
             .ok_or_else(|| anyhow::anyhow!("--env takes KEY=VALUE, not {kv:?}"))?;
-        if k.starts_with("CODEBUILD_") {
+        // The two a batch gives its builds are CodeBuild's own.
+        let batch_var = matches!(
+            k,
+            "CODEBUILD_BATCH_BUILD_IDENTIFIER" | "CODEBUILD_BUILD_BATCH_TRIGGERED"
+        );
+        if k.starts_with("CODEBUILD_") && !batch_var {
             bail!("{k}: the CODEBUILD_ prefix is reserved");
         }
         overrides.push((k.to_string(), v.to_string()));
@@ -948,7 +956,7 @@ fn build_command(args: BuildArgs) -> anyhow::Result<()> {
         }
     };
     // A batch buildspec: its builds, one after another, here.
-    if let Some(batch) = options.spec.batch.clone() {
+    if let (Some(batch), false) = (options.spec.batch.clone(), args.ignore_batch) {
         let o = nubo_runner::local_batch::BatchOptions {
             base: &options,
             own: &options.spec,
@@ -1108,17 +1116,46 @@ async fn project_command(cmd: ProjectCommand, settings: Settings) -> anyhow::Res
         } => {
             let p = project(name).await?;
             let who = user(initiator).await?;
-            let b = builds::start(
-                &pool,
-                &p,
-                &who,
-                builds::StartBuild {
-                    branch,
-                    commit,
-                    env: None,
-                },
-            )
-            .await?;
+            let request = builds::StartBuild {
+                branch,
+                commit,
+                env: None,
+            };
+            // A batch buildspec starts a batch: read it from a copy of the
+            // repository restored here.
+            let branch = request
+                .branch
+                .clone()
+                .filter(|b| !b.is_empty())
+                .unwrap_or_else(|| p.branch.clone());
+            builds::check_start(&branch, &request)?;
+            let key = crate::keys::load_or_create(&settings, &pool).await?;
+            let master = crate::keys::MasterKey::new(settings.clone(), key);
+            let plan = match crate::repos::find(&pool, &p.repo).await? {
+                Some(repo) => {
+                    let tmp = tempfile::tempdir()?;
+                    let dir = crate::repos::ensure_cache(
+                        &pool,
+                        &master,
+                        &settings.data_dir,
+                        tmp.path(),
+                        &repo,
+                    )
+                    .await?;
+                    crate::build_batches::plan_for(&dir, &p, &branch, request.commit.as_deref())
+                        .await?
+                }
+                None => None,
+            };
+            if let Some((plan, commit)) = plan {
+                let b =
+                    crate::build_batches::start(&pool, &p, &who, &request, &branch, commit, &plan)
+                        .await?;
+                eprintln!("started a batch of {} builds of {}", b.builds.len(), p.name);
+                println!("{}", b.id);
+                return Ok(());
+            }
+            let b = builds::start(&pool, &p, &who, request).await?;
             eprintln!("queued build #{} of {}", b.number, p.name);
             println!("{}", b.id);
         }

@@ -7,6 +7,7 @@ mod app;
 mod auth;
 mod browse;
 mod build_api;
+mod build_batches;
 mod build_external;
 mod builds;
 mod cgroup;

@@ -46,6 +46,8 @@ pub fn routes() -> Router<AppState> {
         .route("/projects/{name}/delete", post(delete_project_form))
         .route("/builds/{id}", get(build_page))
         .route("/builds/{id}/stop", post(stop_build_form))
+        .route("/batches/{id}", get(batch_page))
+        .route("/batches/{id}/stop", post(stop_batch_form))
         .route("/workspaces", get(workspaces_page).post(create_workspace))
         .route("/workspaces/{id}", get(workspace_page))
         .route("/workspaces/{id}/{action}", post(workspace_action))
@@ -1260,6 +1262,14 @@ fn build_row(b: &crate::builds::Build) -> nubo_frontend::BuildRow {
         exported: b.exported_variables.clone(),
         artifacts: b.artifacts,
         reason: b.reason.clone(),
+        batch: b
+            .batch_id
+            .clone()
+            .zip(b.identifier.clone())
+            .map(|(batch_id, identifier)| nubo_frontend::BatchLink {
+                batch_id,
+                identifier,
+            }),
         reports: b
             .reports
             .iter()
@@ -1395,15 +1405,98 @@ async fn project_page(
     Path(name): Path<String>,
 ) -> PageResult {
     let p = crate::builds::project_for(&state.pool, &user.user, &name).await?;
-    let builds = crate::builds::list_builds(&state.pool, &p, 100).await?;
-    let rows: Vec<_> = builds.iter().map(build_row).collect();
+    let last = crate::builds::list_builds(&state.pool, &p, 1).await?;
+    let singles = crate::builds::list_single_builds(&state.pool, &p, 100).await?;
+    let batches = crate::build_batches::list(&state.pool, &p, 50).await?;
+    // Newest first: builds by when they were queued, batches by when they
+    // were started.
+    let mut history: Vec<(i64, nubo_frontend::HistoryItem)> = singles
+        .iter()
+        .map(|b| {
+            (
+                b.queued_at_ms,
+                nubo_frontend::HistoryItem::Build(build_row(b)),
+            )
+        })
+        .collect();
+    for batch in &batches {
+        let row = batch_row(&state, batch).await?;
+        history.push((batch.created_at_ms, nubo_frontend::HistoryItem::Batch(row)));
+    }
+    history.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+    let history: Vec<_> = history.into_iter().map(|(_, item)| item).collect();
     let ctx = context(&user, &p.name, Nav::Pipelines).await;
     Ok(Html(nubo_frontend::project_page(
         &ctx,
-        &project_row(&p, builds.first()),
-        &rows,
+        &project_row(&p, last.first()),
+        &history,
     ))
     .into_response())
+}
+
+/// A batch with its builds, as the pages show it.
+async fn batch_row(
+    state: &AppState,
+    batch: &crate::build_batches::BuildBatch,
+) -> Result<nubo_frontend::BatchRow, Error> {
+    let builds = crate::builds::batch_builds(&state.pool, &batch.id).await?;
+    let children = batch
+        .builds
+        .iter()
+        .filter_map(|entry| {
+            let b = builds.iter().find(|b| b.id == entry.build_id)?;
+            Some(nubo_frontend::BatchChildRow {
+                identifier: entry.identifier.clone(),
+                depends_on: entry.depends_on.clone(),
+                ignore_failure: entry.ignore_failure,
+                build: build_row(b),
+            })
+        })
+        .collect();
+    Ok(nubo_frontend::BatchRow {
+        id: batch.id.clone(),
+        project: batch.project.clone(),
+        kind: batch.kind.clone(),
+        status: batch.status.clone(),
+        branch: batch.branch.clone(),
+        commit: batch.commit.clone(),
+        initiator: batch.initiator.clone(),
+        created_at: batch.created_at_ms,
+        ended_at: batch.ended_at_ms,
+        reason: batch.reason.clone(),
+        fast_fail: batch.fast_fail,
+        combine_artifacts: batch.combine_artifacts,
+        builds: children,
+    })
+}
+
+async fn batch_page(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path(id): Path<String>,
+) -> PageResult {
+    let batch = crate::build_batches::batch_for(&state.pool, &user.user, &id).await?;
+    let row = batch_row(&state, &batch).await?;
+    let ctx = context(&user, &format!("{} batch", batch.project), Nav::Pipelines).await;
+    Ok(Html(nubo_frontend::batch_page(&ctx, &row)).into_response())
+}
+
+async fn stop_batch_form(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path(id): Path<String>,
+) -> PageResult {
+    let batch = crate::build_batches::batch_for(&state.pool, &user.user, &id).await?;
+    let batch = crate::build_batches::stop(&state, &batch).await?;
+    set_flash(
+        &user.session,
+        Flash::Ok(format!(
+            "The batch is {}.",
+            batch.status.to_lowercase().replace('_', " ")
+        )),
+    )
+    .await;
+    Ok(Redirect::to(&format!("/batches/{}", batch.id)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -1429,13 +1522,15 @@ async fn start_build_form(
     };
     let started = async {
         crate::repos::authorize(&state.pool, &p.repo, &user.user, "codecommit:GitPull").await?;
-        crate::builds::start(&state.pool, &p, &user.user, request).await
+        crate::build_batches::start_any(&state, &p, &user.user, request).await
     }
     .await;
     match started {
-        Ok(b) => {
-            state.builds.wake.notify_one();
+        Ok(crate::build_batches::Started::Build(b)) => {
             Ok(Redirect::to(&format!("/builds/{}", b.id)).into_response())
+        }
+        Ok(crate::build_batches::Started::Batch(b)) => {
+            Ok(Redirect::to(&format!("/batches/{}", b.id)).into_response())
         }
         Err(Error::Unprocessable(m) | Error::Forbidden(m) | Error::NotFound(m)) => {
             set_flash(&user.session, Flash::Error(capitalise(&m))).await;

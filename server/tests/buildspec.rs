@@ -452,3 +452,91 @@ fn cache_keys_can_hash_files() {
     assert!(out.contains(&format!("\nkey={hash}\n")), "{out}");
     assert!(out.contains(&format!("Saved cache npm-{hash} (")), "{out}");
 }
+
+/// Buildspecs CodeBuild runs, written after AWS's documented examples of
+/// each kind (`tests/fixtures/buildspecs/`): every one passes `check`, with
+/// a warning, at its position, for what Nubo accepts and does not act on.
+#[test]
+fn buildspecs_codebuild_runs_pass_the_check() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/buildspecs");
+    let expected: &[(&str, &[&str])] = &[
+        (
+            "install-runtime-versions-only.yml",
+            &["FILE:6:5: warning: runtime-versions is accepted and ignored"],
+        ),
+        (
+            "reports-any-case.yml",
+            &[
+                "FILE:13:18: warning: VISUALSTUDIOTRX reports are not read yet",
+                "FILE:16:18: warning: CUCUMBERJSON reports are not read yet",
+                "FILE:19:18: warning: JACOCOXML reports are not read yet",
+                "FILE:22:18: warning: SIMPLECOV reports are not read yet",
+            ],
+        ),
+        (
+            "batch-only-build-list.yml",
+            &["FILE:16:7: warning: debug-session is accepted and ignored"],
+        ),
+        ("batch-matrix.yml", &[]),
+        ("batch-graph.yml", &[]),
+        (
+            "codebuild-prefixed-variable.yml",
+            &["FILE:5:5: warning: CODEBUILD_CONFIG_AUTO_DISCOVER: the CODEBUILD_ prefix is reserved"],
+        ),
+        ("proxy-and-credential-helper.yml", &[]),
+    ];
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let (_, warnings) = expected
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("{name}: add it to the expectations"));
+        let (code, stderr) = check(&std::fs::read_to_string(&path).unwrap());
+        assert_eq!(code, 0, "{name}:\n{stderr}");
+        assert!(!stderr.contains("error:"), "{name}:\n{stderr}");
+        for w in *warnings {
+            assert!(stderr.contains(w), "{name}: no {w:?} in\n{stderr}");
+        }
+        assert_eq!(
+            stderr.matches("warning:").count(),
+            warnings.len(),
+            "{name}: other warnings in\n{stderr}"
+        );
+        seen += 1;
+    }
+    assert_eq!(seen, expected.len());
+}
+
+/// What CodeBuild refuses stays an error, with its position.
+#[test]
+fn what_codebuild_refuses_stays_an_error() {
+    let cases = [
+        (
+            "version: 0.2\nphases:\n  build:\n    on-failure: CONTINUE\n",
+            "FILE:3:3: error: phases.build.commands is required",
+        ),
+        (
+            "version: 0.2\nphases:\n  build:\n    commands: [make]\nreports:\n  r:\n    files: [a.xml]\n    file-format: XUNIT\n",
+            "FILE:8:18: error: unknown file-format \"XUNIT\"",
+        ),
+        (
+            "version: 0.2\nenv:\n  variables:\n    1BAD: x\nphases:\n  build:\n    commands: [make]\n",
+            "FILE:4:5: error: \"1BAD\" is not a valid variable name",
+        ),
+        (
+            "version: 0.2\n",
+            "FILE:1:1: error: phases is required",
+        ),
+        (
+            "version: 0.2\nbatch:\n  build-graph:\n    - identifier: a\n      depend-on: [b]\n",
+            "FILE:4:7: error: a depends on \"b\", which is not in the batch",
+        ),
+    ];
+    for (text, expected) in cases {
+        let (code, stderr) = check(text);
+        assert_eq!(code, 1, "{text}\n{stderr}");
+        assert!(stderr.contains(expected), "{expected:?} not in\n{stderr}");
+    }
+}

@@ -1,7 +1,9 @@
 // Nubo's page islands. Every page works without this script; it only adds
 // conveniences: the theme switch, copy buttons, confirmations before
-// destructive actions, relative times, and the live log of a running build.
+// destructive actions, relative times, the live log of a running build and
+// the live statuses of a running batch.
 
+import { setupBatchPage } from "./builds/batch";
 import { setupBuildLog } from "./builds/live";
 import { setupHighlighting } from "./highlight";
 
@@ -78,8 +80,8 @@ export function relativeTime(thenMs: number, nowMs: number): string {
   return `${Math.round(hours / 24)} days ago`;
 }
 
-function setupRelativeTimes(): void {
-  for (const el of document.querySelectorAll<HTMLTimeElement>("time[data-relative]")) {
+function setupRelativeTimes(scope: ParentNode = document): void {
+  for (const el of scope.querySelectorAll<HTMLTimeElement>("time[data-relative]")) {
     const ms = Date.parse(el.dateTime);
     if (!Number.isNaN(ms)) {
       el.title = el.textContent ?? "";
@@ -95,5 +97,6 @@ document.addEventListener("DOMContentLoaded", () => {
   setupRelativeTimes();
   setupHighlighting();
   setupBuildLog();
+  setupBatchPage((root) => setupRelativeTimes(root));
   document.documentElement.dataset.islands = "ready";
 });
