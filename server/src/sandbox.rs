@@ -142,40 +142,79 @@ impl Network {
             }
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
-        let exit = self.exit_read.as_raw_fd();
-        let mut cmd = Command::new(&self.slirp);
-        cmd.args([
-            "--configure",
-            "--mtu=65520",
-            "--disable-host-loopback",
-            "--exit-fd",
-            "3",
-            &pid.to_string(),
-            "tap0",
-        ])
-        .env_clear()
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-        // SAFETY: dup2 and setsid only, between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::dup2(exit, 3) < 0 || libc::setsid() < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
+        // The network namespace by its path: given a pid, slirp4netns
+        // also joins that process's user namespace, which bubblewrap may
+        // already have replaced by a nested one that has no say over the
+        // network namespace (`setns(CLONE_NEWNET): Operation not
+        // permitted`). The server, in the initial one, may join it.
+        let netns = format!("/proc/{pid}/ns/net");
+        if start_slirp(&self.slirp, &netns, &self.exit_read)? {
+            Ok(())
+        } else {
+            Err("slirp4netns did not configure the sandbox's network".into())
         }
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start slirp4netns: {e}"))?;
-        drop(self.exit_read);
-        std::thread::spawn(move || {
-            let mut child = child;
-            let _ = child.wait();
-        });
-        Ok(())
     }
+}
+
+/// Runs slirp4netns for the network namespace at `netns`; answers
+/// whether it said the network is configured (it exits when it fails).
+fn start_slirp(slirp: &Path, netns: &str, exit_read: &OwnedFd) -> Result<bool, String> {
+    let exit = exit_read.as_raw_fd();
+    // slirp4netns says on this pipe when the network is configured: the
+    // sandbox is not handed over before (a command run at once would find
+    // no route).
+    let (ready_read, ready_write) = pipe()?;
+    let ready = ready_write.as_raw_fd();
+    let mut cmd = Command::new(slirp);
+    cmd.args([
+        "--configure",
+        "--mtu=65520",
+        "--disable-host-loopback",
+        "--exit-fd",
+        "3",
+        "--ready-fd",
+        "4",
+        "--netns-type=path",
+        netns,
+        "tap0",
+    ])
+    .env_clear()
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
+    // SAFETY: dup2 and setsid only, between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(exit, 3) < 0 || libc::dup2(ready, 4) < 0 || libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start slirp4netns: {e}"))?;
+    drop(ready_write);
+    std::thread::spawn(move || {
+        let mut child = child;
+        let _ = child.wait();
+    });
+    let mut pfd = libc::pollfd {
+        fd: ready_read.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd. A slirp4netns that gave up closes the
+    // pipe: the poll ends at once and the read finds nothing.
+    let polled = unsafe { libc::poll(&mut pfd, 1, 10_000) };
+    let mut byte = [0u8; 1];
+    let read = if polled > 0 {
+        // SAFETY: at most one byte into a one-byte buffer.
+        unsafe { libc::read(ready_read.as_raw_fd(), byte.as_mut_ptr().cast(), 1) }
+    } else {
+        0
+    };
+    Ok(read == 1)
 }
 
 /// One directory (or file) given to a sandbox.

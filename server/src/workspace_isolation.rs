@@ -116,8 +116,13 @@ pub fn close_run_dir(ws_dir: &Path) -> Result<()> {
 }
 
 /// Starts a local workspace's agent in the sandbox; answers the pid of
-/// the sandbox (bubblewrap), which outlives the server.
-pub fn start_sandboxed(env: &Env, ws: &Workspace, sandbox: &Sandbox) -> Result<u32> {
+/// the sandbox (bubblewrap), which outlives the server, and its network
+/// to attach (`Network::attach`) right away.
+pub fn start_sandboxed(
+    env: &Env,
+    ws: &Workspace,
+    sandbox: &Sandbox,
+) -> Result<(u32, Option<crate::sandbox::Network>)> {
     let base = dir(&env.settings, &ws.id);
     let exe = std::env::current_exe()
         .map_err(|e| Error::Internal(format!("cannot find the nubo binary: {e}")))?;
@@ -185,12 +190,7 @@ pub fn start_sandboxed(env: &Env, ws: &Workspace, sandbox: &Sandbox) -> Result<u
     let pid = child.id();
     crate::workspaces::reap_when_done(child);
     drop(cmd);
-    if let Some(network) = network {
-        if let Err(e) = network.attach() {
-            tracing::warn!(workspace = %ws.id, error = %e, "the workspace has no network");
-        }
-    }
-    Ok(pid)
+    Ok((pid, network))
 }
 
 /// The control group of a workspace's sandbox.

@@ -540,7 +540,19 @@ pub async fn start(env: &Env, ws: &Workspace) -> Result<Workspace> {
                     .await?;
                 None
             }
-            Isolation::Sandbox(sandbox) => Some(isolation::start_sandboxed(env, ws, sandbox)?),
+            Isolation::Sandbox(sandbox) => {
+                let (pid, network) = isolation::start_sandboxed(env, ws, sandbox)?;
+                if let Some(network) = network {
+                    // Waits for slirp4netns (off the async threads).
+                    let attached = tokio::task::spawn_blocking(move || network.attach())
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string()));
+                    if let Err(e) = attached {
+                        tracing::warn!(workspace = %ws.id, error = %e, "the workspace has no network");
+                    }
+                }
+                Some(pid)
+            }
             Isolation::None(why) => {
                 tracing::warn!(workspace = %ws.id, reason = %why, "starting a local workspace without a sandbox (its owner is an administrator)");
                 Some(start_local(&env.settings, ws)?)
