@@ -11,12 +11,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::accounts::{self, User};
-use crate::app::AppState;
-use crate::auth::{CurrentUser, Via};
 use crate::error::{Error, ErrorBody, Json, Result};
 use crate::git_credentials;
+use crate::http::auth::{CurrentUser, Via};
 use crate::iam;
 use crate::repos::{self, Repo};
+use crate::state::AppState;
 use crate::tokens::{self, TokenInfo};
 
 #[derive(OpenApi)]
@@ -314,7 +314,7 @@ async fn list_repos(
     current: CurrentUser,
 ) -> Result<Json<Vec<RepoView>>> {
     let repos = repos::list_for(&state.pool, &current.user).await?;
-    let base = crate::app::base_url(&state, &headers);
+    let base = crate::http::base_url(&state, &headers);
     Ok(Json(
         repos
             .into_iter()
@@ -363,7 +363,7 @@ async fn create_repo(
         StatusCode::CREATED,
         Json(repo_view(
             &state,
-            &crate::app::base_url(&state, &headers),
+            &crate::http::base_url(&state, &headers),
             repo,
         )),
     ))
@@ -388,7 +388,7 @@ async fn get_repo(
     .await?;
     Ok(Json(repo_view(
         &state,
-        &crate::app::base_url(&state, &headers),
+        &crate::http::base_url(&state, &headers),
         repo,
     )))
 }

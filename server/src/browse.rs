@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use pulldown_cmark::{html, Event, Options, Parser};
 
 use crate::accounts::User;
-use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::repos::{self, Repo};
+use crate::state::AppState;
 
 /// The repository and its current working copy, if `user` may read it.
 pub async fn working_copy(state: &AppState, name: &str, user: &User) -> Result<(Repo, PathBuf)> {

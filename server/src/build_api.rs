@@ -13,10 +13,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
-use crate::auth::CurrentUser;
 use crate::builds::{self, Build, CreateProject, LogEvent, Project, StartBuild, StoredValue};
 use crate::error::{Error, ErrorBody, Json, Result};
+use crate::http::auth::CurrentUser;
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

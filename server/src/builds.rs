@@ -21,10 +21,10 @@ use tokio::sync::broadcast;
 use utoipa::ToSchema;
 
 use crate::accounts::User;
-use crate::app::AppState;
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{Error, Result};
 use crate::keys::MasterKey;
+use crate::state::AppState;
 
 /// Associated data of a stored value: its kind and name, so a sealed value
 /// moved to another name does not open.
@@ -346,8 +346,8 @@ pub async fn create_project(
     }
     if let Some(image) = &req.image {
         // Container builds need the engine and the image, now.
-        crate::containers::available(settings).await?;
-        crate::containers::image_available(settings, image).await?;
+        crate::engine::available(settings).await?;
+        crate::engine::image_available(settings, image).await?;
     }
     let path = req
         .buildspec_path

@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Layer, LogFormat, Settings};
-use crate::{accounts, app, db, git_credentials, hook, keys, repos, ssh_keys, tokens};
+use crate::{accounts, db, git_credentials, hook, keys, repos, ssh_keys, tokens};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -994,9 +994,8 @@ fn build_command(args: BuildArgs) -> anyhow::Result<()> {
 
 async fn value_command(kind: &str, cmd: ValueCommand, settings: Settings) -> anyhow::Result<()> {
     use crate::builds;
-    let pool = db::open(&settings.data_dir).await?;
-    let key = crate::keys::load_or_create(&settings, &pool).await?;
-    let master = crate::keys::MasterKey::new(settings.clone(), key);
+    let ctx = crate::ctx::Ctx::open(&settings).await?;
+    let (pool, master) = (&ctx.pool, &ctx.master);
     match cmd {
         ValueCommand::Put { name, .. } => {
             let mut value = String::new();
@@ -1004,16 +1003,16 @@ async fn value_command(kind: &str, cmd: ValueCommand, settings: Settings) -> any
                 .take(64 * 1024 + 1)
                 .read_to_string(&mut value)?;
             let value = value.strip_suffix('\n').unwrap_or(&value);
-            builds::put_value(&pool, &master, kind, &name, value, "cli").await?;
+            builds::put_value(pool, master, kind, &name, value, "cli").await?;
             eprintln!("stored {kind} {}", builds::canonical_name(kind, &name));
         }
         ValueCommand::List => {
-            for v in builds::list_values(&pool, kind).await? {
+            for v in builds::list_values(pool, kind).await? {
                 println!("{}\t{}", v.name, v.updated_at);
             }
         }
         ValueCommand::Delete { name } => {
-            builds::delete_value(&pool, kind, &name).await?;
+            builds::delete_value(pool, kind, &name).await?;
             eprintln!("deleted {kind} {name}");
         }
     }
@@ -1199,7 +1198,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Build(args) => tokio::task::spawn_blocking(move || build_command(args)).await?,
         Command::Workspace(cmd) => workspace_command(cmd, settings).await,
-        Command::Serve(_) => app::serve(settings).await,
+        Command::Serve(_) => crate::serve::serve(settings).await,
         Command::User(cmd) => {
             let pool = db::open(&settings.data_dir).await?;
             match cmd {

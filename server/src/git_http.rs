@@ -16,10 +16,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio_util::io::{ReaderStream, StreamReader};
 
 use crate::accounts::User;
-use crate::app::AppState;
 use crate::events;
 use crate::git_credentials::{self, Scope};
 use crate::repos::{self, Repo};
+use crate::state::AppState;
 use crate::tokens;
 
 /// URL prefix of git traffic; it never uses cookies, so CSRF does not apply.

@@ -22,10 +22,10 @@ use axum::Router;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::app::AppState;
-use crate::auth::CurrentUser;
 use crate::db::now_ms;
 use crate::error::{Error, Result};
+use crate::http::auth::CurrentUser;
+use crate::state::AppState;
 use crate::workspaces;
 
 const TOKEN_TTL_MS: i64 = 60_000;
@@ -64,7 +64,7 @@ impl PreviewKey {
     /// and for this workspace and port.
     fn verify(&self, kind: &str, value: &str, ws: &str, port: u16) -> Option<String> {
         let (body, mac) = value.rsplit_once('.')?;
-        if !crate::auth::secret_matches(&self.mac(body), mac) {
+        if !crate::http::auth::secret_matches(&self.mac(body), mac) {
             return None;
         }
         let parts: Vec<&str> = body.split('.').collect();
@@ -207,7 +207,7 @@ pub async fn entry(
                 .sign("t", &ws.id, port, &c.user.id, TOKEN_TTL_MS);
             format!(
                 "{base}/{AUTH_PATH}?token={token}&next={}",
-                crate::auth::urlencode(&target)
+                crate::http::auth::urlencode(&target)
             )
         }
         _ => format!("{base}{target}"),

@@ -11,19 +11,20 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use nubo_frontend::pages::{self, Section};
-use nubo_frontend::{Flash, Nav, PageContext, Viewer};
+use nubo_frontend::{Flash, Nav};
 use serde::Deserialize;
 use tower_sessions::Session;
 
 use crate::accounts::{self, Login};
-use crate::app::AppState;
-use crate::auth::{self, PageUser, SESSION_LOGIN_AT, SESSION_USER};
 use crate::db::now_ms;
 use crate::error::Error;
+use crate::http::auth::{self, PageUser, SESSION_LOGIN_AT, SESSION_USER};
+use crate::http::pages::{
+    asset, capitalise, context, require_admin, set_flash, take_flash, PageResult,
+};
 use crate::repos;
+use crate::state::AppState;
 use crate::tokens;
-
-const SESSION_FLASH: &str = "flash";
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -81,65 +82,6 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/simulator", get(simulator_page).post(simulate))
         .route("/admin/users/{name}/{action}", post(admin_toggle_user))
         .route("/assets/{*path}", get(asset))
-}
-
-/// Renders an error as a full page with the error's status.
-pub fn error_page(error: &Error) -> Response {
-    let status = error.status();
-    if status.is_server_error() {
-        tracing::error!(error = %error, "page failed");
-    }
-    let title = status.canonical_reason().unwrap_or("Error");
-    (status, Html(pages::message(title, &error.public_message()))).into_response()
-}
-
-struct PageError(Error);
-
-impl From<Error> for PageError {
-    fn from(e: Error) -> Self {
-        PageError(e)
-    }
-}
-
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
-        error_page(&self.0)
-    }
-}
-
-type PageResult = Result<Response, PageError>;
-
-async fn set_flash(session: &Session, flash: Flash) {
-    let (kind, text) = match flash {
-        Flash::Ok(t) => ("ok", t),
-        Flash::Error(t) => ("error", t),
-    };
-    if let Err(e) = session.insert(SESSION_FLASH, (kind, text)).await {
-        tracing::warn!(error = %e, "could not store flash message");
-    }
-}
-
-async fn take_flash(session: &Session) -> Option<Flash> {
-    let (kind, text): (String, String) = session.remove(SESSION_FLASH).await.ok().flatten()?;
-    Some(if kind == "ok" {
-        Flash::Ok(text)
-    } else {
-        Flash::Error(text)
-    })
-}
-
-async fn context(user: &PageUser, title: &str, nav: Nav) -> PageContext {
-    PageContext {
-        title: title.to_string(),
-        nav,
-        viewer: Viewer {
-            name: user.user.name.clone(),
-            admin: user.user.admin,
-            must_change_password: user.user.must_change_password,
-        },
-        csrf: user.csrf.clone(),
-        flash: take_flash(&user.session).await,
-    }
 }
 
 /// Only same-site absolute paths are followed after sign-in: a path that,
@@ -459,9 +401,9 @@ async fn repo_page(
         branches,
         tags,
         readme_html,
-        clone_url_http: repo.clone_url(&crate::app::base_url(&state, &headers)),
+        clone_url_http: repo.clone_url(&crate::http::base_url(&state, &headers)),
         clone_url_ssh: repo.ssh_clone_url(
-            &crate::app::base_url(&state, &headers),
+            &crate::http::base_url(&state, &headers),
             state.settings.ssh.port(),
         ),
         name: repo.name.clone(),
@@ -703,14 +645,6 @@ async fn change_password(
     Ok(Redirect::to("/account").into_response())
 }
 
-fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect::<String>() + ".",
-        None => String::new(),
-    }
-}
-
 async fn render_tokens(state: &AppState, user: &PageUser, new_token: Option<String>) -> PageResult {
     let rows = tokens::list(&state.pool, &user.user.id)
         .await?
@@ -938,14 +872,6 @@ async fn simulate(
     Ok(Html(pages::simulator(&ctx, crate::policy::ACTIONS, sim)).into_response())
 }
 
-fn require_admin(user: &PageUser) -> Result<(), PageError> {
-    if user.user.admin {
-        Ok(())
-    } else {
-        Err(Error::Forbidden("Only administrators can manage users.".into()).into())
-    }
-}
-
 async fn admin_users(State(state): State<AppState>, user: PageUser) -> PageResult {
     require_admin(&user)?;
     let rows = accounts::list(&state.pool)
@@ -1023,20 +949,6 @@ async fn admin_toggle_user(
     };
     set_flash(&user.session, flash).await;
     Ok(Redirect::to("/admin/users").into_response())
-}
-
-async fn asset(Path(path): Path<String>) -> Response {
-    match nubo_frontend::asset(&path) {
-        Some(a) => (
-            [
-                (header::CONTENT_TYPE, a.content_type),
-                (header::CACHE_CONTROL, "public, max-age=300"),
-            ],
-            a.bytes,
-        )
-            .into_response(),
-        None => error_page(&Error::NotFound(format!("no asset {path:?}"))),
-    }
 }
 
 #[cfg(test)]

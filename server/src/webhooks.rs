@@ -13,11 +13,11 @@ use sha2::Sha256;
 use sqlx::SqlitePool;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{Error, Result};
 use crate::events::RefUpdate;
 use crate::policy::glob;
+use crate::state::AppState;
 
 /// Attempts per delivery before it is marked failed.
 pub const MAX_ATTEMPTS: i64 = 6;

@@ -10,9 +10,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
-use crate::auth::{CurrentUser, Via};
 use crate::error::{Error, ErrorBody, Json, Result};
+use crate::http::auth::{CurrentUser, Via};
+use crate::state::AppState;
 use crate::workspaces::{self, CreateWorkspace, Env, Workspace};
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -128,11 +128,11 @@ pub struct Env {
     pub settings: Arc<Settings>,
     pub master: Arc<MasterKey>,
     /// The server, when running inside it (its repository locks and cache).
-    pub state: Option<crate::app::AppState>,
+    pub state: Option<crate::state::AppState>,
 }
 
 impl Env {
-    pub fn from_state(state: &crate::app::AppState) -> Env {
+    pub fn from_state(state: &crate::state::AppState) -> Env {
         Env {
             pool: state.pool.clone(),
             settings: state.settings.clone(),
@@ -276,12 +276,12 @@ pub async fn create(env: &Env, owner: &User, req: CreateWorkspace) -> Result<Wor
         )));
     }
     if backend == "container" {
-        crate::containers::available(&env.settings).await?;
+        crate::engine::available(&env.settings).await?;
         let image = req
             .image
             .clone()
             .unwrap_or_else(|| env.settings.workspace_image.clone());
-        crate::containers::image_available(&env.settings, &image).await?;
+        crate::engine::image_available(&env.settings, &image).await?;
     }
     if req.image.is_some() && backend != "container" {
         return Err(Error::Unprocessable(
@@ -897,7 +897,7 @@ pub async fn recover(env: &Env) -> Result<()> {
 
 /// The background duty of the server: stop idle workspaces and renew
 /// credentials at half-life.
-pub fn spawn_reaper(state: crate::app::AppState) {
+pub fn spawn_reaper(state: crate::state::AppState) {
     tokio::spawn(async move {
         let env = Env::from_state(&state);
         loop {

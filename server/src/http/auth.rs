@@ -11,9 +11,9 @@ use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 
 use crate::accounts::{self, User};
-use crate::app::AppState;
 use crate::db::now_ms;
 use crate::error::Error;
+use crate::state::AppState;
 use crate::tokens;
 
 /// Session keys.
@@ -151,7 +151,7 @@ impl FromRequestParts<AppState> for PageUser {
             .map_err(|e| e.into_response())?;
         let user = session_user(&session, state)
             .await
-            .map_err(|e| crate::web::error_page(&e))?;
+            .map_err(|e| crate::http::pages::error_page(&e))?;
         let Some(user) = user else {
             let path = parts
                 .uri
@@ -167,7 +167,7 @@ impl FromRequestParts<AppState> for PageUser {
         };
         let csrf = csrf_token(&session)
             .await
-            .map_err(|e| crate::web::error_page(&e))?;
+            .map_err(|e| crate::http::pages::error_page(&e))?;
         Ok(PageUser {
             user,
             csrf,

@@ -1,263 +1,20 @@
-//! The HTTP application: shared state, the router with its layers, and
-//! `nubo serve`.
+//! `nubo serve`: migrate, create the first administrator, recover what
+//! the last process left, start every domain's workers and serve HTTP(S),
+//! SSH and the preview origin until SIGINT/SIGTERM.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{any, get};
-use axum::Router;
-use sqlx::SqlitePool;
-use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tower_sessions::cookie::SameSite;
-use tower_sessions::{ExpiredDeletion, Expiry, SessionManagerLayer};
+use tower_sessions::ExpiredDeletion;
 use tower_sessions_sqlx_store::SqliteStore;
-use tracing::Level;
 
 use crate::config::Settings;
-use crate::error::Error;
+use crate::ctx::Ctx;
+use crate::http::router::router;
 use crate::keys::{self, MasterKey};
-use crate::metrics::Metrics;
-use crate::rate_limit::LoginLimiter;
-use crate::{accounts, api, auth, db, git_http, web};
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: SqlitePool,
-    pub settings: Arc<Settings>,
-    pub limiter: Arc<LoginLimiter>,
-    pub metrics: Arc<Metrics>,
-    pub master: Arc<MasterKey>,
-    pub cache_dir: PathBuf,
-    pub events: crate::events::EventBus,
-    pub workspaces: Arc<crate::workspaces::Activity>,
-    pub builds: Arc<crate::builds::Running>,
-    /// Signs the tokens and cookies of the preview origin.
-    pub preview_key: crate::preview::PreviewKey,
-    repo_locks: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
-}
-
-impl AppState {
-    /// The lock that serialises work on one repository's working copy.
-    pub fn repo_lock(&self, repo_id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.repo_locks.lock().unwrap_or_else(|e| e.into_inner());
-        locks.entry(repo_id.to_string()).or_default().clone()
-    }
-
-    /// The repository's working copy, current with the durable store.
-    ///
-    /// Readers (`push: false`) take the repository's lock only when the
-    /// copy is behind, to bring it up to date: a push that stalls while
-    /// holding the lock blocks no fetch, browse, build or checkout. A push
-    /// (`push: true`) gets the lock for as long as git runs; the caller
-    /// bounds that by `repo_lock_max_seconds`.
-    pub async fn working_copy(
-        &self,
-        repo: &crate::repos::Repo,
-        push: bool,
-    ) -> crate::error::Result<(PathBuf, Option<tokio::sync::OwnedMutexGuard<()>>)> {
-        if !push {
-            if let Some(dir) =
-                crate::repos::current_cache(&self.pool, &self.cache_dir, repo).await?
-            {
-                return Ok((dir, None));
-            }
-        }
-        let guard = self.repo_lock(&repo.id).lock_owned().await;
-        let dir = crate::repos::ensure_cache(
-            &self.pool,
-            &self.master,
-            &self.settings.data_dir,
-            &self.cache_dir,
-            repo,
-        )
-        .await?;
-        Ok((dir, push.then_some(guard)))
-    }
-
-    pub fn new(pool: SqlitePool, settings: Settings, master: MasterKey) -> Self {
-        let limiter = LoginLimiter::new(
-            settings.login_max_failures_per_account,
-            settings.login_max_failures_per_address,
-            Duration::from_secs(settings.login_window_seconds),
-        );
-        let cache_dir = settings.effective_cache_dir();
-        AppState {
-            pool,
-            master: Arc::new(master),
-            cache_dir,
-            events: crate::events::EventBus::default(),
-            workspaces: Arc::default(),
-            builds: Arc::default(),
-            preview_key: Default::default(),
-            repo_locks: Arc::default(),
-            settings: Arc::new(settings),
-            limiter: Arc::new(limiter),
-            metrics: Arc::new(Metrics::default()),
-        }
-    }
-}
-
-/// The whole application router. `tls` marks the router of the HTTPS
-/// listener, whose cookies are always `Secure`.
-pub fn router(state: AppState, tls: bool) -> Router {
-    let (api, openapi) = api::router();
-    let openapi_json: Arc<str> = serde_json::to_string_pretty(&openapi)
-        .unwrap_or_else(|_| "{}".into())
-        .into();
-    let sessions = SessionManagerLayer::new(SqliteStore::new(state.pool.clone()))
-        .with_name("nubo_session")
-        .with_http_only(true)
-        .with_same_site(SameSite::Lax)
-        .with_secure(tls || state.settings.secure_cookies())
-        .with_expiry(Expiry::OnInactivity(time::Duration::minutes(
-            state.settings.session_idle_minutes as i64,
-        )));
-    Router::new()
-        .merge(web::routes())
-        .merge(git_http::routes())
-        .route(
-            "/api/v1/workspaces/{id}/files/",
-            get(crate::workspace_api::list_root_slash),
-        )
-        // The way into a preview: a redirect to its own origin.
-        .route("/w/{id}/preview/{port}", any(crate::preview::entry))
-        .route("/w/{id}/preview/{port}/", any(crate::preview::entry))
-        .route("/w/{id}/preview/{port}/{*rest}", any(crate::preview::entry))
-        .merge(api)
-        .route(
-            "/api/v1/openapi.json",
-            get(move || {
-                let doc = openapi_json.clone();
-                async move {
-                    (
-                        [(header::CONTENT_TYPE, "application/json")],
-                        doc.to_string(),
-                    )
-                }
-            }),
-        )
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(metrics))
-        .fallback(not_found)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::csrf_guard,
-        ))
-        .layer(sessions)
-        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
-        .layer(middleware::from_fn_with_state(state.clone(), track))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request| {
-                    // The path only: query strings may carry values users typed.
-                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
-                })
-                .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
-        )
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("same-origin"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(
-                "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
-            ),
-        ))
-        .with_state(state)
-}
-
-/// The base URL for links shown in answer to this request.
-pub fn base_url(state: &AppState, headers: &axum::http::HeaderMap) -> String {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    state.settings.base_url_for(host)
-}
-
-async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = request.method().as_str().to_string();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
-    let response = next.run(request).await;
-    state
-        .metrics
-        .record(&method, &route, response.status().as_u16(), start.elapsed());
-    response
-}
-
-/// `/metrics`: off unless `metrics_token` is set, then only for a request
-/// that carries it as a bearer token.
-async fn metrics(
-    State(state): State<AppState>,
-    headers: axum::http::HeaderMap,
-) -> Result<Response, Error> {
-    let Some(expected) = &state.settings.metrics_token else {
-        return Err(Error::NotFound(
-            "metrics are off on this server (an administrator can set metrics_token)".into(),
-        ));
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if !auth::secret_matches(expected, given.trim()) {
-        let mut r = Error::Unauthorized(
-            "send the metrics token as `Authorization: Bearer <metrics_token>`".into(),
-        )
-        .into_response();
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"nubo metrics\""),
-        );
-        return Ok(r);
-    }
-    let users = accounts::count(&state.pool).await?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.render(users),
-    )
-        .into_response())
-}
-
-async fn not_found(request: Request) -> Response {
-    let path = request.uri().path();
-    if path.starts_with("/api/") {
-        Error::NotFound(format!("no API route {} {path}", request.method())).into_response()
-    } else {
-        (
-            StatusCode::NOT_FOUND,
-            Html(nubo_frontend::pages::message(
-                "Not found",
-                "There is no page at this address.",
-            )),
-        )
-            .into_response()
-    }
-}
+use crate::state::AppState;
+use crate::{accounts, db};
 
 /// `nubo serve`: migrate, create the first admin if needed, serve until
 /// SIGINT/SIGTERM.
@@ -306,13 +63,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     settings.ssh = ssh_listener.local_addr()?;
     settings.preview_http = preview_listener.local_addr()?;
     let settings_copy = settings.clone();
-    let mut state = AppState::new(pool, settings, MasterKey::new(settings_copy, master));
+    let mut ctx = Ctx::new(pool, settings, MasterKey::new(settings_copy, master));
     // Working copies are rebuilt from the durable store on demand; whatever
     // an earlier process left there is not trusted. Each process works in a
     // directory of its own under the cache dir: a git child of a killed
     // process that is still finishing can then never write into the working
     // copies of this one.
-    state.cache_dir = own_cache_dir(&state.cache_dir)?;
+    ctx.cache_dir = own_cache_dir(&ctx.cache_dir)?;
+    let state = AppState::new(ctx);
     match crate::sandbox::available(&state.settings) {
         Ok(s) => tracing::info!(
             uid = s.uid(),
@@ -355,7 +113,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             })?;
         let app = router(state.clone(), true).into_make_service_with_connect_info::<SocketAddr>();
         let mut server = axum_server::bind_rustls(https, config).handle(tls_handle.clone());
-        crate::http_serve::configure(
+        crate::http::listen::configure(
             server.http_builder(),
             Duration::from_secs(state.settings.http_header_timeout_seconds),
         );
@@ -384,7 +142,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         let timeout = Duration::from_secs(state.settings.http_header_timeout_seconds);
         tokio::spawn(async move {
             let _ =
-                crate::http_serve::serve(preview_listener, app, timeout, std::future::pending())
+                crate::http::listen::serve(preview_listener, app, timeout, std::future::pending())
                     .await;
         });
     }
@@ -407,7 +165,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     // (Nagle's algorithm and delayed ACKs add some 40 ms to every echo),
     // and a header-read timeout against slow clients.
     let header_timeout = Duration::from_secs(state.settings.http_header_timeout_seconds);
-    crate::http_serve::serve(
+    crate::http::listen::serve(
         listener,
         router(state, false),
         header_timeout,

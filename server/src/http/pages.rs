@@ -1,0 +1,106 @@
+//! What every domain's pages share: the page context (viewer, CSRF token,
+//! the one-shot flash message kept in the session), errors as pages, and
+//! the static assets.
+
+use axum::extract::Path;
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Response};
+use nubo_frontend::pages;
+use nubo_frontend::{Flash, Nav, PageContext, Viewer};
+use tower_sessions::Session;
+
+use crate::error::Error;
+use crate::http::auth::PageUser;
+
+const SESSION_FLASH: &str = "flash";
+
+/// Renders an error as a full page with the error's status.
+pub fn error_page(error: &Error) -> Response {
+    let status = error.status();
+    if status.is_server_error() {
+        tracing::error!(error = %error, "page failed");
+    }
+    let title = status.canonical_reason().unwrap_or("Error");
+    (status, Html(pages::message(title, &error.public_message()))).into_response()
+}
+
+pub struct PageError(Error);
+
+impl From<Error> for PageError {
+    fn from(e: Error) -> Self {
+        PageError(e)
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        error_page(&self.0)
+    }
+}
+
+pub type PageResult = Result<Response, PageError>;
+
+pub async fn set_flash(session: &Session, flash: Flash) {
+    let (kind, text) = match flash {
+        Flash::Ok(t) => ("ok", t),
+        Flash::Error(t) => ("error", t),
+    };
+    if let Err(e) = session.insert(SESSION_FLASH, (kind, text)).await {
+        tracing::warn!(error = %e, "could not store flash message");
+    }
+}
+
+pub async fn take_flash(session: &Session) -> Option<Flash> {
+    let (kind, text): (String, String) = session.remove(SESSION_FLASH).await.ok().flatten()?;
+    Some(if kind == "ok" {
+        Flash::Ok(text)
+    } else {
+        Flash::Error(text)
+    })
+}
+
+pub async fn context(user: &PageUser, title: &str, nav: Nav) -> PageContext {
+    PageContext {
+        title: title.to_string(),
+        nav,
+        viewer: Viewer {
+            name: user.user.name.clone(),
+            admin: user.user.admin,
+            must_change_password: user.user.must_change_password,
+        },
+        csrf: user.csrf.clone(),
+        flash: take_flash(&user.session).await,
+    }
+}
+
+/// A message as a sentence: a capital first letter and a full stop.
+pub fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect::<String>() + ".",
+        None => String::new(),
+    }
+}
+
+pub fn require_admin(user: &PageUser) -> Result<(), PageError> {
+    if user.user.admin {
+        Ok(())
+    } else {
+        Err(Error::Forbidden("Only administrators can manage users.".into()).into())
+    }
+}
+
+/// `/assets/{path}`: the stylesheet and the bundled islands.
+pub async fn asset(Path(path): Path<String>) -> Response {
+    match nubo_frontend::asset(&path) {
+        Some(a) => (
+            [
+                (header::CONTENT_TYPE, a.content_type),
+                (header::CACHE_CONTROL, "public, max-age=300"),
+            ],
+            a.bytes,
+        )
+            .into_response(),
+        None => error_page(&Error::NotFound(format!("no asset {path:?}"))),
+    }
+}
