@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use pulldown_cmark::{html, Event, Options, Parser};
 
-use crate::accounts::User;
 use crate::error::{Error, Result};
+use crate::identity::accounts::User;
 use crate::repos::{self, Repo};
 use crate::state::AppState;
 

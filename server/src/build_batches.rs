@@ -15,10 +15,10 @@ use utoipa::ToSchema;
 
 use nubo_runner::batch::{Batch, State};
 
-use crate::accounts::User;
 use crate::builds::{self, Project, StartBuild};
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{Error, Result};
+use crate::identity::accounts::User;
 use crate::state::AppState;
 
 /// One build of a batch, as the API shows it.

@@ -20,9 +20,10 @@ use sqlx::SqlitePool;
 use tokio::sync::broadcast;
 use utoipa::ToSchema;
 
-use crate::accounts::User;
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{Error, Result};
+use crate::identity::accounts::User;
+use crate::identity::policy::canonical_name;
 use crate::keys::MasterKey;
 use crate::state::AppState;
 
@@ -792,12 +793,12 @@ async fn value_for(
             owner.name
         )
     };
-    let arn = crate::policy::stored_value_arn(kind, &name);
-    let decision = crate::iam::authorize(
+    let arn = crate::identity::policy::stored_value_arn(kind, &name);
+    let decision = crate::identity::iam::authorize(
         pool,
         owner,
         action,
-        &crate::iam::Target::stored_value(&arn),
+        &crate::identity::iam::Target::stored_value(&arn),
         None,
     )
     .await
@@ -913,7 +914,7 @@ async fn execute(state: &AppState, id: &str) -> Result<()> {
     phase("PROVISIONING", "SUCCEEDED", 0);
     phase("DOWNLOAD_SOURCE", "IN_PROGRESS", 0);
     let fetch_started = std::time::Instant::now();
-    let owner = crate::accounts::find_by_id(&state.pool, &project.owner_id)
+    let owner = crate::identity::accounts::find_by_id(&state.pool, &project.owner_id)
         .await?
         .ok_or_else(|| Error::NotFound("the project's owner no longer exists".into()))?;
     let place = runner_for(&state.settings, &project, &owner);
@@ -1506,17 +1507,6 @@ async fn checkout(
 }
 
 // ---- the parameter store and the secrets manager ----
-
-/// A stored value's canonical name: parameter names always start with '/'
-/// (`prod/db` and `/prod/db` are one parameter).
-pub fn canonical_name(kind: &str, name: &str) -> String {
-    let name = name.trim();
-    if kind == "parameter" {
-        format!("/{}", name.trim_start_matches('/'))
-    } else {
-        name.to_string()
-    }
-}
 
 pub fn validate_value_name(kind: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()

@@ -10,7 +10,8 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Layer, LogFormat, Settings};
-use crate::{accounts, db, git_credentials, hook, keys, repos, ssh_keys, tokens};
+use crate::ctx::Ctx;
+use crate::{db, hook, identity::accounts, keys, repos};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -64,7 +65,7 @@ pub enum Command {
         subcommand,
         after_help = "Examples:\n  echo 'long-password' | nubo user create alice --password-stdin\n  nubo user list\n  nubo user disable alice"
     )]
-    User(UserCommand),
+    User(crate::identity::cli::UserCommand),
     /// Manage git repositories
     #[command(
         subcommand,
@@ -82,7 +83,7 @@ pub enum Command {
         subcommand,
         after_help = "Examples:\n  nubo token create alice --description 'CI'\n  nubo token list alice\n  nubo token revoke ID"
     )]
-    Token(TokenCommand),
+    Token(crate::identity::cli::TokenCommand),
     /// Manage workspaces (development environments)
     #[command(
         subcommand,
@@ -367,60 +368,6 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum UserCommand {
-    /// Create a user; the password is read from standard input
-    #[command(
-        after_help = "Examples:\n  echo 'long-password' | nubo user create alice --password-stdin\n  nubo user create root2 --admin --password-stdin < pw.txt"
-    )]
-    Create {
-        /// User name: 1-64 letters, digits, '.', '_' or '-'
-        name: String,
-        /// Make the user an administrator
-        #[arg(long)]
-        admin: bool,
-        /// Read the password from standard input (required: passwords never go in arguments)
-        #[arg(long, required = true)]
-        password_stdin: bool,
-    },
-    /// List users
-    #[command(after_help = "Examples:\n  nubo user list\n  nubo user list --json")]
-    List {
-        /// Print JSON instead of a table
-        #[arg(long)]
-        json: bool,
-    },
-    /// Disable a user: they can no longer sign in or use their tokens
-    #[command(after_help = "Example:\n  nubo user disable alice")]
-    Disable { name: String },
-    /// Enable a disabled user
-    #[command(after_help = "Example:\n  nubo user enable alice")]
-    Enable { name: String },
-    /// Register an SSH public key (ed25519, ECDSA, RSA >= 2048) for git over SSH
-    #[command(
-        after_help = "Example:\n  nubo user add-ssh-key alice --key-file ~/.ssh/id_ed25519.pub"
-    )]
-    AddSshKey {
-        name: String,
-        /// The public key file (one OpenSSH line)
-        #[arg(long, value_name = "FILE")]
-        key_file: PathBuf,
-    },
-    /// Generate an HTTPS git credential for a user; prints the user name and
-    /// the password on two lines (the password is shown only now)
-    #[command(after_help = "Example:\n  nubo user git-credentials alice")]
-    GitCredentials { name: String },
-    /// Set a user's password, read from standard input
-    #[command(
-        after_help = "Example:\n  echo 'new-long-password' | nubo user set-password admin --password-stdin"
-    )]
-    SetPassword {
-        name: String,
-        #[arg(long, required = true)]
-        password_stdin: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
 pub enum KeyCommand {
     /// Re-wrap every repository's data key under a new master key, written
     /// to the master key file; data is not re-encrypted. A running server
@@ -464,27 +411,6 @@ pub enum RepoCommand {
     Delete { name: String },
 }
 
-#[derive(Debug, Subcommand)]
-pub enum TokenCommand {
-    /// Create an API token for user NAME and print it alone on stdout
-    #[command(
-        after_help = "Examples:\n  nubo token create alice --description 'deploy script'\n  TOKEN=$(nubo token create alice)\n  curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8080/api/v1/me"
-    )]
-    Create {
-        /// The user the token acts as
-        name: String,
-        /// What the token is for
-        #[arg(long, default_value = "created with the nubo CLI")]
-        description: String,
-    },
-    /// List a user's active tokens (never the secrets)
-    #[command(after_help = "Example:\n  nubo token list alice")]
-    List { name: String },
-    /// Revoke a token by its id (see `nubo token list`)
-    #[command(after_help = "Example:\n  nubo token revoke 3f2a...")]
-    Revoke { id: String },
-}
-
 /// Builds the settings from the file, the environment and these flags.
 pub fn settings(global: &GlobalArgs, serve: Option<&ServeArgs>) -> anyhow::Result<Settings> {
     let mut layers = Vec::new();
@@ -516,20 +442,6 @@ pub fn settings(global: &GlobalArgs, serve: Option<&ServeArgs>) -> anyhow::Resul
     }
     layers.push(flags);
     Ok(config::resolve(&layers)?)
-}
-
-fn read_password_stdin() -> anyhow::Result<String> {
-    let mut buf = String::new();
-    std::io::stdin()
-        .take(4096)
-        .read_to_string(&mut buf)
-        .context("reading the password from standard input")?;
-    let password = buf.strip_suffix('\n').unwrap_or(&buf);
-    let password = password.strip_suffix('\r').unwrap_or(password);
-    if password.is_empty() {
-        bail!("no password on standard input: pipe it in, e.g. `echo 'long-password' | nubo user create NAME --password-stdin`");
-    }
-    Ok(password.to_string())
 }
 
 async fn find_workspace(
@@ -1004,7 +916,10 @@ async fn value_command(kind: &str, cmd: ValueCommand, settings: Settings) -> any
                 .read_to_string(&mut value)?;
             let value = value.strip_suffix('\n').unwrap_or(&value);
             builds::put_value(pool, master, kind, &name, value, "cli").await?;
-            eprintln!("stored {kind} {}", builds::canonical_name(kind, &name));
+            eprintln!(
+                "stored {kind} {}",
+                crate::identity::policy::canonical_name(kind, &name)
+            );
         }
         ValueCommand::List => {
             for v in builds::list_values(pool, kind).await? {
@@ -1199,64 +1114,8 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Build(args) => tokio::task::spawn_blocking(move || build_command(args)).await?,
         Command::Workspace(cmd) => workspace_command(cmd, settings).await,
         Command::Serve(_) => crate::serve::serve(settings).await,
-        Command::User(cmd) => {
-            let pool = db::open(&settings.data_dir).await?;
-            match cmd {
-                UserCommand::Create { name, admin, .. } => {
-                    let password = read_password_stdin()?;
-                    let user = accounts::create_user(&pool, &name, &password, admin, false).await?;
-                    eprintln!(
-                        "created user {}{}",
-                        user.name,
-                        if admin { " (administrator)" } else { "" }
-                    );
-                }
-                UserCommand::List { json } => {
-                    let users = accounts::list(&pool).await?;
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&users)?);
-                    } else {
-                        println!("{:<24} {:<6} {:<9} CREATED", "NAME", "ADMIN", "STATE");
-                        for u in users {
-                            println!(
-                                "{:<24} {:<6} {:<9} {}",
-                                u.name,
-                                if u.admin { "yes" } else { "no" },
-                                if u.disabled { "disabled" } else { "active" },
-                                u.created_at
-                            );
-                        }
-                    }
-                }
-                UserCommand::AddSshKey { name, key_file } => {
-                    let user = accounts::require_by_name(&pool, &name).await?;
-                    let text = std::fs::read_to_string(&key_file)
-                        .with_context(|| format!("reading {}", key_file.display()))?;
-                    let key = ssh_keys::add(&pool, &user, &text).await?;
-                    println!("{}", key.fingerprint);
-                }
-                UserCommand::GitCredentials { name } => {
-                    let user = accounts::require_by_name(&pool, &name).await?;
-                    let made = git_credentials::create(&pool, &user, None).await?;
-                    println!("{}\n{}", made.username, made.password);
-                }
-                UserCommand::Disable { name } => {
-                    accounts::set_disabled(&pool, &name, true).await?;
-                    eprintln!("disabled {name}");
-                }
-                UserCommand::Enable { name } => {
-                    accounts::set_disabled(&pool, &name, false).await?;
-                    eprintln!("enabled {name}");
-                }
-                UserCommand::SetPassword { name, .. } => {
-                    let password = read_password_stdin()?;
-                    let user = accounts::require_by_name(&pool, &name).await?;
-                    accounts::set_password(&pool, &user.id, &password, false).await?;
-                    eprintln!("set the password of {}", user.name);
-                }
-            }
-            Ok(())
-        }
+        Command::User(cmd) => crate::identity::cli::user(cmd, &Ctx::open(&settings).await?).await,
+        Command::Token(cmd) => crate::identity::cli::token(cmd, &Ctx::open(&settings).await?).await,
         Command::Repo(cmd) => {
             let pool = db::open(&settings.data_dir).await?;
             match cmd {
@@ -1314,37 +1173,5 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Hook(HookCommand::PreReceive) => hook::pre_receive(&settings).await,
-        Command::Token(cmd) => {
-            let pool = db::open(&settings.data_dir).await?;
-            match cmd {
-                TokenCommand::Create { name, description } => {
-                    let user = accounts::require_by_name(&pool, &name).await?;
-                    let (_, token) = tokens::create(&pool, &user.id, &description).await?;
-                    println!("{token}");
-                }
-                TokenCommand::List { name } => {
-                    let user = accounts::require_by_name(&pool, &name).await?;
-                    println!(
-                        "{:<32} {:<14} {:<26} {:<26} DESCRIPTION",
-                        "ID", "PREFIX", "CREATED", "LAST USED"
-                    );
-                    for t in tokens::list(&pool, &user.id).await? {
-                        println!(
-                            "{:<32} {:<14} {:<26} {:<26} {}",
-                            t.id,
-                            t.prefix,
-                            t.created_at,
-                            t.last_used_at.as_deref().unwrap_or("never"),
-                            t.description
-                        );
-                    }
-                }
-                TokenCommand::Revoke { id } => {
-                    tokens::revoke(&pool, &id, None).await?;
-                    eprintln!("revoked token {id}");
-                }
-            }
-            Ok(())
-        }
     }
 }

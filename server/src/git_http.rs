@@ -15,12 +15,12 @@ use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio_util::io::{ReaderStream, StreamReader};
 
-use crate::accounts::User;
 use crate::events;
-use crate::git_credentials::{self, Scope};
+use crate::identity::accounts::User;
+use crate::identity::git_credentials::{self, Scope};
+use crate::identity::tokens;
 use crate::repos::{self, Repo};
 use crate::state::AppState;
-use crate::tokens;
 
 /// URL prefix of git traffic; it never uses cookies, so CSRF does not apply.
 pub const PREFIX: &str = "/v1/repos/";

@@ -33,7 +33,7 @@ pub async fn pre_receive(settings: &Settings) -> anyhow::Result<()> {
     // Ref-level rules first: a denied ref refuses the whole push, and git
     // shows these lines to the pusher as `remote:` lines.
     let pusher_name = std::env::var("NUBO_PUSHER").unwrap_or_default();
-    let pusher = crate::accounts::find_by_name(&pool, &pusher_name)
+    let pusher = crate::identity::accounts::find_by_name(&pool, &pusher_name)
         .await?
         .context("the pushing user no longer exists")?;
     let repo_row: (String, String) =
@@ -41,13 +41,13 @@ pub async fn pre_receive(settings: &Settings) -> anyhow::Result<()> {
             .bind(&repo_id)
             .fetch_one(&pool)
             .await?;
-    let target = crate::iam::Target::repo(&repo_row.0, Some(&repo_row.1));
+    let target = crate::identity::iam::Target::repo(&repo_row.0, Some(&repo_row.1));
     let mut denied = Vec::new();
     for line in updates.lines().filter(|l| !l.trim().is_empty()) {
         let Some(reference) = line.split_whitespace().nth(2) else {
             continue;
         };
-        let d = crate::iam::authorize(
+        let d = crate::identity::iam::authorize(
             &pool,
             &pusher,
             "codecommit:GitPush",
@@ -56,7 +56,7 @@ pub async fn pre_receive(settings: &Settings) -> anyhow::Result<()> {
         )
         .await?;
         if !d.allowed {
-            denied.push(crate::iam::denial_message(
+            denied.push(crate::identity::iam::denial_message(
                 &pusher,
                 "codecommit:GitPush",
                 &repo_row.0,

@@ -1,6 +1,5 @@
 //! `nubo`: the server and its command line.
 
-mod accounts;
 mod agent_client;
 mod api;
 mod browse;
@@ -17,26 +16,22 @@ mod db;
 mod engine;
 mod error;
 mod events;
-mod git_credentials;
 mod git_http;
 mod hook;
 mod http;
-mod iam;
+mod identity;
 mod keys;
 mod metrics;
 mod netguard;
-mod policy;
 mod preview;
 mod rate_limit;
 mod repos;
 mod safe_fs;
 mod sandbox;
 mod serve;
-mod ssh_keys;
 mod ssh_server;
 mod state;
 mod tls;
-mod tokens;
 mod web;
 mod webhooks;
 mod workspace_api;

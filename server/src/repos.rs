@@ -2,7 +2,7 @@
 //! packs and refs snapshots in the durable store, and a plaintext working
 //! copy in the cache dir that git serves from, rebuilt on demand.
 //!
-//! Access is decided by [`crate::iam`].
+//! Access is decided by [`crate::identity::iam`].
 
 use std::path::{Path, PathBuf};
 
@@ -13,10 +13,10 @@ use utoipa::ToSchema;
 use nubo_git::crypto::SecretKey;
 use nubo_git::store::DurableStore;
 
-use crate::accounts::User;
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{Error, Result};
-use crate::iam;
+use crate::identity::accounts::User;
+use crate::identity::iam;
 use crate::keys::MasterKey;
 
 /// A repository as users see it.

@@ -14,7 +14,7 @@ use crate::ctx::Ctx;
 use crate::http::router::router;
 use crate::keys::{self, MasterKey};
 use crate::state::AppState;
-use crate::{accounts, db};
+use crate::{db, identity::accounts};
 
 /// `nubo serve`: migrate, create the first admin if needed, serve until
 /// SIGINT/SIGTERM.

@@ -22,10 +22,10 @@ use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet, Pty};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use crate::accounts::User;
 use crate::error::{Error, Result};
+use crate::identity::accounts::User;
 use crate::state::AppState;
-use crate::{events, repos, ssh_keys};
+use crate::{events, identity::ssh_keys, repos};
 
 /// Loads the host key from the data dir, creating it on first start.
 pub fn host_key(data_dir: &Path) -> Result<PrivateKey> {

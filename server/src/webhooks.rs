@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{Error, Result};
 use crate::events::RefUpdate;
-use crate::policy::glob;
+use crate::identity::policy::glob;
 use crate::state::AppState;
 
 /// Attempts per delivery before it is marked failed.

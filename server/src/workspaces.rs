@@ -17,11 +17,11 @@ use serde::{Deserialize, Serialize};
 use sqlx::SqlitePool;
 use utoipa::ToSchema;
 
-use crate::accounts::User;
 use crate::agent_client::AgentClient;
 use crate::config::Settings;
 use crate::db::{now_ms, rfc3339};
 use crate::error::{Error, Result};
+use crate::identity::accounts::User;
 use crate::keys::MasterKey;
 use crate::repos::{self, Repo};
 
@@ -509,7 +509,7 @@ pub async fn start(env: &Env, ws: &Workspace) -> Result<Workspace> {
     }
     use crate::workspace_isolation::{self as isolation, Isolation};
     let confinement = isolation::of(env, &ws.backend);
-    let owner_is_admin = crate::accounts::find_by_id(&env.pool, &ws.owner_id)
+    let owner_is_admin = crate::identity::accounts::find_by_id(&env.pool, &ws.owner_id)
         .await?
         .is_some_and(|u| u.admin);
     isolation::allowed(&confinement, owner_is_admin)?;
@@ -716,7 +716,7 @@ pub async fn stop(env: &Env, ws: &Workspace, reason: Option<&str>) -> Result<Wor
     set_state(&env.pool, &ws.id, "stopping", None).await?;
     stop_processes(env, ws).await?;
     if let Some(cred) = &ws.credential_id {
-        let _ = crate::git_credentials::revoke(&env.pool, &ws.owner_id, cred).await;
+        let _ = crate::identity::git_credentials::revoke(&env.pool, &ws.owner_id, cred).await;
     }
     sqlx::query(
         "UPDATE workspaces SET state = 'stopped', error = $1, stopped_at = $2, agent_pid = NULL,
@@ -736,7 +736,7 @@ pub async fn delete(env: &Env, ws: &Workspace) -> Result<()> {
         crate::containers::remove(env, ws).await?;
     }
     if let Some(cred) = &ws.credential_id {
-        let _ = crate::git_credentials::revoke(&env.pool, &ws.owner_id, cred).await;
+        let _ = crate::identity::git_credentials::revoke(&env.pool, &ws.owner_id, cred).await;
     }
     sqlx::query("DELETE FROM workspaces WHERE id = $1")
         .bind(&ws.id)
@@ -757,10 +757,10 @@ pub async fn renew_credential(env: &Env, ws: &Workspace) -> Result<()> {
     let Some(repo) = &ws.repo else {
         return Ok(());
     };
-    let owner = crate::accounts::find_by_name(&env.pool, &ws.owner)
+    let owner = crate::identity::accounts::find_by_name(&env.pool, &ws.owner)
         .await?
         .ok_or_else(|| Error::NotFound("the owner no longer exists".into()))?;
-    let cred = crate::git_credentials::create(
+    let cred = crate::identity::git_credentials::create(
         &env.pool,
         &owner,
         Some((Some(vec![repo.clone()]), true, CREDENTIAL_TTL_SECONDS)),
@@ -794,7 +794,7 @@ pub async fn renew_credential(env: &Env, ws: &Workspace) -> Result<()> {
     .execute(&env.pool)
     .await?;
     if let Some(old) = &ws.credential_id {
-        let _ = crate::git_credentials::revoke(&env.pool, &ws.owner_id, old).await;
+        let _ = crate::identity::git_credentials::revoke(&env.pool, &ws.owner_id, old).await;
     }
     Ok(())
 }

@@ -10,11 +10,11 @@ use rand::RngCore;
 use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 
-use crate::accounts::{self, User};
 use crate::db::now_ms;
 use crate::error::Error;
+use crate::identity::accounts::{self, User};
+use crate::identity::tokens;
 use crate::state::AppState;
-use crate::tokens;
 
 /// Session keys.
 pub const SESSION_USER: &str = "uid";

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod listen;
 pub mod pages;
 pub mod router;
+pub mod simulator;
 
 use crate::state::AppState;
 

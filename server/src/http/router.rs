@@ -21,7 +21,7 @@ use tracing::Level;
 use crate::error::Error;
 use crate::http::auth;
 use crate::state::AppState;
-use crate::{accounts, api, git_http, web};
+use crate::{api, git_http, identity::accounts, web};
 
 /// The whole application router. `tls` marks the router of the HTTPS
 /// listener, whose cookies are always `Secure`.

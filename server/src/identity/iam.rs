@@ -1,5 +1,5 @@
 //! Who may do what: policies attached to users and groups, evaluated by
-//! [`crate::policy`], plus Nubo's fixed rules, and the audit log.
+//! [`crate::identity::policy`], plus Nubo's fixed rules, and the audit log.
 //!
 //! Order: an explicit Deny in any policy wins (for everyone but
 //! administrators); then administrators may do anything; then a
@@ -11,10 +11,10 @@ use serde::Serialize;
 use sqlx::SqlitePool;
 use utoipa::ToSchema;
 
-use crate::accounts::User;
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{Error, Result};
-use crate::policy::{self, Decision, Policy, Request};
+use crate::identity::accounts::User;
+use crate::identity::policy::{self, Decision, Policy, Request};
 
 /// What a request acts on, as the rules need it.
 pub struct Target<'a> {
@@ -304,7 +304,7 @@ pub struct Group {
 }
 
 pub async fn create_group(pool: &SqlitePool, name: &str) -> Result<Group> {
-    crate::accounts::validate_name(name).map_err(|_| {
+    crate::identity::accounts::validate_name(name).map_err(|_| {
         Error::Unprocessable(format!(
             "group name {name:?} is not allowed: use 1-64 letters, digits, '.', '_' or '-'"
         ))

@@ -6,9 +6,9 @@ use serde::Serialize;
 use sqlx::SqlitePool;
 use utoipa::ToSchema;
 
-use crate::accounts::{self, User};
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{Error, Result};
+use crate::identity::accounts::{self, User};
 
 /// A registered key.
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -8,9 +8,9 @@ use sha2::{Digest, Sha256};
 use sqlx::SqlitePool;
 use utoipa::ToSchema;
 
-use crate::accounts::{self, User};
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{Error, Result};
+use crate::identity::accounts::{self, User};
 
 const TOKEN_PREFIX: &str = "nubo_";
 /// How many leading characters of a token are kept to recognise it.

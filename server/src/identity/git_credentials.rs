@@ -9,9 +9,9 @@ use sha2::{Digest, Sha256};
 use sqlx::SqlitePool;
 use utoipa::ToSchema;
 
-use crate::accounts::{self, User};
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{Error, Result};
+use crate::identity::accounts::{self, User};
 
 /// Longest life of a temporary credential.
 pub const MAX_TTL_SECONDS: u64 = 12 * 3600;

@@ -42,6 +42,17 @@ pub fn repo_arn(repo: &str) -> String {
     format!("{ARN_PREFIX}{repo}")
 }
 
+/// A stored value's canonical name: parameter names always start with '/'
+/// (`prod/db` and `/prod/db` are one parameter).
+pub fn canonical_name(kind: &str, name: &str) -> String {
+    let name = name.trim();
+    if kind == "parameter" {
+        format!("/{}", name.trim_start_matches('/'))
+    } else {
+        name.to_string()
+    }
+}
+
 /// The resource name of a stored secret (`secret`) or parameter
 /// (`parameter`, whose name starts with `/`), as AWS writes them.
 pub fn stored_value_arn(kind: &str, name: &str) -> String {
