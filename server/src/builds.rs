@@ -1508,6 +1508,31 @@ async fn checkout(
 
 // ---- the parameter store and the secrets manager ----
 
+/// Master key rotation: every stored parameter and secret re-sealed.
+pub async fn reseal(
+    conn: &mut sqlx::SqliteConnection,
+    old: &nubo_git::crypto::SecretKey,
+    new: &nubo_git::crypto::SecretKey,
+) -> Result<()> {
+    let values: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT kind, name, value_sealed FROM stored_values")
+            .fetch_all(&mut *conn)
+            .await?;
+    for (kind, name, sealed) in &values {
+        let context = value_context(kind, name);
+        let what = format!("{kind} {name}");
+        sqlx::query("UPDATE stored_values SET value_sealed = $1 WHERE kind = $2 AND name = $3")
+            .bind(crate::keys::reseal_value(
+                old, new, &context, sealed, &what,
+            )?)
+            .bind(kind)
+            .bind(name)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 pub fn validate_value_name(kind: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 512

@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Layer, LogFormat, Settings};
 use crate::ctx::Ctx;
-use crate::{db, hook, identity::accounts, keys, repos};
+use crate::{db, identity::accounts, keys};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -71,13 +71,13 @@ pub enum Command {
         subcommand,
         after_help = "Examples:\n  nubo repo create my-app --owner alice --description 'The app'\n  nubo repo list\n  nubo repo delete my-app"
     )]
-    Repo(RepoCommand),
+    Repo(crate::repos::cli::RepoCommand),
     /// Manage the master key
     #[command(subcommand, after_help = "Example:\n  nubo key rotate")]
     Key(KeyCommand),
     /// Run by git inside repositories; not for people
     #[command(subcommand, hide = true)]
-    Hook(HookCommand),
+    Hook(crate::repos::cli::HookCommand),
     /// Manage API tokens
     #[command(
         subcommand,
@@ -376,39 +376,6 @@ pub enum KeyCommand {
         after_help = "Examples:\n  nubo key rotate\n  nubo --master-key-file /etc/nubo/master.key key rotate"
     )]
     Rotate,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum HookCommand {
-    /// git's pre-receive hook: store the pushed pack and refs, encrypted
-    PreReceive,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum RepoCommand {
-    /// Create an empty repository owned by a user
-    #[command(
-        after_help = "Example:\n  nubo repo create my-app --owner alice --description 'The app'"
-    )]
-    Create {
-        /// 1-100 letters, digits, '.', '_' or '-'; not ending in .git
-        name: String,
-        /// The user who owns it (has full access)
-        #[arg(long)]
-        owner: String,
-        #[arg(long, default_value = "")]
-        description: String,
-    },
-    /// List all repositories
-    #[command(after_help = "Examples:\n  nubo repo list\n  nubo repo list --json")]
-    List {
-        /// Print JSON instead of a table
-        #[arg(long)]
-        json: bool,
-    },
-    /// Delete a repository and all its data
-    #[command(after_help = "Example:\n  nubo repo delete my-app")]
-    Delete { name: String },
 }
 
 /// Builds the settings from the file, the environment and these flags.
@@ -1114,64 +1081,25 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Build(args) => tokio::task::spawn_blocking(move || build_command(args)).await?,
         Command::Workspace(cmd) => workspace_command(cmd, settings).await,
         Command::Serve(_) => crate::serve::serve(settings).await,
+        Command::Repo(cmd) => crate::repos::cli::run(cmd, &Ctx::open(&settings).await?).await,
         Command::User(cmd) => crate::identity::cli::user(cmd, &Ctx::open(&settings).await?).await,
         Command::Token(cmd) => crate::identity::cli::token(cmd, &Ctx::open(&settings).await?).await,
-        Command::Repo(cmd) => {
-            let pool = db::open(&settings.data_dir).await?;
-            match cmd {
-                RepoCommand::Create {
-                    name,
-                    owner,
-                    description,
-                } => {
-                    let owner = accounts::require_by_name(&pool, &owner).await?;
-                    let key = keys::load_or_create(&settings, &pool).await?;
-                    let master = keys::MasterKey::new(settings.clone(), key);
-                    let repo = repos::create(&pool, &master, &name, &description, &owner).await?;
-                    println!("{}", repo.clone_url(&settings.base_url()));
-                }
-                RepoCommand::List { json } => {
-                    let all = repos::list_all(&pool).await?;
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&all)?);
-                    } else {
-                        println!(
-                            "{:<32} {:<20} {:<26} DESCRIPTION",
-                            "NAME", "OWNER", "CREATED"
-                        );
-                        for r in all {
-                            println!(
-                                "{:<32} {:<20} {:<26} {}",
-                                r.name, r.owner, r.created_at, r.description
-                            );
-                        }
-                    }
-                }
-                RepoCommand::Delete { name } => {
-                    let repo = repos::find(&pool, &name)
-                        .await?
-                        .ok_or_else(|| anyhow::anyhow!("no repository named {name:?}"))?;
-                    repos::delete(
-                        &pool,
-                        &settings.data_dir,
-                        &settings.effective_cache_dir(),
-                        &repo,
-                    )
-                    .await?;
-                    eprintln!("deleted repository {}", repo.name);
-                }
-            }
-            Ok(())
-        }
         Command::Key(KeyCommand::Rotate) => {
+            // Every domain that seals with the master key, in one transaction.
             let pool = db::open(&settings.data_dir).await?;
-            let n = keys::rotate(&settings, &pool).await?;
+            let mut rotation = keys::Rotation::begin(&settings, &pool).await?;
+            let (old, new) = (rotation.old.clone(), rotation.new.clone());
+            let n = crate::repos::reseal(&mut rotation.tx, &old, &new).await?;
+            crate::builds::reseal(&mut rotation.tx, &old, &new).await?;
+            rotation.finish().await?;
             eprintln!(
                 "re-wrapped {n} data key(s) under a new master key in {}; the old key no longer opens them",
                 keys::key_path(&settings).display()
             );
             Ok(())
         }
-        Command::Hook(HookCommand::PreReceive) => hook::pre_receive(&settings).await,
+        Command::Hook(crate::repos::cli::HookCommand::PreReceive) => {
+            crate::repos::hook::pre_receive(&settings).await
+        }
     }
 }

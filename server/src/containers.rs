@@ -187,7 +187,7 @@ pub async fn ensure_git_socket(state: &crate::state::AppState, ws: &Workspace) {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666));
     }
-    let app = crate::git_http::routes().with_state(state.clone());
+    let app = crate::repos::git_http::routes().with_state(state.clone());
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });

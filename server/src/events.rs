@@ -3,12 +3,8 @@
 //! the server's in-process bus for other features to subscribe to.
 
 use serde::Serialize;
-use sqlx::SqlitePool;
 use tokio::sync::broadcast;
 use utoipa::ToSchema;
-
-use crate::db::rfc3339;
-use crate::error::Result;
 
 /// One ref update of one push.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -49,70 +45,5 @@ impl EventBus {
     pub fn publish(&self, event: RefUpdate) {
         // No subscriber is not an error.
         let _ = self.sender.send(event);
-    }
-}
-
-type Row = (String, i64, String, String, String, String, i64);
-
-fn from_row(repo: &str, r: Row) -> RefUpdate {
-    RefUpdate {
-        repo: repo.to_string(),
-        version: r.1,
-        ref_name: r.2,
-        old: r.3,
-        new: r.4,
-        pusher: r.5,
-        time: rfc3339(r.6),
-    }
-}
-
-/// The ref updates of a repository, newest first.
-pub async fn list(
-    pool: &SqlitePool,
-    repo_id: &str,
-    repo_name: &str,
-    limit: i64,
-) -> Result<Vec<RefUpdate>> {
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT repo_id, version, ref_name, old_sha, new_sha, pusher, pushed_at FROM ref_updates
-         WHERE repo_id = $1 ORDER BY version DESC, ref_name LIMIT $2",
-    )
-    .bind(repo_id)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows.into_iter().map(|r| from_row(repo_name, r)).collect())
-}
-
-/// The ref updates of versions after `after`, oldest first.
-pub async fn since(
-    pool: &SqlitePool,
-    repo_id: &str,
-    repo_name: &str,
-    after: i64,
-) -> Result<Vec<RefUpdate>> {
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT repo_id, version, ref_name, old_sha, new_sha, pusher, pushed_at FROM ref_updates
-         WHERE repo_id = $1 AND version > $2 ORDER BY version, ref_name",
-    )
-    .bind(repo_id)
-    .bind(after)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows.into_iter().map(|r| from_row(repo_name, r)).collect())
-}
-
-/// Publishes on `bus` what a push to the repository recorded after version
-/// `after` (nothing when the push was refused).
-pub async fn publish_since(
-    pool: &SqlitePool,
-    bus: &EventBus,
-    repo_id: &str,
-    repo_name: &str,
-    after: i64,
-) {
-    match since(pool, repo_id, repo_name, after).await {
-        Ok(updates) => updates.into_iter().for_each(|u| bus.publish(u)),
-        Err(e) => tracing::warn!(repo = %repo_name, error = %e, "push events not published"),
     }
 }

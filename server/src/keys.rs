@@ -138,78 +138,73 @@ async fn save_check(pool: &SqlitePool, key: &SecretKey) -> Result<()> {
     Ok(())
 }
 
-/// Re-wraps every data key under a new master key in one transaction, then
-/// moves the new key file into place. Returns how many keys were re-wrapped.
-pub async fn rotate(settings: &Settings, pool: &SqlitePool) -> Result<usize> {
-    let path = key_path(settings);
-    let mut tx = pool.begin().await?;
-    // Writers that seal take this lock first too (MasterKey::sealing), and
-    // so does a second rotation: the key files are only touched under it.
-    lock_keyring(&mut tx).await?;
-    let old = load_or_create(settings, pool).await?;
-    let new = SecretKey::generate();
-    let pending = pending_path(&path);
-    let _ = std::fs::remove_file(&pending);
-    write_key(&pending, &new)?;
-    let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, wrapped_key FROM repos")
-        .fetch_all(&mut *tx)
-        .await?;
-    for (id, wrapped) in &rows {
-        let data = crypto::unwrap_data_key(&old, id, wrapped).map_err(|e| {
-            Error::Internal(format!(
-                "cannot unwrap the data key of repository {id}: {e}"
-            ))
-        })?;
-        sqlx::query("UPDATE repos SET wrapped_key = $1 WHERE id = $2")
-            .bind(crypto::wrap_data_key(&new, id, &data))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+/// A master key rotation in progress: one transaction, holding the
+/// keyring's lock, in which every domain that seals with the master key
+/// re-seals its values from `old` to `new` (each exports a `reseal`; `nubo
+/// key rotate` calls them all). [`Rotation::finish`] commits and moves the
+/// new key file into place; dropping it unfinished changes nothing.
+pub struct Rotation {
+    pub tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    pub old: SecretKey,
+    pub new: SecretKey,
+    path: PathBuf,
+    pending: PathBuf,
+}
+
+impl Rotation {
+    pub async fn begin(settings: &Settings, pool: &SqlitePool) -> Result<Rotation> {
+        let path = key_path(settings);
+        let mut tx = pool.begin().await?;
+        // Writers that seal take this lock first too (MasterKey::sealing), and
+        // so does a second rotation: the key files are only touched under it.
+        lock_keyring(&mut tx).await?;
+        let old = load_or_create(settings, pool).await?;
+        let new = SecretKey::generate();
+        let pending = pending_path(&path);
+        let _ = std::fs::remove_file(&pending);
+        write_key(&pending, &new)?;
+        Ok(Rotation {
+            tx,
+            old,
+            new,
+            path,
+            pending,
+        })
     }
-    // Everything else sealed by the master key: webhook secrets, stored
-    // parameters and secrets.
-    let hooks: Vec<(String, String)> = sqlx::query_as("SELECT id, sealed_secret FROM webhooks")
-        .fetch_all(&mut *tx)
-        .await?;
-    for (id, sealed) in &hooks {
-        let plain = crypto::open(&old, crate::webhooks::SECRET_CONTEXT, sealed)
-            .map_err(|e| Error::Internal(format!("cannot open webhook {id}'s secret: {e}")))?;
-        sqlx::query("UPDATE webhooks SET sealed_secret = $1 WHERE id = $2")
-            .bind(crypto::seal(&new, crate::webhooks::SECRET_CONTEXT, &plain))
-            .bind(id)
-            .execute(&mut *tx)
+
+    /// Records the new key's check value, commits, and moves the new key
+    /// file into place.
+    pub async fn finish(mut self) -> Result<()> {
+        sqlx::query("UPDATE keyring SET check_value = $1, updated_at = $2 WHERE id = 'master'")
+            .bind(crypto::seal(&self.new, CHECK_CONTEXT, CHECK_PLAINTEXT))
+            .bind(now_ms())
+            .execute(&mut *self.tx)
             .await?;
-    }
-    let values: Vec<(String, String, String)> =
-        sqlx::query_as("SELECT kind, name, value_sealed FROM stored_values")
-            .fetch_all(&mut *tx)
-            .await?;
-    for (kind, name, sealed) in &values {
-        let context = crate::builds::value_context(kind, name);
-        let plain = crypto::open(&old, &context, sealed)
-            .map_err(|e| Error::Internal(format!("cannot open {kind} {name}: {e}")))?;
-        sqlx::query("UPDATE stored_values SET value_sealed = $1 WHERE kind = $2 AND name = $3")
-            .bind(crypto::seal(&new, &context, &plain))
-            .bind(kind)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-    }
-    sqlx::query("UPDATE keyring SET check_value = $1, updated_at = $2 WHERE id = 'master'")
-        .bind(crypto::seal(&new, CHECK_CONTEXT, CHECK_PLAINTEXT))
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    if let Err(e) = std::fs::rename(&pending, &path) {
-        // A server that started just now may have finished the move.
-        if !read_key(&path).is_ok_and(|k| k.as_bytes() == new.as_bytes()) {
-            return Err(Error::Internal(format!(
-                "cannot move the new key into place: {e}"
-            )));
+        self.tx.commit().await?;
+        if let Err(e) = std::fs::rename(&self.pending, &self.path) {
+            // A server that started just now may have finished the move.
+            if !read_key(&self.path).is_ok_and(|k| k.as_bytes() == self.new.as_bytes()) {
+                return Err(Error::Internal(format!(
+                    "cannot move the new key into place: {e}"
+                )));
+            }
         }
+        Ok(())
     }
-    Ok(rows.len())
+}
+
+/// One sealed value opened with the old key and sealed with the new
+/// (`what` names it in the error).
+pub fn reseal_value(
+    old: &SecretKey,
+    new: &SecretKey,
+    context: &[u8],
+    sealed: &str,
+    what: &str,
+) -> Result<String> {
+    let plain = crypto::open(old, context, sealed)
+        .map_err(|e| Error::Internal(format!("cannot open {what}: {e}")))?;
+    Ok(crypto::seal(new, context, &plain))
 }
 
 /// Takes the database's write lock for the master key: a transaction that

@@ -1,8 +1,6 @@
 //! `nubo`: the server and its command line.
 
 mod agent_client;
-mod api;
-mod browse;
 mod build_api;
 mod build_batches;
 mod build_external;
@@ -16,8 +14,6 @@ mod db;
 mod engine;
 mod error;
 mod events;
-mod git_http;
-mod hook;
 mod http;
 mod identity;
 mod keys;
@@ -29,11 +25,9 @@ mod repos;
 mod safe_fs;
 mod sandbox;
 mod serve;
-mod ssh_server;
 mod state;
 mod tls;
 mod web;
-mod webhooks;
 mod workspace_api;
 mod workspace_isolation;
 mod workspaces;

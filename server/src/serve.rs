@@ -49,7 +49,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             )
         })?;
     let addr = listener.local_addr()?;
-    let ssh_listener = crate::ssh_server::bind(settings.ssh).await?;
+    let ssh_listener = crate::repos::ssh::bind(settings.ssh).await?;
     let preview_listener = tokio::net::TcpListener::bind(settings.preview_http)
         .await
         .map_err(|e| {
@@ -82,7 +82,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             "no local sandbox: local workspaces and image-less builds are for administrators only (and unconfined)"
         ),
     }
-    crate::webhooks::spawn_worker(state.clone());
+    crate::repos::webhooks::spawn_worker(state.ctx.clone());
     crate::workspaces::recover(&crate::workspaces::Env::from_state(&state)).await?;
     crate::workspaces::spawn_reaper(state.clone());
     crate::builds::recover(&state.pool, &state.settings.data_dir).await?;
@@ -131,7 +131,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             pem.source.display()
         );
     }
-    crate::ssh_server::start(state.clone(), ssh_listener)?;
+    crate::repos::ssh::start(state.clone(), ssh_listener)?;
     println!(
         "Nubo {} is listening on ssh://{}",
         env!("CARGO_PKG_VERSION"),

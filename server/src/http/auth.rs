@@ -237,7 +237,7 @@ pub async fn csrf_guard(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "));
     // Git traffic authenticates with HTTP Basic only, never with the cookie.
-    let git = request.uri().path().starts_with(crate::git_http::PREFIX);
+    let git = request.uri().path().starts_with(crate::http::GIT_PREFIX);
     if is_safe(request.method()) || (api && has_bearer) || git {
         return next.run(request).await;
     }

@@ -21,12 +21,18 @@ use tracing::Level;
 use crate::error::Error;
 use crate::http::auth;
 use crate::state::AppState;
-use crate::{api, git_http, identity::accounts, web};
+use crate::{identity::accounts, repos::git_http, web};
 
 /// The whole application router. `tls` marks the router of the HTTPS
 /// listener, whose cookies are always `Secure`.
 pub fn router(state: AppState, tls: bool) -> Router {
-    let (api, openapi) = api::router();
+    let api = utoipa_axum::router::OpenApiRouter::new()
+        .merge(crate::identity::api::router())
+        .merge(crate::repos::api::router())
+        .merge(crate::http::simulator::router())
+        .merge(crate::workspace_api::router())
+        .merge(crate::build_api::router());
+    let (api, openapi) = crate::http::openapi::document(api);
     let openapi_json: Arc<str> = serde_json::to_string_pretty(&openapi)
         .unwrap_or_else(|_| "{}".into())
         .into();

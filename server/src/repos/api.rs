@@ -1,12 +1,11 @@
-//! The JSON API under `/api/v1`. Every route is registered through
-//! `utoipa_axum::routes!`, so the OpenAPI document cannot miss one.
+//! Repositories' API: create, list, delete, their pushes and webhooks, and
+//! the read-only browser (refs, trees, blobs, commits).
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -15,31 +14,9 @@ use crate::http::auth::CurrentUser;
 use crate::repos::{self, Repo};
 use crate::state::AppState;
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "Nubo API", description = "Nubo's HTTP API. Authenticate with `Authorization: Bearer <token>` (create tokens in the UI or with `nubo token create`). Browser sessions work too, with the `x-csrf-token` header on writes."),
-    modifiers(&BearerAuth),
-    security(("bearer" = [])),
-    components(schemas(ErrorBody))
-)]
-struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        if let Some(components) = openapi.components.as_mut() {
-            components.add_security_scheme(
-                "bearer",
-                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-            );
-        }
-    }
-}
-
-/// The `/api/v1` router and its OpenAPI document.
-pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
-    let api = OpenApiRouter::new()
+/// Repositories' routes (under `/api/v1`).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .routes(routes!(list_repos, create_repo))
         .routes(routes!(get_repo, delete_repo))
         .routes(routes!(list_pushes))
@@ -51,29 +28,6 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(repo_blob))
         .routes(routes!(repo_commits))
         .routes(routes!(repo_commit))
-        .merge(crate::identity::api::router())
-        .merge(crate::http::simulator::router())
-        .merge(crate::workspace_api::router())
-        .merge(crate::build_api::router());
-    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .nest("/api/v1", api)
-        .split_for_parts();
-    let path = "/api/v1/openapi.json";
-    doc.paths.paths.insert(
-        path.to_string(),
-        utoipa::openapi::PathItem::new(
-            utoipa::openapi::HttpMethod::Get,
-            utoipa::openapi::path::OperationBuilder::new()
-                .summary(Some("This OpenAPI document"))
-                .operation_id(Some("openapi"))
-                .security(utoipa::openapi::security::SecurityRequirement::default())
-                .response(
-                    "200",
-                    utoipa::openapi::Response::new("The OpenAPI 3.1 document"),
-                ),
-        ),
-    );
-    (router, doc)
 }
 
 /// A repository with its clone URL.
@@ -229,7 +183,7 @@ async fn list_pushes(
     )
     .await?;
     Ok(Json(
-        crate::events::list(&state.pool, &repo.id, &repo.name, 100).await?,
+        crate::repos::pushes::list(&state.pool, &repo.id, &repo.name, 100).await?,
     ))
 }
 
@@ -248,30 +202,32 @@ async fn webhook_repo(state: &AppState, current: &CurrentUser, name: &str) -> Re
 /// List a repository's webhooks (triggers).
 #[utoipa::path(get, path = "/repos/{name}/webhooks", tag = "repositories",
     params(("name" = String, Path, description = "Repository name")),
-    responses((status = 200, body = Vec<crate::webhooks::Webhook>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Vec<crate::repos::webhooks::Webhook>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn list_webhooks(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(name): Path<String>,
-) -> Result<Json<Vec<crate::webhooks::Webhook>>> {
+) -> Result<Json<Vec<crate::repos::webhooks::Webhook>>> {
     let repo = webhook_repo(&state, &current, &name).await?;
-    Ok(Json(crate::webhooks::list(&state.pool, &repo.id).await?))
+    Ok(Json(
+        crate::repos::webhooks::list(&state.pool, &repo.id).await?,
+    ))
 }
 
 /// Add a webhook: every matching ref update is POSTed to the URL as JSON,
 /// signed in `X-Nubo-Signature-256` (HMAC-SHA256 with the secret), and retried
 /// with backoff until it gets a 2xx.
-#[utoipa::path(post, path = "/repos/{name}/webhooks", tag = "repositories", request_body = crate::webhooks::NewWebhook,
+#[utoipa::path(post, path = "/repos/{name}/webhooks", tag = "repositories", request_body = crate::repos::webhooks::NewWebhook,
     params(("name" = String, Path, description = "Repository name")),
-    responses((status = 201, body = crate::webhooks::CreatedWebhook), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = crate::repos::webhooks::CreatedWebhook), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_webhook(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(name): Path<String>,
-    Json(body): Json<crate::webhooks::NewWebhook>,
+    Json(body): Json<crate::repos::webhooks::NewWebhook>,
 ) -> Result<impl IntoResponse> {
     let repo = webhook_repo(&state, &current, &name).await?;
-    let made = crate::webhooks::create(&state, &repo.id, body).await?;
+    let made = crate::repos::webhooks::create(&state, &repo.id, body).await?;
     Ok((StatusCode::CREATED, Json(made)))
 }
 
@@ -285,22 +241,22 @@ async fn delete_webhook(
     Path((name, id)): Path<(String, String)>,
 ) -> Result<StatusCode> {
     let repo = webhook_repo(&state, &current, &name).await?;
-    crate::webhooks::delete(&state.pool, &repo.id, &id).await?;
+    crate::repos::webhooks::delete(&state.pool, &repo.id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// A webhook's delivery history, newest first.
 #[utoipa::path(get, path = "/repos/{name}/webhooks/{id}/deliveries", tag = "repositories",
     params(("name" = String, Path, description = "Repository name"), ("id" = String, Path, description = "Webhook id")),
-    responses((status = 200, body = Vec<crate::webhooks::Delivery>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Vec<crate::repos::webhooks::Delivery>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn list_deliveries(
     State(state): State<AppState>,
     current: CurrentUser,
     Path((name, id)): Path<(String, String)>,
-) -> Result<Json<Vec<crate::webhooks::Delivery>>> {
+) -> Result<Json<Vec<crate::repos::webhooks::Delivery>>> {
     let repo = webhook_repo(&state, &current, &name).await?;
     Ok(Json(
-        crate::webhooks::deliveries(&state.pool, &repo.id, &id).await?,
+        crate::repos::webhooks::deliveries(&state.pool, &repo.id, &id).await?,
     ))
 }
 
@@ -313,8 +269,9 @@ async fn repo_refs(
     current: CurrentUser,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>> {
-    let (_, dir) = crate::browse::working_copy(&state, &name, &current.user).await?;
-    let refs = crate::browse::read(move || nubo_git::browse::refs(&dir)).await?;
+    let (_, dir) =
+        crate::repos::browse::working_copy(&state, &state.repo_locks, &name, &current.user).await?;
+    let refs = crate::repos::browse::read(move || nubo_git::browse::refs(&dir)).await?;
     Ok(Json(serde_json::json!({
         "head": refs.head,
         "branches": refs.branches.iter().map(|(n, id)| serde_json::json!({"name": n, "commit": id})).collect::<Vec<_>>(),
@@ -331,10 +288,11 @@ async fn repo_tree(
     current: CurrentUser,
     Path((name, rest)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>> {
-    let (_, dir) = crate::browse::working_copy(&state, &name, &current.user).await?;
-    let (rev, path) = crate::browse::split_rev(dir.clone(), rest).await?;
+    let (_, dir) =
+        crate::repos::browse::working_copy(&state, &state.repo_locks, &name, &current.user).await?;
+    let (rev, path) = crate::repos::browse::split_rev(dir.clone(), rest).await?;
     let (r, p) = (rev.clone(), path.clone());
-    let entries = crate::browse::read(move || nubo_git::browse::tree(&dir, &r, &p)).await?;
+    let entries = crate::repos::browse::read(move || nubo_git::browse::tree(&dir, &r, &p)).await?;
     Ok(Json(
         serde_json::json!({"ref": rev, "path": path, "entries": entries}),
     ))
@@ -349,9 +307,11 @@ async fn repo_blob(
     current: CurrentUser,
     Path((name, rest)): Path<(String, String)>,
 ) -> Result<axum::response::Response> {
-    let (_, dir) = crate::browse::working_copy(&state, &name, &current.user).await?;
-    let (rev, path) = crate::browse::split_rev(dir.clone(), rest).await?;
-    let data = crate::browse::read(move || nubo_git::browse::blob(&dir, &rev, &path)).await?;
+    let (_, dir) =
+        crate::repos::browse::working_copy(&state, &state.repo_locks, &name, &current.user).await?;
+    let (rev, path) = crate::repos::browse::split_rev(dir.clone(), rest).await?;
+    let data =
+        crate::repos::browse::read(move || nubo_git::browse::blob(&dir, &rev, &path)).await?;
     Ok((
         [
             (axum::http::header::CONTENT_TYPE, "application/octet-stream"),
@@ -381,19 +341,21 @@ async fn repo_commits(
     Path(name): Path<String>,
     axum::extract::Query(q): axum::extract::Query<CommitsQuery>,
 ) -> Result<Json<serde_json::Value>> {
-    let (_, dir) = crate::browse::working_copy(&state, &name, &current.user).await?;
+    let (_, dir) =
+        crate::repos::browse::working_copy(&state, &state.repo_locks, &name, &current.user).await?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let rev = match q.reference {
         Some(r) => r,
         None => {
             let d = dir.clone();
-            crate::browse::read(move || nubo_git::browse::refs(&d))
+            crate::repos::browse::read(move || nubo_git::browse::refs(&d))
                 .await?
                 .head
                 .unwrap_or_else(|| "main".into())
         }
     };
-    let commits = crate::browse::read(move || nubo_git::browse::log(&dir, &rev, limit)).await?;
+    let commits =
+        crate::repos::browse::read(move || nubo_git::browse::log(&dir, &rev, limit)).await?;
     Ok(Json(serde_json::to_value(commits).unwrap_or_default()))
 }
 
@@ -406,9 +368,10 @@ async fn repo_commit(
     current: CurrentUser,
     Path((name, sha)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>> {
-    let (_, dir) = crate::browse::working_copy(&state, &name, &current.user).await?;
+    let (_, dir) =
+        crate::repos::browse::working_copy(&state, &state.repo_locks, &name, &current.user).await?;
     let (commit, changes) =
-        crate::browse::read(move || nubo_git::browse::commit(&dir, &sha)).await?;
+        crate::repos::browse::read(move || nubo_git::browse::commit(&dir, &sha)).await?;
     Ok(Json(
         serde_json::json!({"commit": commit, "changes": changes}),
     ))

@@ -13,11 +13,11 @@ use sha2::Sha256;
 use sqlx::SqlitePool;
 use utoipa::ToSchema;
 
+use crate::ctx::Ctx;
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{Error, Result};
 use crate::events::RefUpdate;
 use crate::identity::policy::glob;
-use crate::state::AppState;
 
 /// Attempts per delivery before it is marked failed.
 pub const MAX_ATTEMPTS: i64 = 6;
@@ -109,9 +109,9 @@ fn literal_refused(policy: &crate::netguard::Policy, url: &str) -> Option<String
     policy.check(ip).err().map(|e| e.0)
 }
 
-pub async fn create(state: &AppState, repo_id: &str, body: NewWebhook) -> Result<CreatedWebhook> {
+pub async fn create(ctx: &Ctx, repo_id: &str, body: NewWebhook) -> Result<CreatedWebhook> {
     check_url(&body.url)?;
-    let policy = crate::netguard::Policy::new(&state.settings.webhook_allowed_networks);
+    let policy = crate::netguard::Policy::new(&ctx.settings.webhook_allowed_networks);
     if let Some(why) = literal_refused(&policy, &body.url) {
         return Err(Error::Unprocessable(format!("webhook URL: {why}")));
     }
@@ -141,7 +141,7 @@ pub async fn create(state: &AppState, repo_id: &str, body: NewWebhook) -> Result
             hex::encode(b)
         }
     };
-    let (mut tx, key) = state.master.sealing(&state.pool).await?;
+    let (mut tx, key) = ctx.master.sealing(&ctx.pool).await?;
     let sealed = nubo_git::crypto::seal(&key, SECRET_CONTEXT, secret.as_bytes());
     let id = new_id();
     let now = now_ms();
@@ -310,7 +310,7 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
 }
 
 /// Sends every due delivery once; returns how many were attempted.
-pub async fn deliver_due(state: &AppState, http: &reqwest::Client) -> Result<usize> {
+pub async fn deliver_due(ctx: &Ctx, http: &reqwest::Client) -> Result<usize> {
     type Due = (String, String, String, i64, String, String);
     let due: Vec<Due> = sqlx::query_as(
         "SELECT d.id, d.event, d.payload, d.attempts, w.url, w.sealed_secret
@@ -318,14 +318,14 @@ pub async fn deliver_due(state: &AppState, http: &reqwest::Client) -> Result<usi
          WHERE d.state = 'pending' AND d.next_attempt_at <= $1 ORDER BY d.next_attempt_at LIMIT 50",
     )
     .bind(now_ms())
-    .fetch_all(&state.pool)
+    .fetch_all(&ctx.pool)
     .await?;
-    let policy = crate::netguard::Policy::new(&state.settings.webhook_allowed_networks);
+    let policy = crate::netguard::Policy::new(&ctx.settings.webhook_allowed_networks);
     for (id, event, payload, attempts, url, sealed) in &due {
-        let secret = state.master.open(SECRET_CONTEXT, sealed)?;
+        let secret = ctx.master.open(SECRET_CONTEXT, sealed)?;
         // Address literals never reach the resolver: checked here.
         if let Some(why) = literal_refused(&policy, url) {
-            record_attempt(state, id, *attempts, None, Some(why)).await?;
+            record_attempt(ctx, id, *attempts, None, Some(why)).await?;
             continue;
         }
         let result = http
@@ -360,20 +360,20 @@ pub async fn deliver_due(state: &AppState, http: &reqwest::Client) -> Result<usi
                 }),
             ),
         };
-        record_attempt(state, id, *attempts, status, error).await?;
+        record_attempt(ctx, id, *attempts, status, error).await?;
     }
     Ok(due.len())
 }
 
 /// Records one attempt's outcome and when the next one is due.
 async fn record_attempt(
-    state: &AppState,
+    ctx: &Ctx,
     id: &str,
     attempts: i64,
     status: Option<i64>,
     error: Option<String>,
 ) -> Result<()> {
-    let base = state.settings.webhook_retry_base_ms as i64;
+    let base = ctx.settings.webhook_retry_base_ms as i64;
     let tries = attempts + 1;
     let (state_name, next, finished) = match &error {
         None => ("delivered", now_ms(), Some(now_ms())),
@@ -395,20 +395,20 @@ async fn record_attempt(
         .bind(next)
         .bind(finished)
         .bind(id)
-        .execute(&state.pool)
+        .execute(&ctx.pool)
         .await?;
     Ok(())
 }
 
 /// Runs for the life of the server: sends the deliveries that are due (the
 /// pre-receive hook records them with the push), waking at once on a push.
-pub fn spawn_worker(state: AppState) {
-    let mut events = state.events.subscribe();
+pub fn spawn_worker(ctx: Ctx) {
+    let mut events = ctx.events.subscribe();
     tokio::spawn(async move {
         // No redirects (a public URL could send the delivery to an inner
         // address), no proxy from the environment, and only addresses the
         // policy allows, checked after resolution.
-        let policy = crate::netguard::Policy::new(&state.settings.webhook_allowed_networks);
+        let policy = crate::netguard::Policy::new(&ctx.settings.webhook_allowed_networks);
         let http = match reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
@@ -423,7 +423,7 @@ pub fn spawn_worker(state: AppState) {
             }
         };
         loop {
-            if let Err(e) = deliver_due(&state, &http).await {
+            if let Err(e) = deliver_due(&ctx, &http).await {
                 tracing::warn!(error = %e, "webhook delivery round failed");
             }
             // A push wakes the worker; the timer is the backstop (and the
@@ -434,6 +434,32 @@ pub fn spawn_worker(state: AppState) {
             }
         }
     });
+}
+
+/// Master key rotation: every webhook's secret re-sealed.
+pub async fn reseal(
+    conn: &mut sqlx::SqliteConnection,
+    old: &nubo_git::crypto::SecretKey,
+    new: &nubo_git::crypto::SecretKey,
+) -> Result<()> {
+    let hooks: Vec<(String, String)> = sqlx::query_as("SELECT id, sealed_secret FROM webhooks")
+        .fetch_all(&mut *conn)
+        .await?;
+    for (id, sealed) in &hooks {
+        let what = format!("webhook {id}'s secret");
+        sqlx::query("UPDATE webhooks SET sealed_secret = $1 WHERE id = $2")
+            .bind(crate::keys::reseal_value(
+                old,
+                new,
+                SECRET_CONTEXT,
+                sealed,
+                &what,
+            )?)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

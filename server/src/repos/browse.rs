@@ -5,15 +5,20 @@ use std::path::PathBuf;
 
 use pulldown_cmark::{html, Event, Options, Parser};
 
+use crate::ctx::Ctx;
 use crate::error::{Error, Result};
 use crate::identity::accounts::User;
 use crate::repos::{self, Repo};
-use crate::state::AppState;
 
 /// The repository and its current working copy, if `user` may read it.
-pub async fn working_copy(state: &AppState, name: &str, user: &User) -> Result<(Repo, PathBuf)> {
-    let repo = repos::authorize(&state.pool, name, user, "codecommit:GitPull").await?;
-    let (dir, _) = state.working_copy(&repo, false).await?;
+pub async fn working_copy(
+    ctx: &Ctx,
+    locks: &repos::Locks,
+    name: &str,
+    user: &User,
+) -> Result<(Repo, PathBuf)> {
+    let repo = repos::authorize(&ctx.pool, name, user, "codecommit:GitPull").await?;
+    let (dir, _) = repos::working_copy(ctx, locks, &repo, false).await?;
     Ok((repo, dir))
 }
 

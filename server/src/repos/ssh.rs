@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use crate::error::{Error, Result};
 use crate::identity::accounts::User;
 use crate::state::AppState;
-use crate::{events, identity::ssh_keys, repos};
+use crate::{identity::ssh_keys, repos};
 
 /// Loads the host key from the data dir, creating it on first start.
 pub fn host_key(data_dir: &Path) -> Result<PrivateKey> {
@@ -296,7 +296,7 @@ impl russh::server::Handler for Connection {
                 "Nubo runs only `git-upload-pack` and `git-receive-pack` on /v1/repos/NAME; this command was refused.",
             );
         };
-        let action = crate::git_http::action(service);
+        let action = crate::repos::git_http::action(service);
         let repo = match repos::authorize(&self.state.pool, &name, &user, action).await {
             Ok(r) => r,
             Err(e) => return refuse(channel, session, &e.public_message()),
@@ -382,7 +382,7 @@ impl GitJob {
             }
         };
         let version_before = repos::cached_version(&dir);
-        let env = crate::git_http::hook_env(state, &self.repo, &self.user);
+        let env = crate::repos::git_http::hook_env(state, &self.repo, &self.user);
         let mut child = match smart_http::spawn(
             &dir,
             self.service,
@@ -455,7 +455,7 @@ impl GitJob {
             let _ = err.await;
         };
         let hold = Duration::from_secs(state.settings.repo_lock_max_seconds);
-        let code = crate::git_http::wait_bounded(
+        let code = crate::repos::git_http::wait_bounded(
             &mut child,
             output,
             guard.is_some().then_some(hold),
@@ -464,7 +464,7 @@ impl GitJob {
         .await
         .unwrap_or(1);
         if guard.is_some() {
-            events::publish_since(
+            crate::repos::pushes::publish_since(
                 &state.pool,
                 &state.events,
                 &self.repo.id,

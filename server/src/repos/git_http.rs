@@ -15,15 +15,11 @@ use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio_util::io::{ReaderStream, StreamReader};
 
-use crate::events;
 use crate::identity::accounts::User;
 use crate::identity::git_credentials::{self, Scope};
 use crate::identity::tokens;
 use crate::repos::{self, Repo};
 use crate::state::AppState;
-
-/// URL prefix of git traffic; it never uses cookies, so CSRF does not apply.
-pub const PREFIX: &str = "/v1/repos/";
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -289,7 +285,8 @@ async fn rpc(
         )
         .await;
         if guard.is_some() {
-            events::publish_since(&pool, &bus, &repo_id, &repo_name, version_before).await;
+            crate::repos::pushes::publish_since(&pool, &bus, &repo_id, &repo_name, version_before)
+                .await;
         }
         drop(guard);
         if !text.trim().is_empty() {

@@ -151,7 +151,7 @@ pub async fn pre_receive(settings: &Settings) -> anyhow::Result<()> {
                 pusher: pusher.clone(),
                 time: db::rfc3339(now),
             };
-            crate::webhooks::enqueue(&mut tx, &repo_id, &update).await?;
+            crate::repos::webhooks::enqueue(&mut tx, &repo_id, &update).await?;
         }
     }
     for pack in &packs {

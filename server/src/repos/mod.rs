@@ -4,6 +4,16 @@
 //!
 //! Access is decided by [`crate::identity::iam`].
 
+pub mod api;
+pub mod browse;
+pub mod cli;
+pub mod git_http;
+pub mod hook;
+pub mod pages;
+pub mod pushes;
+pub mod ssh;
+pub mod webhooks;
+
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -13,6 +23,7 @@ use utoipa::ToSchema;
 use nubo_git::crypto::SecretKey;
 use nubo_git::store::DurableStore;
 
+use crate::ctx::Ctx;
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{Error, Result};
 use crate::identity::accounts::User;
@@ -323,4 +334,78 @@ pub async fn delete(
         }
     }
     Ok(())
+}
+
+/// The locks that serialise work on each repository's working copy, one
+/// per repository (the server's registry; the CLI makes its own).
+#[derive(Clone, Default)]
+pub struct Locks(
+    std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+    >,
+);
+
+impl Locks {
+    /// The lock of one repository's working copy.
+    pub fn of(&self, repo_id: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(repo_id.to_string()).or_default().clone()
+    }
+}
+
+/// The repository's working copy, current with the durable store.
+///
+/// Readers (`push: false`) take the repository's lock only when the copy
+/// is behind, to bring it up to date: a push that stalls while holding the
+/// lock blocks no fetch, browse, build or checkout. A push (`push: true`)
+/// gets the lock for as long as git runs; the caller bounds that by
+/// `repo_lock_max_seconds`.
+pub async fn working_copy(
+    ctx: &Ctx,
+    locks: &Locks,
+    repo: &Repo,
+    push: bool,
+) -> Result<(PathBuf, Option<tokio::sync::OwnedMutexGuard<()>>)> {
+    if !push {
+        if let Some(dir) = current_cache(&ctx.pool, &ctx.cache_dir, repo).await? {
+            return Ok((dir, None));
+        }
+    }
+    let guard = locks.of(&repo.id).lock_owned().await;
+    let dir = ensure_cache(
+        &ctx.pool,
+        &ctx.master,
+        &ctx.settings.data_dir,
+        &ctx.cache_dir,
+        repo,
+    )
+    .await?;
+    Ok((dir, push.then_some(guard)))
+}
+
+/// Master key rotation: every repository's data key re-wrapped, and the
+/// webhooks' secrets re-sealed, in the rotation's transaction. Answers how
+/// many data keys were re-wrapped.
+pub async fn reseal(
+    conn: &mut sqlx::SqliteConnection,
+    old: &SecretKey,
+    new: &SecretKey,
+) -> Result<usize> {
+    let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, wrapped_key FROM repos")
+        .fetch_all(&mut *conn)
+        .await?;
+    for (id, wrapped) in &rows {
+        let data = nubo_git::crypto::unwrap_data_key(old, id, wrapped).map_err(|e| {
+            Error::Internal(format!(
+                "cannot unwrap the data key of repository {id}: {e}"
+            ))
+        })?;
+        sqlx::query("UPDATE repos SET wrapped_key = $1 WHERE id = $2")
+            .bind(nubo_git::crypto::wrap_data_key(new, id, &data))
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    webhooks::reseal(conn, old, new).await?;
+    Ok(rows.len())
 }

@@ -1,0 +1,407 @@
+//! Repositories' pages: the list and the create form, one repository
+//! (clone URLs, README, pushes, webhooks), and the browser (tree, blob,
+//! raw, commits, one commit).
+
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Redirect};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use nubo_frontend::pages;
+use nubo_frontend::{Flash, Nav};
+use serde::Deserialize;
+
+use crate::error::Error;
+use crate::http::auth::PageUser;
+use crate::http::pages::{capitalise, context, set_flash, PageResult};
+use crate::repos;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/repos", get(repos_page).post(create_repo))
+        .route("/repos/{name}", get(repo_page))
+        .route("/repos/{name}/delete", post(delete_repo))
+        .route("/repos/{name}/webhooks", post(add_webhook))
+        .route("/repos/{name}/webhooks/{id}/delete", post(remove_webhook))
+        .route("/repos/{name}/tree/{*rest}", get(tree_page))
+        .route("/repos/{name}/blob/{*rest}", get(blob_page))
+        .route("/repos/{name}/raw/{*rest}", get(raw_page))
+        .route("/repos/{name}/commits/{*rest}", get(commits_page))
+        .route("/repos/{name}/commit/{sha}", get(commit_page))
+}
+
+async fn repos_page(State(state): State<AppState>, user: PageUser) -> PageResult {
+    let rows = repos::list_for(&state.pool, &user.user)
+        .await?
+        .into_iter()
+        .map(|r| pages::RepoRow {
+            name: r.name,
+            description: r.description,
+            owner: r.owner,
+            created_at: r.created_at,
+        })
+        .collect();
+    let ctx = context(&user, "Repositories", Nav::Repositories).await;
+    Ok(Html(pages::repos(&ctx, rows)).into_response())
+}
+
+#[derive(Deserialize)]
+struct RepoForm {
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+async fn create_repo(
+    State(state): State<AppState>,
+    user: PageUser,
+    Form(form): Form<RepoForm>,
+) -> PageResult {
+    let name = form.name.trim();
+    let target = crate::identity::iam::Target::repo(name, None);
+    if let Err(Error::Forbidden(m)) = crate::identity::iam::require(
+        &state.pool,
+        &user.user,
+        "codecommit:CreateRepository",
+        &target,
+        None,
+    )
+    .await
+    {
+        set_flash(&user.session, Flash::Error(capitalise(&m))).await;
+        return Ok(Redirect::to("/repos").into_response());
+    }
+    match repos::create(
+        &state.pool,
+        &state.master,
+        name,
+        &form.description,
+        &user.user,
+    )
+    .await
+    {
+        Ok(repo) => {
+            tracing::info!(repo = %repo.name, by = %user.user.name, "repository created");
+            set_flash(
+                &user.session,
+                Flash::Ok(format!("Created repository {}.", repo.name)),
+            )
+            .await;
+            Ok(Redirect::to(&format!("/repos/{}", repo.name)).into_response())
+        }
+        Err(Error::Unprocessable(m) | Error::Conflict(m)) => {
+            set_flash(&user.session, Flash::Error(capitalise(&m))).await;
+            Ok(Redirect::to("/repos").into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn repo_page(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    user: PageUser,
+    Path(name): Path<String>,
+) -> PageResult {
+    let repo = repos::authorize(&state.pool, &name, &user.user, "codecommit:GetRepository").await?;
+    let pushes = crate::repos::pushes::list(&state.pool, &repo.id, &repo.name, 20)
+        .await?
+        .into_iter()
+        .map(|u| pages::PushRow {
+            ref_name: u.ref_name,
+            old: u.old,
+            new: u.new,
+            pusher: u.pusher,
+            time: u.time,
+        })
+        .collect();
+    // Code, branches and README need GitPull; without it the page shows the rest.
+    let mut head = None;
+    let (mut branches, mut tags, mut readme_html) = (Vec::new(), Vec::new(), None);
+    let can_read = crate::identity::iam::decide(
+        &state.pool,
+        &user.user,
+        "codecommit:GitPull",
+        &repo.target(),
+        None,
+    )
+    .await?
+    .allowed;
+    if can_read {
+        let (_, dir) =
+            crate::repos::browse::working_copy(&state, &state.repo_locks, &repo.name, &user.user)
+                .await?;
+        let d = dir.clone();
+        let refs = crate::repos::browse::read(move || nubo_git::browse::refs(&d)).await?;
+        branches = refs.branches.into_iter().map(|(n, _)| n).collect();
+        tags = refs.tags.into_iter().map(|(n, _)| n).collect();
+        if let Some(h) = refs.head.filter(|h| branches.contains(h)) {
+            let rev = h.clone();
+            readme_html =
+                crate::repos::browse::read(move || Ok(nubo_git::browse::readme(&dir, &rev)))
+                    .await?
+                    .map(|(_, text)| crate::repos::browse::markdown(&text));
+            head = Some(h);
+        }
+    }
+    let manage = crate::identity::iam::decide(
+        &state.pool,
+        &user.user,
+        "codecommit:DeleteRepository",
+        &repo.target(),
+        None,
+    )
+    .await?
+    .allowed;
+    let webhooks = if manage {
+        let mut rows = Vec::new();
+        for h in crate::repos::webhooks::list(&state.pool, &repo.id).await? {
+            let deliveries = crate::repos::webhooks::deliveries(&state.pool, &repo.id, &h.id)
+                .await?
+                .into_iter()
+                .take(5)
+                .map(|d| {
+                    let last = d
+                        .last_error
+                        .or(d.last_status.map(|s| format!("HTTP {s}")))
+                        .unwrap_or_default();
+                    (d.event, d.state, d.attempts, last)
+                })
+                .collect();
+            let filter = if h.branches.is_empty() {
+                "all refs".to_string()
+            } else {
+                h.branches.join(", ")
+            };
+            rows.push(pages::WebhookRow {
+                id: h.id,
+                url: h.url,
+                filter: format!("{} · {filter}", h.events.join(", ")),
+                deliveries,
+            });
+        }
+        Some(rows)
+    } else {
+        None
+    };
+    let page = pages::RepoPage {
+        webhooks,
+        pushes,
+        head,
+        branches,
+        tags,
+        readme_html,
+        clone_url_http: repo.clone_url(&crate::http::base_url(&state, &headers)),
+        clone_url_ssh: repo.ssh_clone_url(
+            &crate::http::base_url(&state, &headers),
+            state.settings.ssh.port(),
+        ),
+        name: repo.name.clone(),
+        description: repo.description,
+        owner: repo.owner,
+        user: user.user.name.clone(),
+    };
+    let ctx = context(&user, &repo.name, Nav::Repositories).await;
+    Ok(Html(pages::repo(&ctx, page)).into_response())
+}
+
+async fn tree_page(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path((name, rest)): Path<(String, String)>,
+) -> PageResult {
+    let (repo, dir) =
+        crate::repos::browse::working_copy(&state, &state.repo_locks, &name, &user.user).await?;
+    let (rev, path) = crate::repos::browse::split_rev(dir.clone(), rest).await?;
+    let (r, p) = (rev.clone(), path.clone());
+    let entries = crate::repos::browse::read(move || nubo_git::browse::tree(&dir, &r, &p))
+        .await?
+        .into_iter()
+        .map(|e| pages::BrowseEntry {
+            name: e.name,
+            kind: e.kind,
+        })
+        .collect();
+    let ctx = context(&user, &repo.name, Nav::Repositories).await;
+    Ok(Html(pages::tree_page(&ctx, &repo.name, &rev, &path, entries)).into_response())
+}
+
+async fn blob_page(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path((name, rest)): Path<(String, String)>,
+) -> PageResult {
+    let (repo, dir) =
+        crate::repos::browse::working_copy(&state, &state.repo_locks, &name, &user.user).await?;
+    let (rev, path) = crate::repos::browse::split_rev(dir.clone(), rest).await?;
+    let (r, p) = (rev.clone(), path.clone());
+    let data = crate::repos::browse::read(move || nubo_git::browse::blob(&dir, &r, &p)).await?;
+    let size = data.len();
+    let text = (size <= nubo_git::browse::MAX_INLINE && !data.contains(&0))
+        .then(|| String::from_utf8(data).ok())
+        .flatten();
+    let ctx = context(&user, &repo.name, Nav::Repositories).await;
+    Ok(Html(pages::blob_page(&ctx, &repo.name, &rev, &path, text, size)).into_response())
+}
+
+async fn raw_page(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path((name, rest)): Path<(String, String)>,
+) -> PageResult {
+    let (_, dir) =
+        crate::repos::browse::working_copy(&state, &state.repo_locks, &name, &user.user).await?;
+    let (rev, path) = crate::repos::browse::split_rev(dir.clone(), rest).await?;
+    let data =
+        crate::repos::browse::read(move || nubo_git::browse::blob(&dir, &rev, &path)).await?;
+    // Served as plain text or bytes, never as HTML of this origin.
+    let kind = if std::str::from_utf8(&data).is_ok() {
+        "text/plain; charset=utf-8"
+    } else {
+        "application/octet-stream"
+    };
+    Ok(([(header::CONTENT_TYPE, kind)], data).into_response())
+}
+
+async fn commits_page(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path((name, rest)): Path<(String, String)>,
+) -> PageResult {
+    let (repo, dir) =
+        crate::repos::browse::working_copy(&state, &state.repo_locks, &name, &user.user).await?;
+    let (rev, _) = crate::repos::browse::split_rev(dir.clone(), rest).await?;
+    let r = rev.clone();
+    let commits = crate::repos::browse::read(move || nubo_git::browse::log(&dir, &r, 100))
+        .await?
+        .into_iter()
+        .map(|c| pages::CommitRow {
+            id: c.id,
+            summary: c.summary,
+            author: c.author,
+            time: crate::repos::browse::time(c.time),
+        })
+        .collect();
+    let ctx = context(&user, &repo.name, Nav::Repositories).await;
+    Ok(Html(pages::commits_page(&ctx, &repo.name, &rev, commits)).into_response())
+}
+
+async fn commit_page(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path((name, sha)): Path<(String, String)>,
+) -> PageResult {
+    let (repo, dir) =
+        crate::repos::browse::working_copy(&state, &state.repo_locks, &name, &user.user).await?;
+    let (c, changes) =
+        crate::repos::browse::read(move || nubo_git::browse::commit(&dir, &sha)).await?;
+    let row = pages::CommitRow {
+        id: c.id.clone(),
+        summary: c.summary.clone(),
+        author: c.author.clone(),
+        time: crate::repos::browse::time(c.time),
+    };
+    let changes = changes
+        .into_iter()
+        .map(|f| pages::ChangeRow {
+            path: f.path,
+            change: f.change,
+            patch: f.patch,
+            binary: f.binary,
+        })
+        .collect();
+    let ctx = context(&user, &repo.name, Nav::Repositories).await;
+    Ok(Html(pages::commit_page(
+        &ctx, &repo.name, row, c.message, c.parents, changes,
+    ))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct WebhookForm {
+    url: String,
+    secret: String,
+    #[serde(default)]
+    branches: String,
+}
+
+async fn add_webhook(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path(name): Path<String>,
+    Form(form): Form<WebhookForm>,
+) -> PageResult {
+    let repo = repos::authorize(
+        &state.pool,
+        &name,
+        &user.user,
+        "codecommit:DeleteRepository",
+    )
+    .await?;
+    let branches: Vec<String> = form
+        .branches
+        .split(',')
+        .map(|b| b.trim().to_string())
+        .filter(|b| !b.is_empty())
+        .collect();
+    // The secret comes from the form, so the page never has to show one.
+    let body = crate::repos::webhooks::NewWebhook {
+        url: form.url.trim().to_string(),
+        secret: Some(form.secret),
+        events: None,
+        branches: Some(branches),
+    };
+    let flash = match crate::repos::webhooks::create(&state, &repo.id, body).await {
+        Ok(_) => Flash::Ok("Added the webhook.".into()),
+        Err(Error::Unprocessable(m)) => Flash::Error(capitalise(&m)),
+        Err(e) => return Err(e.into()),
+    };
+    set_flash(&user.session, flash).await;
+    Ok(Redirect::to(&format!("/repos/{}", repo.name)).into_response())
+}
+
+async fn remove_webhook(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path((name, id)): Path<(String, String)>,
+) -> PageResult {
+    let repo = repos::authorize(
+        &state.pool,
+        &name,
+        &user.user,
+        "codecommit:DeleteRepository",
+    )
+    .await?;
+    crate::repos::webhooks::delete(&state.pool, &repo.id, &id).await?;
+    set_flash(&user.session, Flash::Ok("The webhook was removed.".into())).await;
+    Ok(Redirect::to(&format!("/repos/{}", repo.name)).into_response())
+}
+
+async fn delete_repo(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path(name): Path<String>,
+) -> PageResult {
+    let repo = repos::authorize(
+        &state.pool,
+        &name,
+        &user.user,
+        "codecommit:DeleteRepository",
+    )
+    .await?;
+    repos::delete(
+        &state.pool,
+        &state.settings.data_dir,
+        &state.cache_dir,
+        &repo,
+    )
+    .await?;
+    tracing::info!(repo = %repo.name, by = %user.user.name, "repository deleted");
+    set_flash(
+        &user.session,
+        Flash::Ok(format!("Deleted repository {}.", repo.name)),
+    )
+    .await;
+    Ok(Redirect::to("/repos").into_response())
+}
