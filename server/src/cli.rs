@@ -112,13 +112,13 @@ pub enum Command {
         subcommand,
         after_help = "Examples:\n  echo 's3cret' | nubo parameter put /prod/db/password --value-stdin\n  nubo parameter list"
     )]
-    Parameter(ValueCommand),
+    Parameter(crate::params::cli::ValueCommand),
     /// Manage the secrets manager (env.secrets-manager in buildspecs)
     #[command(
         subcommand,
         after_help = "Examples:\n  echo '{\"api\":\"k-1\"}' | nubo secret put deploy-keys --value-stdin\n  nubo secret delete deploy-keys"
     )]
-    Secret(ValueCommand),
+    Secret(crate::params::cli::ValueCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,21 +178,6 @@ pub enum ProjectCommand {
         #[arg(long)]
         json: bool,
     },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ValueCommand {
-    /// Set a value, read from standard input
-    Put {
-        name: String,
-        /// Read the value from standard input (required: values never go in arguments)
-        #[arg(long, required = true)]
-        value_stdin: bool,
-    },
-    /// List names (never values)
-    List,
-    /// Delete a value
-    Delete { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -871,36 +856,6 @@ fn build_command(args: BuildArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn value_command(kind: &str, cmd: ValueCommand, settings: Settings) -> anyhow::Result<()> {
-    use crate::builds;
-    let ctx = crate::ctx::Ctx::open(&settings).await?;
-    let (pool, master) = (&ctx.pool, &ctx.master);
-    match cmd {
-        ValueCommand::Put { name, .. } => {
-            let mut value = String::new();
-            std::io::stdin()
-                .take(64 * 1024 + 1)
-                .read_to_string(&mut value)?;
-            let value = value.strip_suffix('\n').unwrap_or(&value);
-            builds::put_value(pool, master, kind, &name, value, "cli").await?;
-            eprintln!(
-                "stored {kind} {}",
-                crate::identity::policy::canonical_name(kind, &name)
-            );
-        }
-        ValueCommand::List => {
-            for v in builds::list_values(pool, kind).await? {
-                println!("{}\t{}", v.name, v.updated_at);
-            }
-        }
-        ValueCommand::Delete { name } => {
-            builds::delete_value(pool, kind, &name).await?;
-            eprintln!("deleted {kind} {name}");
-        }
-    }
-    Ok(())
-}
-
 async fn project_command(cmd: ProjectCommand, settings: Settings) -> anyhow::Result<()> {
     use crate::builds;
     let pool = db::open(&settings.data_dir).await?;
@@ -1072,8 +1027,12 @@ async fn project_command(cmd: ProjectCommand, settings: Settings) -> anyhow::Res
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     match cli.command {
         Command::Project(cmd) => project_command(cmd, settings).await,
-        Command::Parameter(cmd) => value_command("parameter", cmd, settings).await,
-        Command::Secret(cmd) => value_command("secret", cmd, settings).await,
+        Command::Parameter(cmd) => {
+            crate::params::cli::run("parameter", cmd, &Ctx::open(&settings).await?).await
+        }
+        Command::Secret(cmd) => {
+            crate::params::cli::run("secret", cmd, &Ctx::open(&settings).await?).await
+        }
         Command::Buildspec(BuildspecCommand::Check { file }) => buildspec_check(&file),
         Command::Build(args) if args.image.is_some() => {
             container_build_command(args, settings).await
@@ -1090,7 +1049,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             let mut rotation = keys::Rotation::begin(&settings, &pool).await?;
             let (old, new) = (rotation.old.clone(), rotation.new.clone());
             let n = crate::repos::reseal(&mut rotation.tx, &old, &new).await?;
-            crate::builds::reseal(&mut rotation.tx, &old, &new).await?;
+            crate::params::reseal(&mut rotation.tx, &old, &new).await?;
             rotation.finish().await?;
             eprintln!(
                 "re-wrapped {n} data key(s) under a new master key in {}; the old key no longer opens them",

@@ -19,6 +19,7 @@ mod identity;
 mod keys;
 mod metrics;
 mod netguard;
+mod params;
 mod preview;
 mod rate_limit;
 mod repos;

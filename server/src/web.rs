@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::http::auth::PageUser;
-use crate::http::pages::{asset, capitalise, context, require_admin, set_flash, PageResult};
+use crate::http::pages::{asset, capitalise, context, set_flash, PageResult};
 use crate::repos;
 use crate::state::AppState;
 
@@ -20,6 +20,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(crate::identity::pages::routes())
         .merge(crate::repos::pages::routes())
+        .merge(crate::params::pages::routes())
         .merge(crate::http::simulator::pages())
         .route("/", get(dashboard))
         .route("/projects", get(projects_page).post(create_project_form))
@@ -41,9 +42,6 @@ pub fn routes() -> Router<AppState> {
             "/deployments",
             get(|u: PageUser| section(u, Section::Deployments)),
         )
-        .route("/admin/stores", get(stores_page))
-        .route("/admin/stores/{kind}", post(put_stored))
-        .route("/admin/stores/{kind}/delete", post(delete_stored))
         .route("/assets/{*path}", get(asset))
 }
 
@@ -588,90 +586,4 @@ async fn stop_build_form(
     )
     .await;
     Ok(Redirect::to(&format!("/builds/{}", b.id)).into_response())
-}
-
-async fn stores_page(State(state): State<AppState>, user: PageUser) -> PageResult {
-    require_admin(&user)?;
-    let rows = |list: Vec<crate::builds::StoredValue>| {
-        list.into_iter()
-            .map(|v| pages::StoredRow {
-                name: v.name,
-                updated_at: v.updated_at,
-            })
-            .collect::<Vec<_>>()
-    };
-    let parameters = rows(crate::builds::list_values(&state.pool, "parameter").await?);
-    let secrets = rows(crate::builds::list_values(&state.pool, "secret").await?);
-    let ctx = context(&user, "Parameters & secrets", Nav::Stores).await;
-    Ok(Html(pages::stores_page(&ctx, parameters, secrets)).into_response())
-}
-
-#[derive(Deserialize)]
-struct StoredForm {
-    name: String,
-    #[serde(default)]
-    value: String,
-}
-
-fn store_kind(kind: &str) -> Result<&'static str, Error> {
-    match kind {
-        "parameter" => Ok("parameter"),
-        "secret" => Ok("secret"),
-        _ => Err(Error::NotFound(format!("no store {kind:?}"))),
-    }
-}
-
-async fn put_stored(
-    State(state): State<AppState>,
-    user: PageUser,
-    Path(kind): Path<String>,
-    Form(form): Form<StoredForm>,
-) -> PageResult {
-    require_admin(&user)?;
-    let kind = store_kind(&kind)?;
-    let name = crate::identity::policy::canonical_name(kind, &form.name);
-    let value = form
-        .value
-        .strip_suffix("\r\n")
-        .or(form.value.strip_suffix('\n'))
-        .unwrap_or(&form.value);
-    match crate::builds::put_value(
-        &state.pool,
-        &state.master,
-        kind,
-        &name,
-        value,
-        &user.user.name,
-    )
-    .await
-    {
-        Ok(()) => set_flash(&user.session, Flash::Ok(format!("Saved {kind} {name}."))).await,
-        Err(Error::Unprocessable(m) | Error::PayloadTooLarge(m)) => {
-            set_flash(&user.session, Flash::Error(capitalise(&m))).await
-        }
-        Err(e) => return Err(e.into()),
-    }
-    Ok(Redirect::to("/admin/stores").into_response())
-}
-
-async fn delete_stored(
-    State(state): State<AppState>,
-    user: PageUser,
-    Path(kind): Path<String>,
-    Form(form): Form<StoredForm>,
-) -> PageResult {
-    require_admin(&user)?;
-    let kind = store_kind(&kind)?;
-    match crate::builds::delete_value(&state.pool, kind, &form.name).await {
-        Ok(()) => {
-            set_flash(
-                &user.session,
-                Flash::Ok(format!("Deleted {kind} {}.", form.name)),
-            )
-            .await
-        }
-        Err(Error::NotFound(m)) => set_flash(&user.session, Flash::Error(capitalise(&m))).await,
-        Err(e) => return Err(e.into()),
-    }
-    Ok(Redirect::to("/admin/stores").into_response())
 }

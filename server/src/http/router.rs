@@ -29,6 +29,7 @@ pub fn router(state: AppState, tls: bool) -> Router {
     let api = utoipa_axum::router::OpenApiRouter::new()
         .merge(crate::identity::api::router())
         .merge(crate::repos::api::router())
+        .merge(crate::params::api::router())
         .merge(crate::http::simulator::router())
         .merge(crate::workspace_api::router())
         .merge(crate::build_api::router());
