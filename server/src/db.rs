@@ -72,3 +72,22 @@ pub fn rfc3339(ms: i64) -> String {
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
+
+pub fn human_duration(seconds: i64) -> String {
+    if seconds % 3600 == 0 && seconds >= 3600 {
+        format!("{} h", seconds / 3600)
+    } else if seconds % 60 == 0 && seconds >= 60 {
+        format!("{} min", seconds / 60)
+    } else {
+        format!("{seconds} s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(super::human_duration(1800), "30 min");
+        assert_eq!(super::human_duration(7200), "2 h");
+    }
+}

@@ -1,9 +1,6 @@
 //! `nubo`: the server and its command line.
 
 mod agent_client;
-mod build_api;
-mod build_batches;
-mod build_external;
 mod builds;
 mod cgroup;
 mod cli;

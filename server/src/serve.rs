@@ -86,7 +86,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     crate::workspaces::recover(&crate::workspaces::Env::from_state(&state)).await?;
     crate::workspaces::spawn_reaper(state.clone());
     crate::builds::recover(&state.pool, &state.settings.data_dir).await?;
-    crate::builds::spawn_workers(state.clone());
+    crate::builds::spawn_workers(state.ctx.clone(), state.builds.clone());
     // The first subscriber of push events: counts them for /metrics.
     let mut pushes = state.events.subscribe();
     let metrics = state.metrics.clone();

@@ -51,12 +51,13 @@ impl AppState {
             settings.login_max_failures_per_address,
             Duration::from_secs(settings.login_window_seconds),
         );
+        let repo_locks = crate::repos::Locks::default();
         AppState {
             ctx,
             workspaces: Arc::default(),
-            builds: Arc::default(),
+            builds: Arc::new(crate::builds::Running::new(repo_locks.clone())),
             preview_key: Default::default(),
-            repo_locks: Default::default(),
+            repo_locks,
             limiter: Arc::new(limiter),
             metrics: Arc::new(Metrics::default()),
         }

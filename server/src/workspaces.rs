@@ -911,7 +911,7 @@ pub fn spawn_reaper(state: crate::state::AppState) {
                     tracing::info!(workspace = %ws.id, idle_s = idle.as_secs(), "stopping an idle workspace");
                     let reason = format!(
                         "stopped after {} without use",
-                        human_duration(ws.idle_timeout_seconds)
+                        crate::db::human_duration(ws.idle_timeout_seconds)
                     );
                     if let Err(e) = stop(&env, &ws, Some(&reason)).await {
                         tracing::warn!(workspace = %ws.id, error = %e, "idle stop failed");
@@ -933,16 +933,6 @@ pub fn spawn_reaper(state: crate::state::AppState) {
     });
 }
 
-pub fn human_duration(seconds: i64) -> String {
-    if seconds % 3600 == 0 && seconds >= 3600 {
-        format!("{} h", seconds / 3600)
-    } else if seconds % 60 == 0 && seconds >= 60 {
-        format!("{} min", seconds / 60)
-    } else {
-        format!("{seconds} s")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -961,8 +951,6 @@ mod tests {
         assert_eq!(idle_seconds(&req).unwrap(), 5);
         req.idle_timeout_seconds = Some(-1);
         assert!(idle_seconds(&req).is_err());
-        assert_eq!(human_duration(1800), "30 min");
-        assert_eq!(human_duration(7200), "2 h");
     }
 
     #[test]

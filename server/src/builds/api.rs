@@ -81,7 +81,7 @@ async fn delete_project(
     Path(name): Path<String>,
 ) -> Result<StatusCode> {
     let project = builds::project_for(&state.pool, &current.user, &name).await?;
-    builds::delete_project(&state, &project).await?;
+    builds::delete_project(&state, &state.builds, &project).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -123,15 +123,17 @@ async fn start_build(
         "codecommit:GitPull",
     )
     .await?;
-    match crate::build_batches::start_any(&state, &project, &current.user, request).await? {
-        crate::build_batches::Started::Build(build) => {
+    match crate::builds::batches::start_any(&state, &state.builds, &project, &current.user, request)
+        .await?
+    {
+        crate::builds::batches::Started::Build(build) => {
             tracing::info!(build = %build.id, by = %current.user.name, "build queued");
             Ok((
                 StatusCode::CREATED,
                 Json(serde_json::to_value(&*build).unwrap_or_default()),
             ))
         }
-        crate::build_batches::Started::Batch(batch) => {
+        crate::builds::batches::Started::Batch(batch) => {
             tracing::info!(batch = %batch.id, builds = batch.builds.len(), by = %current.user.name, "batch started");
             Ok((
                 StatusCode::CREATED,
@@ -145,43 +147,45 @@ async fn start_build(
 /// `status`, `depends_on`).
 #[utoipa::path(get, path = "/build-batches/{id}", tag = "builds",
     params(("id" = String, Path, description = "Batch id")),
-    responses((status = 200, body = crate::build_batches::BuildBatch), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = crate::builds::batches::BuildBatch), (status = 404, body = ErrorBody)))]
 async fn get_batch(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(id): Path<String>,
-) -> Result<Json<crate::build_batches::BuildBatch>> {
+) -> Result<Json<crate::builds::batches::BuildBatch>> {
     Ok(Json(
-        crate::build_batches::batch_for(&state.pool, &current.user, &id).await?,
+        crate::builds::batches::batch_for(&state.pool, &current.user, &id).await?,
     ))
 }
 
 /// Stop a batch: its waiting builds at once, its running ones too.
 #[utoipa::path(post, path = "/build-batches/{id}/stop", tag = "builds",
     params(("id" = String, Path, description = "Batch id")),
-    responses((status = 200, body = crate::build_batches::BuildBatch), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = crate::builds::batches::BuildBatch), (status = 404, body = ErrorBody)))]
 async fn stop_batch(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(id): Path<String>,
-) -> Result<Json<crate::build_batches::BuildBatch>> {
-    let batch = crate::build_batches::batch_for(&state.pool, &current.user, &id).await?;
+) -> Result<Json<crate::builds::batches::BuildBatch>> {
+    let batch = crate::builds::batches::batch_for(&state.pool, &current.user, &id).await?;
     tracing::info!(batch = %batch.id, by = %current.user.name, "batch stop asked");
-    Ok(Json(crate::build_batches::stop(&state, &batch).await?))
+    Ok(Json(
+        crate::builds::batches::stop(&state, &state.builds, &batch).await?,
+    ))
 }
 
 /// The project's batches, newest first.
 #[utoipa::path(get, path = "/projects/{name}/build-batches", tag = "builds",
     params(("name" = String, Path, description = "Project name")),
-    responses((status = 200, body = Vec<crate::build_batches::BuildBatch>), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Vec<crate::builds::batches::BuildBatch>), (status = 404, body = ErrorBody)))]
 async fn list_batches(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(name): Path<String>,
-) -> Result<Json<Vec<crate::build_batches::BuildBatch>>> {
+) -> Result<Json<Vec<crate::builds::batches::BuildBatch>>> {
     let project = builds::project_for(&state.pool, &current.user, &name).await?;
     Ok(Json(
-        crate::build_batches::list(&state.pool, &project, 50).await?,
+        crate::builds::batches::list(&state.pool, &project, 50).await?,
     ))
 }
 
@@ -195,7 +199,7 @@ async fn batch_artifacts(
     current: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let batch = crate::build_batches::batch_for(&state.pool, &current.user, &id).await?;
+    let batch = crate::builds::batches::batch_for(&state.pool, &current.user, &id).await?;
     if !batch.combine_artifacts {
         return Err(Error::NotFound(
             "this batch does not combine its artifacts (batch.combine-artifacts); download each build's".into(),
@@ -244,7 +248,7 @@ async fn stop_build(
     Path(id): Path<String>,
 ) -> Result<Json<Build>> {
     let build = builds::build_for(&state.pool, &current.user, &id).await?;
-    Ok(Json(builds::stop(&state, &build).await?))
+    Ok(Json(builds::stop(&state, &state.builds, &build).await?))
 }
 
 /// The build's log so far, as text.
@@ -325,7 +329,7 @@ async fn file_lines(path: &std::path::Path, f: &mut Follow) {
             f.queue.push_back(Event::default().event("line").data(line));
             f.sent = f.read + 1;
             // A viewer that comes late sees the phases the log tells of.
-            if let Some(p) = builds::phase_of(line, &mut f.entered) {
+            if let Some(p) = builds::run::phase_of(line, &mut f.entered) {
                 let data = serde_json::to_string(&p).unwrap_or_default();
                 f.queue
                     .push_back(Event::default().event("phase").data(data));

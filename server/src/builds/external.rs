@@ -164,7 +164,7 @@ pub async fn run(
     };
     let ended = match &build.place {
         Place::Container { image } => {
-            let container = crate::containers::ContainerBuild {
+            let container = crate::builds::container::ContainerBuild {
                 name: build.name.clone(),
                 image: image.clone(),
                 src: &build.src,
@@ -177,7 +177,7 @@ pub async fn run(
                 cpus: Some(build.limits.cpus),
                 pids: Some(build.limits.pids),
             };
-            crate::containers::run_build(settings, container, &mut follow, on_line).await?
+            crate::builds::container::run_build(settings, container, &mut follow, on_line).await?
         }
         Place::Sandbox(sandbox) => run_sandboxed(sandbox, &build, &mut follow, on_line).await?,
     };

@@ -15,11 +15,12 @@ use utoipa::ToSchema;
 
 use nubo_runner::batch::{Batch, State};
 
+use crate::builds::Running;
 use crate::builds::{self, Project, StartBuild};
+use crate::ctx::Ctx;
 use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{Error, Result};
 use crate::identity::accounts::User;
-use crate::state::AppState;
 
 /// One build of a batch, as the API shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -278,8 +279,8 @@ pub async fn child_of(pool: &SqlitePool, build_id: &str) -> Result<Option<(Strin
 /// Moves a batch on: starts what may start, skips what never will, stops
 /// the rest on fast-fail or when asked, and ends the batch when all is
 /// done. Idempotent; every change is conditional on the state it expects.
-pub async fn advance(state: &AppState, batch_id: &str) -> Result<()> {
-    let pool = &state.pool;
+pub async fn advance(ctx: &Ctx, running: &Running, batch_id: &str) -> Result<()> {
+    let pool = &ctx.pool;
     let row: Option<(String, String, bool)> =
         sqlx::query_as("SELECT status, plan_json, stop_requested FROM build_batches WHERE id = $1")
             .bind(batch_id)
@@ -324,20 +325,20 @@ pub async fn advance(state: &AppState, batch_id: &str) -> Result<()> {
         }
     };
     if stop_requested {
-        let mut running = false;
+        let mut any_running = false;
         for c in &children {
             match c.1.as_str() {
                 "PENDING" | "QUEUED" => {
                     stop_one(&c.0, "stopped by a user").await?;
                 }
                 "IN_PROGRESS" => {
-                    running = true;
-                    state.builds.cancel(&c.0);
+                    any_running = true;
+                    running.cancel(&c.0);
                 }
                 _ => {}
             }
         }
-        if !running {
+        if !any_running {
             end(pool, batch_id, "STOPPED", Some("stopped by a user")).await?;
         }
         return Ok(());
@@ -362,14 +363,14 @@ pub async fn advance(state: &AppState, batch_id: &str) -> Result<()> {
     }
     for i in &step.stop {
         if let Some(c) = by_id(&plan.builds[*i].identifier) {
-            state.builds.cancel(&c.0);
+            running.cancel(&c.0);
         }
     }
     if let Some(done) = step.done {
         end(pool, batch_id, done, None).await?;
     }
     if woke {
-        state.builds.wake.notify_one();
+        running.wake.notify_one();
     }
     Ok(())
 }
@@ -389,32 +390,32 @@ async fn end(pool: &SqlitePool, id: &str, status: &str, reason: Option<&str>) ->
 
 /// Stops a batch: its waiting builds at once, its running ones at their
 /// next check; answers the batch once it has ended (or after 5 s).
-pub async fn stop(state: &AppState, batch: &BuildBatch) -> Result<BuildBatch> {
+pub async fn stop(ctx: &Ctx, running: &Running, batch: &BuildBatch) -> Result<BuildBatch> {
     sqlx::query(
         "UPDATE build_batches SET stop_requested = TRUE WHERE id = $1 AND status = 'IN_PROGRESS'",
     )
     .bind(&batch.id)
-    .execute(&state.pool)
+    .execute(&ctx.pool)
     .await?;
     for _ in 0..100 {
-        advance(state, &batch.id).await?;
-        let b = find(&state.pool, &batch.id).await?.expect("exists");
+        advance(ctx, running, &batch.id).await?;
+        let b = find(&ctx.pool, &batch.id).await?.expect("exists");
         if b.status != "IN_PROGRESS" {
             return Ok(b);
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    Ok(find(&state.pool, &batch.id).await?.expect("exists"))
+    Ok(find(&ctx.pool, &batch.id).await?.expect("exists"))
 }
 
 /// Every open batch moved on (the backstop of the wake-ups).
-pub async fn advance_all(state: &AppState) -> Result<()> {
+pub async fn advance_all(ctx: &Ctx, running: &Running) -> Result<()> {
     let ids: Vec<String> =
         sqlx::query_scalar("SELECT id FROM build_batches WHERE status = 'IN_PROGRESS'")
-            .fetch_all(&state.pool)
+            .fetch_all(&ctx.pool)
             .await?;
     for id in ids {
-        advance(state, &id).await?;
+        advance(ctx, running, &id).await?;
     }
     Ok(())
 }
@@ -486,7 +487,8 @@ async fn git_out(dir: &std::path::Path, args: &[&str]) -> Option<String> {
 /// Starts a build or, when the buildspec is a batch one, a batch. Answers
 /// the JSON the API shows for it.
 pub async fn start_any(
-    state: &AppState,
+    ctx: &Ctx,
+    running: &Running,
     project: &Project,
     initiator: &User,
     req: StartBuild,
@@ -498,32 +500,23 @@ pub async fn start_any(
         .unwrap_or_else(|| project.branch.clone());
     // Checked before git sees them.
     builds::check_start(&branch, &req)?;
-    let plan = match crate::repos::find(&state.pool, &project.repo).await? {
+    let plan = match crate::repos::find(&ctx.pool, &project.repo).await? {
         Some(repo) => {
-            let (dir, _) = state.working_copy(&repo, false).await?;
+            let (dir, _) = crate::repos::working_copy(ctx, &running.repos, &repo, false).await?;
             plan_for(&dir, project, &branch, req.commit.as_deref()).await?
         }
         None => None,
     };
     if let Some((plan, commit)) = plan {
-        let batch = start(
-            &state.pool,
-            project,
-            initiator,
-            &req,
-            &branch,
-            commit,
-            &plan,
-        )
-        .await?;
-        advance(state, &batch.id).await?;
-        state.builds.wake.notify_one();
+        let batch = start(&ctx.pool, project, initiator, &req, &branch, commit, &plan).await?;
+        advance(ctx, running, &batch.id).await?;
+        running.wake.notify_one();
         return Ok(Started::Batch(Box::new(
-            find(&state.pool, &batch.id).await?.expect("made"),
+            find(&ctx.pool, &batch.id).await?.expect("made"),
         )));
     }
-    let build = builds::start(&state.pool, project, initiator, req).await?;
-    state.builds.wake.notify_one();
+    let build = builds::start(&ctx.pool, project, initiator, req).await?;
+    running.wake.notify_one();
     Ok(Started::Build(Box::new(build)))
 }
 
