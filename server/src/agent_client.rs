@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderName, Method, Request, Response, StatusCode};
+/// The request method of an agent call (re-exported so callers need not
+/// name the HTTP stack).
+pub use axum::http::Method;
+use axum::http::{header, HeaderMap, HeaderName, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;

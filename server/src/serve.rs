@@ -70,7 +70,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     // process that is still finishing can then never write into the working
     // copies of this one.
     ctx.cache_dir = own_cache_dir(&ctx.cache_dir)?;
-    let state = AppState::new(ctx);
+    let (git_listeners, workspace_git) = tokio::sync::mpsc::unbounded_channel();
+    let state = AppState::new(ctx, git_listeners);
+    crate::repos::git_http::serve_workspaces(state.clone(), workspace_git);
     match crate::sandbox::available(&state.settings) {
         Ok(s) => tracing::info!(
             uid = s.uid(),
@@ -83,8 +85,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         ),
     }
     crate::repos::webhooks::spawn_worker(state.ctx.clone());
-    crate::workspaces::recover(&crate::workspaces::Env::from_state(&state)).await?;
-    crate::workspaces::spawn_reaper(state.clone());
+    crate::workspaces::recover(&state.workspace_env()).await?;
+    crate::workspaces::spawn_reaper(state.workspace_env(), state.workspaces.clone());
     crate::builds::recover(&state.pool, &state.settings.data_dir).await?;
     crate::builds::spawn_workers(state.ctx.clone(), state.builds.clone());
     // The first subscriber of push events: counts them for /metrics.
@@ -138,7 +140,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         state.settings.ssh
     );
     {
-        let app = crate::preview::router(state.clone());
+        let app = crate::workspaces::preview::router(state.clone());
         let timeout = Duration::from_secs(state.settings.http_header_timeout_seconds);
         tokio::spawn(async move {
             let _ =

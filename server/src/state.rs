@@ -18,10 +18,10 @@ pub struct AppState {
     pub ctx: Ctx,
     pub limiter: Arc<LoginLimiter>,
     pub metrics: Arc<Metrics>,
-    pub workspaces: Arc<crate::workspaces::Activity>,
+    pub workspaces: crate::workspaces::Server,
     pub builds: Arc<crate::builds::Running>,
     /// Signs the tokens and cookies of the preview origin.
-    pub preview_key: crate::preview::PreviewKey,
+    pub preview_key: crate::workspaces::preview_key::PreviewKey,
     /// The locks of the repositories' working copies.
     pub repo_locks: crate::repos::Locks,
 }
@@ -44,7 +44,20 @@ impl AppState {
         crate::repos::working_copy(&self.ctx, &self.repo_locks, repo, push).await
     }
 
-    pub fn new(ctx: Ctx) -> Self {
+    /// What workspace operations take inside the server.
+    pub fn workspace_env(&self) -> crate::workspaces::Env {
+        crate::workspaces::Env {
+            ctx: self.ctx.clone(),
+            server: Some(self.workspaces.clone()),
+        }
+    }
+
+    /// `git_listeners` receives the git sockets of confined workspaces, for
+    /// the git transport to serve.
+    pub fn new(
+        ctx: Ctx,
+        git_listeners: tokio::sync::mpsc::UnboundedSender<tokio::net::UnixListener>,
+    ) -> Self {
         let settings = &ctx.settings;
         let limiter = LoginLimiter::new(
             settings.login_max_failures_per_account,
@@ -54,7 +67,11 @@ impl AppState {
         let repo_locks = crate::repos::Locks::default();
         AppState {
             ctx,
-            workspaces: Arc::default(),
+            workspaces: crate::workspaces::Server {
+                activity: Arc::default(),
+                locks: repo_locks.clone(),
+                git: git_listeners,
+            },
             builds: Arc::new(crate::builds::Running::new(repo_locks.clone())),
             preview_key: Default::default(),
             repo_locks,

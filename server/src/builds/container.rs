@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use axum::http::Method;
+use crate::agent_client::Method;
 
 use crate::builds::external::BUILD_TOOL;
 use crate::config::Settings;

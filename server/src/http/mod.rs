@@ -2,6 +2,7 @@
 //! authentication (extractors, CSRF), the listeners.
 
 pub mod auth;
+pub mod dashboard;
 pub mod listen;
 pub mod openapi;
 pub mod pages;

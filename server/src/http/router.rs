@@ -21,7 +21,7 @@ use tracing::Level;
 use crate::error::Error;
 use crate::http::auth;
 use crate::state::AppState;
-use crate::{identity::accounts, repos::git_http, web};
+use crate::{identity::accounts, repos::git_http};
 
 /// The whole application router. `tls` marks the router of the HTTPS
 /// listener, whose cookies are always `Secure`.
@@ -31,7 +31,7 @@ pub fn router(state: AppState, tls: bool) -> Router {
         .merge(crate::repos::api::router())
         .merge(crate::params::api::router())
         .merge(crate::http::simulator::router())
-        .merge(crate::workspace_api::router())
+        .merge(crate::workspaces::api::router())
         .merge(crate::builds::api::router());
     let (api, openapi) = crate::http::openapi::document(api);
     let openapi_json: Arc<str> = serde_json::to_string_pretty(&openapi)
@@ -46,16 +46,31 @@ pub fn router(state: AppState, tls: bool) -> Router {
             state.settings.session_idle_minutes as i64,
         )));
     Router::new()
-        .merge(web::routes())
+        .merge(crate::http::dashboard::routes())
+        .merge(crate::identity::pages::routes())
+        .merge(crate::repos::pages::routes())
+        .merge(crate::params::pages::routes())
+        .merge(crate::builds::pages::routes())
+        .merge(crate::workspaces::pages::routes())
+        .merge(crate::http::simulator::pages())
         .merge(git_http::routes())
         .route(
             "/api/v1/workspaces/{id}/files/",
-            get(crate::workspace_api::list_root_slash),
+            get(crate::workspaces::api::list_root_slash),
         )
         // The way into a preview: a redirect to its own origin.
-        .route("/w/{id}/preview/{port}", any(crate::preview::entry))
-        .route("/w/{id}/preview/{port}/", any(crate::preview::entry))
-        .route("/w/{id}/preview/{port}/{*rest}", any(crate::preview::entry))
+        .route(
+            "/w/{id}/preview/{port}",
+            any(crate::workspaces::preview::entry),
+        )
+        .route(
+            "/w/{id}/preview/{port}/",
+            any(crate::workspaces::preview::entry),
+        )
+        .route(
+            "/w/{id}/preview/{port}/{*rest}",
+            any(crate::workspaces::preview::entry),
+        )
         .merge(api)
         .route(
             "/api/v1/openapi.json",

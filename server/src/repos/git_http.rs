@@ -27,6 +27,22 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/repos/{name}/{service}", post(rpc))
 }
 
+/// Serves git to confined workspaces: each listener received is a
+/// workspace's `run/git.sock`, bound and checked by the workspaces domain.
+pub fn serve_workspaces(
+    state: AppState,
+    mut listeners: tokio::sync::mpsc::UnboundedReceiver<tokio::net::UnixListener>,
+) {
+    tokio::spawn(async move {
+        while let Some(listener) = listeners.recv().await {
+            let app = routes().with_state(state.clone());
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+        }
+    });
+}
+
 /// A plain-text refusal, which git shows to its user.
 fn refuse(status: StatusCode, message: &str) -> Response {
     let mut r = (status, format!("{message}\n")).into_response();

@@ -15,7 +15,7 @@
 //! limits, and its own network namespace. It sees neither the engine's
 //! socket nor anything else of the host or of other workspaces.
 
-use axum::http::Method;
+use crate::agent_client::Method;
 
 use crate::engine::{call, engine, engine_error, image_available};
 use crate::error::{Error, Result};
@@ -148,12 +148,16 @@ pub async fn remove(env: &Env, ws: &Workspace) -> Result<()> {
     Ok(())
 }
 
-/// Serves git for a container workspace on `run/git.sock` (relayed by the
-/// agent to `127.0.0.1:7999` in the container), unless already served.
-pub async fn ensure_git_socket(state: &crate::state::AppState, ws: &Workspace) {
-    let run = workspaces::dir(&state.settings, &ws.id).join("run");
+/// Has the server serve git for a confined workspace on `run/git.sock`
+/// (relayed by the agent to `127.0.0.1:7999` inside), unless it already
+/// does. Only inside `nubo serve`: the CLI serves no git.
+pub async fn ensure_git_socket(env: &Env, ws: &Workspace) {
+    let Some(server) = &env.server else {
+        return;
+    };
+    let run = workspaces::dir(&env.settings, &ws.id).join("run");
     let path = run.join("git.sock");
-    // `run/` is the server's (workspace_isolation::close_run_dir): nothing
+    // `run/` is the server's (isolation::close_run_dir): nothing
     // of the workspace's can be at this path, nor appear between the bind
     // and the chmod. A directory still owned by someone else is not used.
     {
@@ -180,8 +184,7 @@ pub async fn ensure_git_socket(state: &crate::state::AppState, ws: &Workspace) {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666));
     }
-    let app = crate::repos::git_http::routes().with_state(state.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    if server.git.send(listener).is_err() {
+        tracing::warn!(workspace = %ws.id, "the server's git transport is gone: git is not served to the workspace");
+    }
 }

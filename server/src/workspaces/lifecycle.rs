@@ -1,269 +1,22 @@
-//! Workspaces: a directory of files, a `nubo-agent` serving it, and (for the
-//! container backend) the container the agent runs in.
-//!
-//! Layout under `<data_dir>/workspaces/<id>/`: `files/` (the workspace root,
-//! `/workspace` in containers), `home/` (the user's home: shell history,
-//! `.gitconfig`), `run/agent.sock` (the agent's API socket) and `agent.log`.
-//!
-//! The server reaches every agent through its socket only, so agents (and
-//! their terminals) outlive browser tabs and server restarts. Local agents
-//! run in their own process group, detached from the server.
+//! A workspace's life: creating it (files, home, checkout), starting its
+//! agent on its backend and waiting until it answers, its git credential,
+//! stopping and deleting it, and the server's duties (recovery after a
+//! restart, the idle stop and credential renewal).
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
-use axum::http::Method;
-use serde::{Deserialize, Serialize};
-use sqlx::SqlitePool;
-use utoipa::ToSchema;
-
-use crate::agent_client::AgentClient;
+use crate::agent_client::Method;
 use crate::config::Settings;
-use crate::db::{now_ms, rfc3339};
+use crate::db::now_ms;
 use crate::error::{Error, Result};
 use crate::identity::accounts::User;
-use crate::keys::MasterKey;
 use crate::repos::{self, Repo};
 
-/// How long a workspace's git credential lives; it is renewed at half-life.
-pub const CREDENTIAL_TTL_SECONDS: u64 = 3600;
-pub const DEFAULT_IDLE_MINUTES: i64 = 30;
-
-/// A workspace as users see it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Workspace {
-    pub id: String,
-    pub name: String,
-    pub owner: String,
-    #[serde(skip)]
-    pub owner_id: String,
-    /// The repository checked out in it, if any.
-    pub repo: Option<String>,
-    /// The checked-out branch, when the workspace runs.
-    pub branch: Option<String>,
-    /// `local` or `container`.
-    pub backend: String,
-    /// How its code is confined: `container`, `sandbox` (the local
-    /// backend's bubblewrap sandbox) or `none` (administrators only).
-    pub isolation: Option<String>,
-    pub image: Option<String>,
-    /// `creating`, `starting`, `running`, `stopping`, `stopped` or `error`.
-    pub state: String,
-    /// Why it is in `error` (or why it stopped unasked).
-    pub error: Option<String>,
-    /// Stops after this long without a viewer or request; 0 = never.
-    pub idle_timeout_seconds: i64,
-    /// Whether preview URLs work for every signed-in user, not only the owner.
-    pub preview_shared: bool,
-    /// RFC 3339.
-    pub created_at: String,
-    pub started_at: Option<String>,
-    pub stopped_at: Option<String>,
-    #[serde(skip)]
-    pub started_at_ms: Option<i64>,
-    #[serde(skip)]
-    pub agent_pid: Option<i64>,
-    #[serde(skip)]
-    pub credential_id: Option<String>,
-    #[serde(skip)]
-    pub credential_expires_at: Option<i64>,
-}
-
-#[derive(sqlx::FromRow)]
-struct Row {
-    id: String,
-    name: String,
-    owner: String,
-    owner_id: String,
-    repo_name: Option<String>,
-    backend: String,
-    image: Option<String>,
-    state: String,
-    error: Option<String>,
-    idle_timeout_seconds: i64,
-    preview_shared: bool,
-    created_at: i64,
-    started_at: Option<i64>,
-    stopped_at: Option<i64>,
-    agent_pid: Option<i64>,
-    credential_id: Option<String>,
-    credential_expires_at: Option<i64>,
-}
-
-const SELECT: &str = "SELECT w.id, w.name, u.name AS owner, w.owner_id, w.repo_name,
-        w.backend, w.image, w.state, w.error, w.idle_timeout_seconds, w.preview_shared,
-        w.created_at, w.started_at, w.stopped_at, w.agent_pid,
-        w.credential_id, w.credential_expires_at
-    FROM workspaces w JOIN users u ON u.id = w.owner_id";
-
-fn from_row(r: Row) -> Workspace {
-    Workspace {
-        id: r.id,
-        name: r.name,
-        owner: r.owner,
-        owner_id: r.owner_id,
-        repo: r.repo_name,
-        branch: None,
-        backend: r.backend,
-        isolation: None,
-        image: r.image,
-        state: r.state,
-        error: r.error,
-        idle_timeout_seconds: r.idle_timeout_seconds,
-        preview_shared: r.preview_shared,
-        created_at: rfc3339(r.created_at),
-        started_at_ms: r.started_at,
-        started_at: r.started_at.map(rfc3339),
-        stopped_at: r.stopped_at.map(rfc3339),
-        agent_pid: r.agent_pid,
-        credential_id: r.credential_id,
-        credential_expires_at: r.credential_expires_at,
-    }
-}
-
-/// What workspace operations need, from the server or from the CLI.
-#[derive(Clone)]
-pub struct Env {
-    pub pool: SqlitePool,
-    pub settings: Arc<Settings>,
-    pub master: Arc<MasterKey>,
-    /// The server, when running inside it (its repository locks and cache).
-    pub state: Option<crate::state::AppState>,
-}
-
-impl Env {
-    pub fn from_state(state: &crate::state::AppState) -> Env {
-        Env {
-            pool: state.pool.clone(),
-            settings: state.settings.clone(),
-            master: state.master.clone(),
-            state: Some(state.clone()),
-        }
-    }
-}
-
-pub fn dir(settings: &Settings, id: &str) -> PathBuf {
-    settings.data_dir.join("workspaces").join(id)
-}
-
-pub fn files_dir(settings: &Settings, id: &str) -> PathBuf {
-    dir(settings, id).join("files")
-}
-
-pub fn agent(settings: &Settings, ws: &Workspace) -> AgentClient {
-    AgentClient::new(dir(settings, &ws.id).join("run").join("agent.sock"))
-}
-
-pub async fn find(pool: &SqlitePool, id: &str) -> Result<Option<Workspace>> {
-    let row: Option<Row> = sqlx::query_as(&format!("{SELECT} WHERE w.id = $1"))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-    Ok(row.map(from_row))
-}
-
-/// The workspace if `user` owns it (admins may see every workspace).
-pub async fn owned(pool: &SqlitePool, user: &User, id: &str) -> Result<Workspace> {
-    let ws = find(pool, id).await?;
-    match ws {
-        Some(ws) if ws.owner_id == user.id || user.admin => Ok(ws),
-        _ => Err(Error::NotFound(format!("no workspace with id {id:?}"))),
-    }
-}
-
-/// The workspace for using it (terminals, files, exec): its owner only.
-pub async fn usable(pool: &SqlitePool, user: &User, id: &str) -> Result<Workspace> {
-    let ws = find(pool, id).await?;
-    match ws {
-        Some(ws) if ws.owner_id == user.id => Ok(ws),
-        Some(_) if user.admin => Err(Error::Forbidden(
-            "only the owner of a workspace can use it".into(),
-        )),
-        _ => Err(Error::NotFound(format!("no workspace with id {id:?}"))),
-    }
-}
-
-pub async fn list_for(pool: &SqlitePool, user: &User) -> Result<Vec<Workspace>> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "{SELECT} WHERE w.owner_id = $1 ORDER BY w.created_at DESC"
-    ))
-    .bind(&user.id)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows.into_iter().map(from_row).collect())
-}
-
-pub async fn list_all(pool: &SqlitePool) -> Result<Vec<Workspace>> {
-    let rows: Vec<Row> = sqlx::query_as(&format!("{SELECT} ORDER BY w.created_at DESC"))
-        .fetch_all(pool)
-        .await?;
-    Ok(rows.into_iter().map(from_row).collect())
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct CreateWorkspace {
-    /// 1-64 letters, digits, '.', '_' or '-'; unique per user.
-    pub name: String,
-    /// A repository to check out in `/workspace`.
-    #[serde(default)]
-    pub repo: Option<String>,
-    /// `local` (default) or `container`.
-    #[serde(default)]
-    pub backend: Option<String>,
-    /// The container image (container backend); default the Nubo workspace image.
-    #[serde(default)]
-    pub image: Option<String>,
-    /// Stop after this many minutes without use (default 30; 0 = never).
-    #[serde(default)]
-    pub idle_timeout_minutes: Option<i64>,
-    /// The same in seconds (wins over minutes).
-    #[serde(default)]
-    pub idle_timeout_seconds: Option<i64>,
-    /// Start it right away (default true).
-    #[serde(default)]
-    pub start: Option<bool>,
-}
-
-pub fn validate_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        && !name.starts_with('.');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Unprocessable(format!(
-            "invalid workspace name {name:?}: use 1-64 letters, digits, '.', '_' or '-', not starting with '.'"
-        )))
-    }
-}
-
-pub fn idle_seconds(req: &CreateWorkspace) -> Result<i64> {
-    let secs = match (req.idle_timeout_seconds, req.idle_timeout_minutes) {
-        (Some(s), _) => s,
-        (None, Some(m)) => m.saturating_mul(60),
-        (None, None) => DEFAULT_IDLE_MINUTES * 60,
-    };
-    if !(0..=7 * 24 * 3600).contains(&secs) {
-        return Err(Error::Unprocessable(
-            "the idle timeout must be between 0 (never) and 7 days".into(),
-        ));
-    }
-    Ok(secs)
-}
-
-async fn set_state(pool: &SqlitePool, id: &str, state: &str, error: Option<&str>) -> Result<()> {
-    sqlx::query("UPDATE workspaces SET state = $1, error = $2 WHERE id = $3")
-        .bind(state)
-        .bind(error)
-        .bind(id)
-        .execute(pool)
-        .await?;
-    Ok(())
-}
+use super::{
+    agent, container, dir, files_dir, find, idle_seconds, isolation, list_all, recorded_http,
+    server_url, set_state, validate_name, CreateWorkspace, Env, Server, Workspace,
+    CREDENTIAL_TTL_SECONDS,
+};
 
 /// Creates a workspace (checking out the repository) and, unless asked not
 /// to, starts it.
@@ -288,8 +41,8 @@ pub async fn create(env: &Env, owner: &User, req: CreateWorkspace) -> Result<Wor
             "an image can only be chosen for the container backend".into(),
         ));
     }
-    let isolation = crate::workspace_isolation::of(env, &backend);
-    crate::workspace_isolation::allowed(&isolation, owner.admin)?;
+    let isolation = isolation::of(env, &backend);
+    isolation::allowed(&isolation, owner.admin)?;
     let idle = idle_seconds(&req)?;
     let repo = match req.repo.as_deref().filter(|r| !r.is_empty()) {
         Some(name) => Some(repos::authorize(&env.pool, name, owner, "codecommit:GitPull").await?),
@@ -341,7 +94,7 @@ async fn prepare(
     env: &Env,
     owner: &User,
     id: &str,
-    isolation: &crate::workspace_isolation::Isolation,
+    isolation: &isolation::Isolation,
     repo: Option<&Repo>,
 ) -> Result<()> {
     let base = dir(&env.settings, id);
@@ -369,7 +122,7 @@ async fn prepare(
     }
     write_gitconfig(env, owner, id, confined)?;
     // The workspace's user owns its files and home (links not followed).
-    if let Some(uid) = crate::workspace_isolation::uid(isolation) {
+    if let Some(uid) = isolation::uid(isolation) {
         for sub in ["files", "home"] {
             crate::sandbox::chown_tree(&base.join(sub), uid)
                 .map_err(|e| Error::Internal(format!("cannot hand the workspace over: {e}")))?;
@@ -382,8 +135,8 @@ async fn checkout(env: &Env, repo: &Repo, files: &Path) -> Result<()> {
     // From the plaintext working copy: the server's own (under its lock),
     // or, from the CLI, one restored into a temporary directory.
     let tmp;
-    let (source, _guard) = match &env.state {
-        Some(state) => state.working_copy(repo, false).await?,
+    let (source, _guard) = match &env.server {
+        Some(server) => repos::working_copy(env, &server.locks, repo, false).await?,
         None => {
             tmp = tempfile::tempdir()
                 .map_err(|e| Error::Internal(format!("cannot make a temp dir: {e}")))?;
@@ -416,28 +169,9 @@ async fn checkout(env: &Env, repo: &Repo, files: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The URL git in the workspace reaches the server at.
-pub fn server_url(settings: &Settings, confined: bool) -> String {
-    if confined {
-        return format!("http://127.0.0.1:{}/", crate::containers::GIT_RELAY_PORT);
-    }
-    let mut addr = settings.http;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::IpAddr::from([127, 0, 0, 1]));
-    }
-    format!("http://{addr}/")
-}
-
-/// The running server's loopback HTTP address, as `serve` recorded it.
-pub fn recorded_http(settings: &Settings) -> Option<std::net::SocketAddr> {
-    let text = std::fs::read_to_string(settings.data_dir.join("server.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["http"].as_str()?.parse().ok()
-}
-
 fn agent_command(confined: bool) -> String {
     if confined {
-        crate::containers::AGENT_PATH.to_string()
+        container::AGENT_PATH.to_string()
     } else {
         let exe = std::env::current_exe()
             .map(|p| p.display().to_string())
@@ -469,7 +203,7 @@ async fn set_origin(env: &Env, ws: &Workspace) -> Result<()> {
         return Ok(());
     };
     let mut settings = (*env.settings).clone();
-    if env.state.is_none() {
+    if env.server.is_none() {
         if let Some(addr) = recorded_http(&settings) {
             settings.http = addr;
         }
@@ -507,7 +241,7 @@ pub async fn start(env: &Env, ws: &Workspace) -> Result<Workspace> {
     if ws.state == "running" && agent(&env.settings, ws).healthy().await {
         return Ok(find(&env.pool, &ws.id).await?.expect("exists"));
     }
-    use crate::workspace_isolation::{self as isolation, Isolation};
+    use isolation::Isolation;
     let confinement = isolation::of(env, &ws.backend);
     let owner_is_admin = crate::identity::accounts::find_by_id(&env.pool, &ws.owner_id)
         .await?
@@ -532,7 +266,7 @@ pub async fn start(env: &Env, ws: &Workspace) -> Result<Workspace> {
         }
         let pid = match &confinement {
             Isolation::Container => {
-                let cid = crate::containers::start(env, ws).await?;
+                let cid = container::start(env, ws).await?;
                 sqlx::query("UPDATE workspaces SET container_id = $1 WHERE id = $2")
                     .bind(&cid)
                     .bind(&ws.id)
@@ -579,9 +313,7 @@ pub async fn start(env: &Env, ws: &Workspace) -> Result<Workspace> {
         }
         if confinement.confined() {
             isolation::close_run_dir(&base)?;
-            if let Some(state) = &env.state {
-                crate::containers::ensure_git_socket(state, ws).await;
-            }
+            container::ensure_git_socket(env, ws).await;
         }
         Ok(())
     }
@@ -599,8 +331,8 @@ pub async fn start(env: &Env, ws: &Workspace) -> Result<Workspace> {
     .execute(&env.pool)
     .await?;
     let ws = find(&env.pool, &ws.id).await?.expect("exists");
-    if let Some(state) = &env.state {
-        state.workspaces.touch(&ws.id);
+    if let Some(server) = &env.server {
+        server.activity.touch(&ws.id);
     }
     if let Err(e) = renew_credential(env, &ws).await {
         tracing::warn!(workspace = %ws.id, error = %e, "no git credential for the workspace");
@@ -672,7 +404,7 @@ fn start_local(settings: &Settings, ws: &Workspace) -> Result<u32> {
 /// Ends the agent (its terminals and commands with it) and the container.
 async fn stop_processes(env: &Env, ws: &Workspace) -> Result<()> {
     match ws.backend.as_str() {
-        "container" => crate::containers::stop(env, ws).await?,
+        "container" => container::stop(env, ws).await?,
         _ => {
             let client = agent(&env.settings, ws);
             let _ = client.call(Method::POST, "/shutdown", None).await;
@@ -687,9 +419,7 @@ async fn stop_processes(env: &Env, ws: &Workspace) -> Result<()> {
             }
             // Whatever the sandbox left (its control group), gone too.
             let id = ws.id.clone();
-            let _ =
-                tokio::task::spawn_blocking(move || crate::workspace_isolation::end_sandbox(&id))
-                    .await;
+            let _ = tokio::task::spawn_blocking(move || isolation::end_sandbox(&id)).await;
         }
     }
     Ok(())
@@ -733,7 +463,7 @@ pub async fn stop(env: &Env, ws: &Workspace, reason: Option<&str>) -> Result<Wor
 pub async fn delete(env: &Env, ws: &Workspace) -> Result<()> {
     stop_processes(env, ws).await?;
     if ws.backend == "container" {
-        crate::containers::remove(env, ws).await?;
+        container::remove(env, ws).await?;
     }
     if let Some(cred) = &ws.credential_id {
         let _ = crate::identity::git_credentials::revoke(&env.pool, &ws.owner_id, cred).await;
@@ -767,7 +497,7 @@ pub async fn renew_credential(env: &Env, ws: &Workspace) -> Result<()> {
     )
     .await?;
     let mut settings = (*env.settings).clone();
-    if env.state.is_none() {
+    if env.server.is_none() {
         if let Some(addr) = recorded_http(&settings) {
             settings.http = addr;
         }
@@ -778,7 +508,7 @@ pub async fn renew_credential(env: &Env, ws: &Workspace) -> Result<()> {
             Method::PUT,
             "/credential",
             Some(serde_json::json!({
-                "url": server_url(&settings, crate::workspace_isolation::of(env, &ws.backend).confined()),
+                "url": server_url(&settings, isolation::of(env, &ws.backend).confined()),
                 "username": cred.username,
                 "password": cred.password,
                 "expires_at_ms": expires,
@@ -799,77 +529,6 @@ pub async fn renew_credential(env: &Env, ws: &Workspace) -> Result<()> {
     Ok(())
 }
 
-/// The checked-out branch, read from `.git/HEAD`, which the workspace's
-/// user controls: read without following links, at most 512 bytes, off the
-/// async threads.
-pub async fn branch(settings: &Settings, ws: &mut Workspace) {
-    let files = files_dir(settings, &ws.id);
-    let head = tokio::task::spawn_blocking(move || {
-        crate::safe_fs::read_capped(&files, ".git/HEAD", 512).ok()
-    })
-    .await
-    .ok()
-    .flatten();
-    ws.branch = head.and_then(|h| {
-        String::from_utf8_lossy(&h)
-            .trim()
-            .strip_prefix("ref: refs/heads/")
-            .filter(|b| b.chars().all(|c| !c.is_control()))
-            .map(str::to_string)
-    });
-}
-
-/// In-memory activity of running workspaces, for the idle stop.
-#[derive(Default)]
-pub struct Activity {
-    map: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, usize)>>,
-}
-
-impl Activity {
-    /// Something used the workspace just now.
-    pub fn touch(&self, id: &str) {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(id.to_string())
-            .or_insert((std::time::Instant::now(), 0))
-            .0 = std::time::Instant::now();
-    }
-
-    /// A long-lived connection (terminal, events) opened; the workspace is in
-    /// use until it closes.
-    pub fn open(self: &Arc<Self>, id: &str) -> Box<dyn FnOnce() + Send> {
-        {
-            let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-            let e = map
-                .entry(id.to_string())
-                .or_insert((std::time::Instant::now(), 0));
-            e.1 += 1;
-            e.0 = std::time::Instant::now();
-        }
-        let me = self.clone();
-        let id = id.to_string();
-        Box::new(move || {
-            let mut map = me.map.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(e) = map.get_mut(&id) {
-                e.1 = e.1.saturating_sub(1);
-                e.0 = std::time::Instant::now();
-            }
-        })
-    }
-
-    /// How long the workspace has gone unused (zero while a viewer is open).
-    pub fn idle_for(&self, id: &str) -> std::time::Duration {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let e = map
-            .entry(id.to_string())
-            .or_insert((std::time::Instant::now(), 0));
-        if e.1 > 0 {
-            std::time::Duration::ZERO
-        } else {
-            e.0.elapsed()
-        }
-    }
-}
-
 /// On server start: workspaces whose agent still answers keep running (with
 /// their terminals); the others are marked stopped with the reason.
 pub async fn recover(env: &Env) -> Result<()> {
@@ -883,9 +542,9 @@ pub async fn recover(env: &Env) -> Result<()> {
         let alive = agent(&env.settings, &ws).healthy().await;
         if alive && ws.state == "running" {
             tracing::info!(workspace = %ws.id, "workspace still running");
-            let confined = crate::workspace_isolation::of(env, &ws.backend).confined();
-            if let (Some(state), true) = (&env.state, confined) {
-                crate::containers::ensure_git_socket(state, &ws).await;
+            let confined = isolation::of(env, &ws.backend).confined();
+            if confined {
+                container::ensure_git_socket(env, &ws).await;
             }
             continue;
         }
@@ -897,16 +556,15 @@ pub async fn recover(env: &Env) -> Result<()> {
 
 /// The background duty of the server: stop idle workspaces and renew
 /// credentials at half-life.
-pub fn spawn_reaper(state: crate::state::AppState) {
+pub fn spawn_reaper(env: Env, server: Server) {
     tokio::spawn(async move {
-        let env = Env::from_state(&state);
         loop {
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             let Ok(all) = list_all(&env.pool).await else {
                 continue;
             };
             for ws in all.into_iter().filter(|w| w.state == "running") {
-                let idle = state.workspaces.idle_for(&ws.id);
+                let idle = server.activity.idle_for(&ws.id);
                 if ws.idle_timeout_seconds > 0 && idle.as_secs() >= ws.idle_timeout_seconds as u64 {
                     tracing::info!(workspace = %ws.id, idle_s = idle.as_secs(), "stopping an idle workspace");
                     let reason = format!(
@@ -931,36 +589,4 @@ pub fn spawn_reaper(state: crate::state::AppState) {
             }
         }
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_and_timeouts_are_checked() {
-        assert!(validate_name("web-app_1.0").is_ok());
-        for bad in ["", ".hidden", "a/b", "a b", &"x".repeat(65)] {
-            assert!(validate_name(bad).is_err(), "{bad:?}");
-        }
-        let mut req = CreateWorkspace::default();
-        assert_eq!(idle_seconds(&req).unwrap(), 1800);
-        req.idle_timeout_minutes = Some(0);
-        assert_eq!(idle_seconds(&req).unwrap(), 0);
-        req.idle_timeout_seconds = Some(5);
-        assert_eq!(idle_seconds(&req).unwrap(), 5);
-        req.idle_timeout_seconds = Some(-1);
-        assert!(idle_seconds(&req).is_err());
-    }
-
-    #[test]
-    fn activity_counts_open_viewers_as_use() {
-        let a = Arc::new(Activity::default());
-        let close = a.open("w1");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        assert_eq!(a.idle_for("w1"), std::time::Duration::ZERO);
-        close();
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        assert!(a.idle_for("w1") >= std::time::Duration::from_millis(15));
-    }
 }

@@ -1,59 +1,27 @@
-//! Browser pages: sign-in, dashboard shell, account, API tokens and user
-//! administration. Forms post back here (with the CSRF field) and follow the
-//! post/redirect/get pattern; one-shot messages travel in the session.
+//! The workspaces' pages: the list with the create form, and a workspace's
+//! page (the IDE) with its start, stop and delete actions.
 
 use axum::extract::{Path, State};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use nubo_frontend::pages::{self, Section};
 use nubo_frontend::{Flash, Nav};
 use serde::Deserialize;
 
 use crate::error::Error;
 use crate::http::auth::PageUser;
-use crate::http::pages::{asset, capitalise, context, set_flash, PageResult};
+use crate::http::pages::{capitalise, context, set_flash, PageResult};
 use crate::repos;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .merge(crate::identity::pages::routes())
-        .merge(crate::repos::pages::routes())
-        .merge(crate::params::pages::routes())
-        .merge(crate::builds::pages::routes())
-        .merge(crate::http::simulator::pages())
-        .route("/", get(dashboard))
         .route("/workspaces", get(workspaces_page).post(create_workspace))
         .route("/workspaces/{id}", get(workspace_page))
         .route("/workspaces/{id}/{action}", post(workspace_action))
-        .route(
-            "/pipelines",
-            get(|u: PageUser| section(u, Section::Pipelines)),
-        )
-        .route(
-            "/deployments",
-            get(|u: PageUser| section(u, Section::Deployments)),
-        )
-        .route("/assets/{*path}", get(asset))
 }
 
-async fn dashboard(user: PageUser) -> Response {
-    let ctx = context(&user, "Dashboard", Nav::Dashboard).await;
-    Html(pages::dashboard(&ctx)).into_response()
-}
-
-async fn section(user: PageUser, section: Section) -> Response {
-    let (title, nav) = match section {
-        Section::Workspaces => ("Workspaces", Nav::Workspaces),
-        Section::Pipelines => ("Pipelines", Nav::Pipelines),
-        Section::Deployments => ("Deployments", Nav::Deployments),
-    };
-    let ctx = context(&user, title, nav).await;
-    Html(pages::empty_section(&ctx, section)).into_response()
-}
-
-fn workspace_row(ws: crate::workspaces::Workspace) -> nubo_frontend::WorkspaceRow {
+fn workspace_row(ws: super::Workspace) -> nubo_frontend::WorkspaceRow {
     nubo_frontend::WorkspaceRow {
         id: ws.id,
         name: ws.name,
@@ -68,7 +36,7 @@ fn workspace_row(ws: crate::workspaces::Workspace) -> nubo_frontend::WorkspaceRo
 }
 
 async fn workspaces_page(State(state): State<AppState>, user: PageUser) -> PageResult {
-    let list: Vec<_> = crate::workspaces::list_for(&state.pool, &user.user)
+    let list: Vec<_> = super::list_for(&state.pool, &user.user)
         .await?
         .into_iter()
         .map(workspace_row)
@@ -117,7 +85,7 @@ async fn create_workspace(
         },
     };
     let non_empty = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
-    let request = crate::workspaces::CreateWorkspace {
+    let request = super::CreateWorkspace {
         name: form.name.trim().to_string(),
         repo: non_empty(&form.repo),
         backend: non_empty(&form.backend),
@@ -126,8 +94,8 @@ async fn create_workspace(
         idle_timeout_seconds: None,
         start: Some(true),
     };
-    let env = crate::workspaces::Env::from_state(&state);
-    match crate::workspaces::create(&env, &user.user, request).await {
+    let env = state.workspace_env();
+    match super::create(&env, &user.user, request).await {
         Ok(ws) => {
             tracing::info!(workspace = %ws.id, by = %user.user.name, "workspace created");
             Ok(Redirect::to(&format!("/workspaces/{}", ws.id)).into_response())
@@ -148,7 +116,7 @@ async fn workspace_page(
     Path(id): Path<String>,
     headers: axum::http::HeaderMap,
 ) -> PageResult {
-    let ws = crate::workspaces::usable(&state.pool, &user.user, &id).await?;
+    let ws = super::usable(&state.pool, &user.user, &id).await?;
     let title = ws.name.clone();
     let ctx = context(&user, &title, Nav::Workspaces).await;
     let mut response =
@@ -157,7 +125,7 @@ async fn workspace_page(
     // pane frames the preview origin (never Nubo's own).
     let csp = format!(
         "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-src {}; frame-ancestors 'none'; form-action 'self'",
-        crate::preview::frame_sources(&state, &headers)
+        super::preview::frame_sources(&state, &headers)
     );
     if let Ok(v) = axum::http::HeaderValue::from_str(&csp) {
         response
@@ -172,16 +140,12 @@ async fn workspace_action(
     user: PageUser,
     Path((id, action)): Path<(String, String)>,
 ) -> PageResult {
-    let env = crate::workspaces::Env::from_state(&state);
-    let ws = crate::workspaces::owned(&state.pool, &user.user, &id).await?;
+    let env = state.workspace_env();
+    let ws = super::owned(&state.pool, &user.user, &id).await?;
     let result = match action.as_str() {
-        "start" => crate::workspaces::start(&env, &ws).await.map(|_| "started"),
-        "stop" => crate::workspaces::stop(&env, &ws, None)
-            .await
-            .map(|_| "stopped"),
-        "delete" => crate::workspaces::delete(&env, &ws)
-            .await
-            .map(|_| "deleted"),
+        "start" => super::start(&env, &ws).await.map(|_| "started"),
+        "stop" => super::stop(&env, &ws, None).await.map(|_| "stopped"),
+        "delete" => super::delete(&env, &ws).await.map(|_| "deleted"),
         _ => return Err(Error::NotFound(format!("no action {action:?}")).into()),
     };
     match result {

@@ -19,7 +19,7 @@ use crate::sandbox::{self, Bind, Sandbox, Spec};
 use crate::workspaces::{dir, Env, Workspace};
 
 /// Where the agent binary is in a sandbox (as in a container).
-pub const AGENT_PATH: &str = crate::containers::AGENT_PATH;
+pub const AGENT_PATH: &str = crate::workspaces::container::AGENT_PATH;
 
 /// A workspace's confinement.
 pub enum Isolation {
@@ -70,7 +70,7 @@ pub fn allowed(isolation: &Isolation, owner_is_admin: bool) -> Result<()> {
 /// The host uid the workspace's processes run as.
 pub fn uid(isolation: &Isolation) -> Option<u32> {
     match isolation {
-        Isolation::Container => Some(crate::containers::WORKSPACE_UID),
+        Isolation::Container => Some(crate::workspaces::container::WORKSPACE_UID),
         Isolation::Sandbox(s) => Some(s.uid()),
         Isolation::None(_) => None,
     }
@@ -164,7 +164,10 @@ pub fn start_sandboxed(
             "/workspace".into(),
             "--all-ports".into(),
             "--relay".into(),
-            format!("{}:/run/nubo/git.sock", crate::containers::GIT_RELAY_PORT),
+            format!(
+                "{}:/run/nubo/git.sock",
+                crate::workspaces::container::GIT_RELAY_PORT
+            ),
         ],
         hostname: ws.name.to_lowercase().replace(['.', '_'], "-"),
         die_with_parent: false,

@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use crate::error::{Error, ErrorBody, Json, Result};
 use crate::http::auth::{CurrentUser, Via};
 use crate::state::AppState;
-use crate::workspaces::{self, CreateWorkspace, Env, Workspace};
+use crate::workspaces::{self, CreateWorkspace, Workspace};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -36,9 +36,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 async fn view(state: &AppState, mut ws: Workspace) -> Workspace {
     workspaces::branch(&state.settings, &mut ws).await;
-    let env = Env::from_state(state);
+    let env = state.workspace_env();
     ws.isolation = Some(
-        crate::workspace_isolation::of(&env, &ws.backend)
+        crate::workspaces::isolation::of(&env, &ws.backend)
             .name()
             .into(),
     );
@@ -74,7 +74,7 @@ async fn create_workspace(
     current: CurrentUser,
     Json(body): Json<CreateWorkspace>,
 ) -> Result<impl IntoResponse> {
-    let ws = workspaces::create(&Env::from_state(&state), &current.user, body).await?;
+    let ws = workspaces::create(&state.workspace_env(), &current.user, body).await?;
     tracing::info!(workspace = %ws.id, name = %ws.name, by = %current.user.name, "workspace created");
     Ok((StatusCode::CREATED, Json(view(&state, ws).await)))
 }
@@ -148,7 +148,7 @@ async fn delete_workspace(
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
     let ws = workspaces::owned(&state.pool, &current.user, &id).await?;
-    workspaces::delete(&Env::from_state(&state), &ws).await?;
+    workspaces::delete(&state.workspace_env(), &ws).await?;
     tracing::info!(workspace = %ws.id, by = %current.user.name, "workspace deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -162,7 +162,7 @@ async fn start_workspace(
     Path(id): Path<String>,
 ) -> Result<Json<Workspace>> {
     let ws = workspaces::usable(&state.pool, &current.user, &id).await?;
-    let ws = workspaces::start(&Env::from_state(&state), &ws).await?;
+    let ws = workspaces::start(&state.workspace_env(), &ws).await?;
     Ok(Json(view(&state, ws).await))
 }
 
@@ -175,7 +175,7 @@ async fn stop_workspace(
     Path(id): Path<String>,
 ) -> Result<Json<Workspace>> {
     let ws = workspaces::owned(&state.pool, &current.user, &id).await?;
-    let ws = workspaces::stop(&Env::from_state(&state), &ws, None).await?;
+    let ws = workspaces::stop(&state.workspace_env(), &ws, None).await?;
     Ok(Json(view(&state, ws).await))
 }
 
@@ -188,7 +188,7 @@ async fn restart_workspace(
     Path(id): Path<String>,
 ) -> Result<Json<Workspace>> {
     let ws = workspaces::usable(&state.pool, &current.user, &id).await?;
-    let env = Env::from_state(&state);
+    let env = state.workspace_env();
     let ws = workspaces::stop(&env, &ws, None).await?;
     let ws = workspaces::start(&env, &ws).await?;
     Ok(Json(view(&state, ws).await))
@@ -256,8 +256,8 @@ async fn pass(
         Some(q) => format!("{rest}?{q}"),
         None => rest.to_string(),
     };
-    state.workspaces.touch(&ws.id);
-    let activity = state.workspaces.clone();
+    state.workspaces.activity.touch(&ws.id);
+    let activity = state.workspaces.activity.clone();
     let ws_id = ws.id.clone();
     let streaming = rest == "/events";
     let client = workspaces::agent(&state.settings, &ws);
@@ -266,7 +266,7 @@ async fn pass(
         .await?;
     if streaming {
         // An open event stream is a viewer: the workspace is in use.
-        let close = state.workspaces.open(&ws.id);
+        let close = state.workspaces.activity.open(&ws.id);
         let guard = OnDrop(Some(close));
         let (parts, body) = response.into_parts();
         let stream = body.into_data_stream();

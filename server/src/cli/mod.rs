@@ -5,12 +5,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Layer, LogFormat, Settings};
 use crate::ctx::Ctx;
-use crate::{db, identity::accounts, keys};
+
+mod key;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -88,7 +88,7 @@ pub enum Command {
         subcommand,
         after_help = "Examples:\n  nubo workspace create web --owner alice --repo my-app\n  nubo workspace list\n  nubo workspace exec alice/web -- git log --oneline -3\n  nubo workspace stop alice/web\n  nubo workspace delete alice/web"
     )]
-    Workspace(WorkspaceCommand),
+    Workspace(crate::workspaces::cli::WorkspaceCommand),
     /// Work with buildspec.yml files
     #[command(
         subcommand,
@@ -118,88 +118,6 @@ pub enum Command {
         after_help = "Examples:\n  echo '{\"api\":\"k-1\"}' | nubo secret put deploy-keys --value-stdin\n  nubo secret delete deploy-keys"
     )]
     Secret(crate::params::cli::ValueCommand),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum WorkspaceCommand {
-    /// Create a workspace (and start it, unless --no-start)
-    #[command(
-        after_help = "Examples:\n  nubo workspace create web --owner alice --repo my-app\n  nubo workspace create scratch --owner alice --backend container --idle-minutes 60"
-    )]
-    Create {
-        /// Workspace name: 1-64 letters, digits, '.', '_' or '-'
-        name: String,
-        /// The user who owns it
-        #[arg(long)]
-        owner: String,
-        /// A repository to check out in it
-        #[arg(long)]
-        repo: Option<String>,
-        /// `local` (a host process; not isolated) or `container`
-        #[arg(long, default_value = "local")]
-        backend: String,
-        /// Container image (container backend)
-        #[arg(long)]
-        image: Option<String>,
-        /// Stop after this many minutes without use (0 = never)
-        #[arg(long, default_value_t = 30)]
-        idle_minutes: i64,
-        /// Create it stopped
-        #[arg(long)]
-        no_start: bool,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
-    },
-    /// List workspaces
-    #[command(
-        after_help = "Examples:\n  nubo workspace list\n  nubo workspace list --owner alice --json"
-    )]
-    List {
-        /// Only this user's
-        #[arg(long)]
-        owner: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Start a stopped workspace
-    #[command(after_help = "Example:\n  nubo workspace start alice/web")]
-    Start {
-        /// Workspace id, or OWNER/NAME
-        workspace: String,
-    },
-    /// Stop a workspace (its terminals end; files stay)
-    #[command(after_help = "Example:\n  nubo workspace stop alice/web")]
-    Stop {
-        /// Workspace id, or OWNER/NAME
-        workspace: String,
-    },
-    /// Delete a workspace and its files
-    #[command(after_help = "Example:\n  nubo workspace delete alice/web")]
-    Delete {
-        /// Workspace id, or OWNER/NAME
-        workspace: String,
-    },
-    /// Run a command in a running workspace; exits with its exit code
-    #[command(
-        after_help = "Examples:\n  nubo workspace exec alice/web -- make test\n  nubo workspace exec alice/web --cwd src --env DEBUG=1 -- ls -la"
-    )]
-    Exec {
-        /// Workspace id, or OWNER/NAME
-        workspace: String,
-        /// Working directory, relative to the workspace root
-        #[arg(long)]
-        cwd: Option<String>,
-        /// Environment variables, KEY=VALUE (repeatable)
-        #[arg(long = "env", value_name = "KEY=VALUE")]
-        env: Vec<String>,
-        /// Seconds before the command is killed
-        #[arg(long, default_value_t = 300)]
-        timeout: u64,
-        /// The command and its arguments
-        #[arg(last = true, required = true)]
-        command: Vec<String>,
-    },
 }
 
 #[derive(Debug, Args)]
@@ -277,166 +195,6 @@ pub fn settings(global: &GlobalArgs, serve: Option<&ServeArgs>) -> anyhow::Resul
     Ok(config::resolve(&layers)?)
 }
 
-async fn find_workspace(
-    pool: &sqlx::SqlitePool,
-    spec: &str,
-) -> anyhow::Result<crate::workspaces::Workspace> {
-    use crate::workspaces;
-    if let Some((owner, name)) = spec.split_once('/') {
-        let user = accounts::find_by_name(pool, owner)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("no user named {owner:?}"))?;
-        return workspaces::list_for(pool, &user)
-            .await?
-            .into_iter()
-            .find(|w| w.name.eq_ignore_ascii_case(name))
-            .ok_or_else(|| anyhow::anyhow!("{owner} has no workspace named {name:?}"));
-    }
-    workspaces::find(pool, spec)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no workspace with id {spec:?} (or use OWNER/NAME)"))
-}
-
-fn print_workspaces(list: &[crate::workspaces::Workspace]) {
-    println!(
-        "{:<17} {:<12} {:<20} {:<10} {:<9} REPOSITORY",
-        "ID", "OWNER", "NAME", "BACKEND", "STATE"
-    );
-    for w in list {
-        println!(
-            "{:<17} {:<12} {:<20} {:<10} {:<9} {}",
-            w.id,
-            w.owner,
-            w.name,
-            w.backend,
-            w.state,
-            w.repo.as_deref().unwrap_or("-")
-        );
-    }
-}
-
-async fn workspace_command(cmd: WorkspaceCommand, settings: Settings) -> anyhow::Result<()> {
-    use crate::workspaces::{self, CreateWorkspace, Env};
-    let pool = db::open(&settings.data_dir).await?;
-    let master = crate::keys::load_or_create(&settings, &pool).await?;
-    let env = Env {
-        pool: pool.clone(),
-        master: std::sync::Arc::new(crate::keys::MasterKey::new(settings.clone(), master)),
-        settings: std::sync::Arc::new(settings),
-        state: None,
-    };
-    match cmd {
-        WorkspaceCommand::Create {
-            name,
-            owner,
-            repo,
-            backend,
-            image,
-            idle_minutes,
-            no_start,
-            json,
-        } => {
-            let user = accounts::find_by_name(&pool, &owner)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no user named {owner:?}"))?;
-            let ws = workspaces::create(
-                &env,
-                &user,
-                CreateWorkspace {
-                    name,
-                    repo,
-                    backend: Some(backend),
-                    image,
-                    idle_timeout_minutes: Some(idle_minutes),
-                    idle_timeout_seconds: None,
-                    start: Some(!no_start),
-                },
-            )
-            .await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&ws)?);
-            } else {
-                eprintln!("created workspace {} ({}), {}", ws.name, ws.id, ws.state);
-                println!("{}", ws.id);
-            }
-        }
-        WorkspaceCommand::List { owner, json } => {
-            let list = match owner {
-                Some(owner) => {
-                    let user = accounts::find_by_name(&pool, &owner)
-                        .await?
-                        .ok_or_else(|| anyhow::anyhow!("no user named {owner:?}"))?;
-                    workspaces::list_for(&pool, &user).await?
-                }
-                None => workspaces::list_all(&pool).await?,
-            };
-            if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
-            } else {
-                print_workspaces(&list);
-            }
-        }
-        WorkspaceCommand::Start { workspace } => {
-            let ws = find_workspace(&pool, &workspace).await?;
-            let ws = workspaces::start(&env, &ws).await?;
-            eprintln!("workspace {} is {}", ws.name, ws.state);
-        }
-        WorkspaceCommand::Stop { workspace } => {
-            let ws = find_workspace(&pool, &workspace).await?;
-            let ws = workspaces::stop(&env, &ws, None).await?;
-            eprintln!("workspace {} is {}", ws.name, ws.state);
-        }
-        WorkspaceCommand::Delete { workspace } => {
-            let ws = find_workspace(&pool, &workspace).await?;
-            workspaces::delete(&env, &ws).await?;
-            eprintln!("deleted workspace {}", ws.name);
-        }
-        WorkspaceCommand::Exec {
-            workspace,
-            cwd,
-            env: vars,
-            timeout,
-            command,
-        } => {
-            let ws = find_workspace(&pool, &workspace).await?;
-            if ws.state != "running" {
-                bail!(
-                    "workspace {} is {}; start it with `nubo workspace start {}`",
-                    ws.name,
-                    ws.state,
-                    ws.id
-                );
-            }
-            let mut map = serde_json::Map::new();
-            for kv in vars {
-                let (k, v) = kv
-                    .split_once('=')
-                    .ok_or_else(|| anyhow::anyhow!("--env takes KEY=VALUE, not {kv:?}"))?;
-                map.insert(k.to_string(), serde_json::Value::String(v.to_string()));
-            }
-            let out: serde_json::Value = workspaces::agent(&env.settings, &ws)
-                .json(
-                    axum::http::Method::POST,
-                    "/exec",
-                    Some(serde_json::json!({
-                        "command": command, "cwd": cwd, "env": map, "timeout_s": timeout,
-                    })),
-                )
-                .await?;
-            use std::io::Write;
-            std::io::stdout().write_all(out["stdout"].as_str().unwrap_or("").as_bytes())?;
-            std::io::stderr().write_all(out["stderr"].as_str().unwrap_or("").as_bytes())?;
-            if out["timed_out"].as_bool() == Some(true) {
-                eprintln!("nubo: the command was killed after {timeout} s");
-            }
-            std::io::stdout().flush()?;
-            let code = out["exit_code"].as_i64().unwrap_or(1);
-            std::process::exit(code.clamp(0, 255) as i32);
-        }
-    }
-    Ok(())
-}
-
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     match cli.command {
         Command::Project(cmd) => crate::builds::cli::run(cmd, &Ctx::open(&settings).await?).await,
@@ -455,25 +213,14 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Build(args) => {
             tokio::task::spawn_blocking(move || crate::builds::cli::build(args)).await?
         }
-        Command::Workspace(cmd) => workspace_command(cmd, settings).await,
+        Command::Workspace(cmd) => {
+            crate::workspaces::cli::run(cmd, &Ctx::open(&settings).await?).await
+        }
         Command::Serve(_) => crate::serve::serve(settings).await,
         Command::Repo(cmd) => crate::repos::cli::run(cmd, &Ctx::open(&settings).await?).await,
         Command::User(cmd) => crate::identity::cli::user(cmd, &Ctx::open(&settings).await?).await,
         Command::Token(cmd) => crate::identity::cli::token(cmd, &Ctx::open(&settings).await?).await,
-        Command::Key(KeyCommand::Rotate) => {
-            // Every domain that seals with the master key, in one transaction.
-            let pool = db::open(&settings.data_dir).await?;
-            let mut rotation = keys::Rotation::begin(&settings, &pool).await?;
-            let (old, new) = (rotation.old.clone(), rotation.new.clone());
-            let n = crate::repos::reseal(&mut rotation.tx, &old, &new).await?;
-            crate::params::reseal(&mut rotation.tx, &old, &new).await?;
-            rotation.finish().await?;
-            eprintln!(
-                "re-wrapped {n} data key(s) under a new master key in {}; the old key no longer opens them",
-                keys::key_path(&settings).display()
-            );
-            Ok(())
-        }
+        Command::Key(KeyCommand::Rotate) => key::rotate(&settings).await,
         Command::Hook(crate::repos::cli::HookCommand::PreReceive) => {
             crate::repos::hook::pre_receive(&settings).await
         }

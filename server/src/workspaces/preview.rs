@@ -19,62 +19,17 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::any;
 use axum::Router;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
-use crate::db::now_ms;
 use crate::error::{Error, Result};
 use crate::http::auth::CurrentUser;
 use crate::state::AppState;
-use crate::workspaces;
+use crate::workspaces::{self};
 
 const TOKEN_TTL_MS: i64 = 60_000;
 const COOKIE_TTL_MS: i64 = 12 * 3_600_000;
 const COOKIE: &str = "nubo_preview";
 /// The token exchange, inside each preview's space.
 const AUTH_PATH: &str = "__nubo/auth";
-
-/// The key previews' tokens and cookies are signed with (one per process:
-/// after a restart, owners come through Nubo's entry again).
-#[derive(Clone)]
-pub struct PreviewKey([u8; 32]);
-
-impl Default for PreviewKey {
-    fn default() -> Self {
-        PreviewKey(rand::random())
-    }
-}
-
-impl PreviewKey {
-    fn mac(&self, text: &str) -> String {
-        let mut m = Hmac::<Sha256>::new_from_slice(&self.0).expect("any key length");
-        m.update(text.as_bytes());
-        hex::encode(m.finalize().into_bytes())
-    }
-
-    /// `kind.ws.port.user.expiry.mac`; `kind` keeps a token from passing as
-    /// a cookie and the other way round.
-    fn sign(&self, kind: &str, ws: &str, port: u16, user: &str, ttl_ms: i64) -> String {
-        let body = format!("{kind}.{ws}.{port}.{user}.{}", now_ms() + ttl_ms);
-        let mac = self.mac(&body);
-        format!("{body}.{mac}")
-    }
-
-    /// The user a token or cookie was made for, if it is genuine, current
-    /// and for this workspace and port.
-    fn verify(&self, kind: &str, value: &str, ws: &str, port: u16) -> Option<String> {
-        let (body, mac) = value.rsplit_once('.')?;
-        if !crate::http::auth::secret_matches(&self.mac(body), mac) {
-            return None;
-        }
-        let parts: Vec<&str> = body.split('.').collect();
-        let [k, w, p, user, expiry] = parts.as_slice() else {
-            return None;
-        };
-        let fresh = expiry.parse::<i64>().ok()? > now_ms();
-        (*k == kind && *w == ws && *p == port.to_string() && fresh).then(|| user.to_string())
-    }
-}
 
 fn host_of(headers: &HeaderMap) -> Option<String> {
     let host = headers.get(header::HOST)?.to_str().ok()?;
@@ -364,8 +319,8 @@ async fn serve_inner(state: &AppState, request: Request) -> Result<Response> {
     };
     let client = workspaces::agent(&state.settings, &ws);
     let sender = crate::agent_client::tunnel(&client, port).await?;
-    state.workspaces.touch(&ws.id);
-    let activity = state.workspaces.clone();
+    state.workspaces.activity.touch(&ws.id);
+    let activity = state.workspaces.activity.clone();
     let ws_id = ws.id.clone();
     let mut response =
         crate::agent_client::forward(sender, &path, request, move || activity.open(&ws_id)).await?;
@@ -382,27 +337,4 @@ async fn serve_inner(state: &AppState, request: Request) -> Result<Response> {
     }
     h.remove(header::X_FRAME_OPTIONS);
     Ok(response)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_are_bound_to_their_preview_kind_and_time() {
-        let key = PreviewKey::default();
-        let t = key.sign("t", "w1", 3000, "u1", 60_000);
-        assert_eq!(key.verify("t", &t, "w1", 3000).as_deref(), Some("u1"));
-        assert!(key.verify("t", &t, "w2", 3000).is_none());
-        assert!(key.verify("t", &t, "w1", 3001).is_none());
-        assert!(
-            key.verify("c", &t, "w1", 3000).is_none(),
-            "a token is no cookie"
-        );
-        assert!(PreviewKey::default().verify("t", &t, "w1", 3000).is_none());
-        let old = key.sign("t", "w1", 3000, "u1", -1);
-        assert!(key.verify("t", &old, "w1", 3000).is_none());
-        let forged = t.replace(".u1.", ".u2.");
-        assert!(key.verify("t", &forged, "w1", 3000).is_none());
-    }
 }
