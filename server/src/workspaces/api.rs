@@ -121,18 +121,10 @@ async fn update_workspace(
             idle_timeout_seconds: body.idle_timeout_seconds,
             ..Default::default()
         })?;
-        sqlx::query("UPDATE workspaces SET idle_timeout_seconds = $1 WHERE id = $2")
-            .bind(secs)
-            .bind(&ws.id)
-            .execute(&state.pool)
-            .await?;
+        workspaces::set_idle_timeout(&state.pool, &ws.id, secs).await?;
     }
     if let Some(shared) = body.preview_shared {
-        sqlx::query("UPDATE workspaces SET preview_shared = $1 WHERE id = $2")
-            .bind(shared)
-            .bind(&ws.id)
-            .execute(&state.pool)
-            .await?;
+        workspaces::set_preview_shared(&state.pool, &ws.id, shared).await?;
     }
     let ws = workspaces::find(&state.pool, &id).await?.expect("exists");
     Ok(Json(view(&state, ws).await))

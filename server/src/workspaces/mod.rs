@@ -282,6 +282,26 @@ async fn set_state(pool: &SqlitePool, id: &str, state: &str, error: Option<&str>
     Ok(())
 }
 
+/// Sets how long the workspace may go unused before it is stopped.
+pub async fn set_idle_timeout(pool: &SqlitePool, id: &str, seconds: i64) -> Result<()> {
+    sqlx::query("UPDATE workspaces SET idle_timeout_seconds = $1 WHERE id = $2")
+        .bind(seconds)
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Makes the workspace's previews public (sandboxed) or owner-only.
+pub async fn set_preview_shared(pool: &SqlitePool, id: &str, shared: bool) -> Result<()> {
+    sqlx::query("UPDATE workspaces SET preview_shared = $1 WHERE id = $2")
+        .bind(shared)
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 /// The URL git in the workspace reaches the server at.
 pub fn server_url(settings: &Settings, confined: bool) -> String {
     if confined {

@@ -2,6 +2,17 @@
 //! dir, and runs its CLI. Each test gets a fresh server.
 #![allow(dead_code)]
 
+mod builds;
+mod podman;
+mod workspaces;
+
+#[allow(unused_imports)]
+pub use builds::*;
+#[allow(unused_imports)]
+pub use podman::*;
+#[allow(unused_imports)]
+pub use workspaces::*;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -362,19 +373,6 @@ pub async fn api(
     )
 }
 
-pub async fn exec(server: &Server, token: &str, id: &str, cmd: &[&str]) -> Value {
-    let (status, out) = api(
-        server,
-        token,
-        reqwest::Method::POST,
-        &format!("/workspaces/{id}/exec"),
-        Some(json!({"command": cmd})),
-    )
-    .await;
-    assert_eq!(status, 200, "{out}");
-    out
-}
-
 /// A repository with one pushed commit holding README.md.
 pub async fn repo_with_readme(server: &Server, token: &str, name: &str) {
     create_repo(server, token, name).await;
@@ -389,252 +387,18 @@ pub async fn repo_with_readme(server: &Server, token: &str, name: &str) {
     ok(git(&src, "alice", token, &["push", "-q", &url, "main"]));
 }
 
-pub async fn create_ws(server: &Server, token: &str, body: Value) -> Value {
-    let (status, ws) = api(
-        server,
-        token,
-        reqwest::Method::POST,
-        "/workspaces",
-        Some(body),
-    )
-    .await;
-    assert_eq!(status, 201, "{ws}");
-    ws
-}
-
-pub type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-pub async fn attach(server: &Server, token: &str, id: &str, tid: &str) -> Ws {
-    let url = server
-        .url(&format!("/api/v1/workspaces/{id}/terminals/{tid}/attach"))
-        .replace("http://", "ws://");
-    let mut req = url.into_client_request().unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let (ws, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("websocket connects");
-    ws
-}
-
-/// Reads output (acknowledging it) until `needle` shows up; returns it all.
-pub async fn read_until(ws: &mut Ws, needle: &str) -> String {
-    let mut seen = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !seen.contains(needle) {
-        let msg = tokio::time::timeout_at(deadline, ws.next())
-            .await
-            .unwrap_or_else(|_| panic!("no {needle:?} in {seen:?}"))
-            .expect("socket open")
-            .unwrap();
-        if let Message::Binary(b) = msg {
-            seen.push_str(&String::from_utf8_lossy(&b));
-            let ack = json!({"type": "ack", "bytes": b.len()}).to_string();
-            ws.send(Message::Text(ack.into())).await.unwrap();
-        }
-    }
-    seen
-}
-
-pub async fn type_line(ws: &mut Ws, line: &str) {
-    ws.send(Message::Binary(format!("{line}\n").into_bytes().into()))
-        .await
-        .unwrap();
-}
-
-/// A Podman API service on a socket of its own, for container workspaces;
-/// removes the containers made against it and stops it when dropped.
-pub struct Podman {
-    pub socket: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Podman {
-    pub fn start() -> Podman {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("podman.sock");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/podman.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg("service")
-            .arg(&socket)
-            .output()
-            .expect("run scripts/podman.sh");
-        assert!(
-            out.status.success(),
-            "the podman service did not start (the test command installs it: scripts/podman.sh install):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Podman { socket, _dir: dir }
-    }
-
-    /// `(NUBO_CONTAINER_SOCKET, path)` for `Server::start`.
-    pub fn env(&self) -> (&'static str, String) {
-        ("NUBO_CONTAINER_SOCKET", self.socket.display().to_string())
-    }
-
-    /// The same, borrowed, to list beside other settings.
-    pub fn env_ref(&self) -> (&'static str, &str) {
-        ("NUBO_CONTAINER_SOCKET", self.socket.to_str().unwrap())
-    }
-
-    pub fn podman(&self, args: &[&str]) -> Output {
-        Command::new("podman")
-            .arg("--url")
-            .arg(format!("unix://{}", self.socket.display()))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-}
-
-impl Drop for Podman {
-    fn drop(&mut self) {
-        let out = self.podman(&["ps", "-aq", "--filter", "label=io.nubo.workspace"]);
-        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            // Only containers whose workspace dir is gone with its test.
-            let inspect = self.podman(&[
-                "inspect",
-                "--format",
-                "{{range .Mounts}}{{.Source}} {{end}}",
-                id,
-            ]);
-            let mounts = String::from_utf8_lossy(&inspect.stdout).to_string();
-            let orphan = mounts
-                .split_whitespace()
-                .filter(|m| m.ends_with("/files"))
-                .all(|m| !Path::new(m).exists());
-            if orphan {
-                let _ = self.podman(&["rm", "-f", "-t", "0", id]);
-            }
-        }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/podman.sh");
-        let _ = Command::new("bash")
-            .arg(script)
-            .arg("stop")
-            .arg(&self.socket)
-            .output();
-    }
-}
-
 // Builds: wait for one to end, read its log.
 
-pub async fn wait_build(server: &Server, token: &str, id: &str) -> serde_json::Value {
-    for _ in 0..600 {
-        let (_, b) = api(
-            server,
-            token,
-            reqwest::Method::GET,
-            &format!("/builds/{id}"),
-            None,
-        )
-        .await;
-        if b["status"] != "QUEUED" && b["status"] != "IN_PROGRESS" {
-            return b;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("build {id} did not finish");
-}
-
-pub async fn build_log(server: &Server, token: &str, id: &str) -> String {
-    client()
-        .get(server.url(&format!("/api/v1/builds/{id}/log")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-/// Pushes `files` and symbolic `links` (path, target) as one commit to
-/// `main` of `repo`, with `alice` as the git user; answers the commit.
-pub fn push_files(
-    server: &Server,
-    token: &str,
-    repo: &str,
-    files: &[(&str, &str)],
-    links: &[(&str, &str)],
-) -> String {
-    push_files_as(server, "alice", token, repo, files, links)
-}
-
-/// [`push_files`] as another user.
-pub fn push_files_as(
-    server: &Server,
-    user: &str,
-    token: &str,
-    repo: &str,
-    files: &[(&str, &str)],
-    links: &[(&str, &str)],
-) -> String {
-    let tmp = tempfile::tempdir().unwrap();
-    let w = tmp.path();
-    let url = server.url(&format!("/v1/repos/{repo}"));
-    ok(git(w, user, token, &["init", "-q", "src"]));
-    let src = w.join("src");
-    for (path, text) in files {
-        let p = src.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    for (path, target) in links {
-        std::os::unix::fs::symlink(target, src.join(path)).unwrap();
-    }
-    ok(git(&src, "x", "x", &["add", "."]));
-    ok(git(&src, "x", "x", &["commit", "-qm", "build me"]));
-    ok(git(&src, user, token, &["push", "-q", "-f", &url, "main"]));
-    ok(git(&src, "x", "x", &["rev-parse", "HEAD"]))
-        .trim()
-        .to_string()
-}
-
-/// Opens a preview as a browser does: Nubo's entry (with `token`, if any)
-/// redirects to the preview origin, which trades the one-time token for its
-/// own cookie and redirects to the page. Answers the final response and
-/// the preview cookie (`name=value`) it set, if any.
-pub async fn open_preview(
-    server: &Server,
-    token: Option<&str>,
-    id: &str,
-    port: u16,
-    path: &str,
-) -> (reqwest::Response, Option<String>) {
-    let http = client();
-    let mut req = http.get(server.url(&format!("/w/{id}/preview/{port}{path}")));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let mut r = req.send().await.unwrap();
-    let mut cookie: Option<String> = None;
-    for _ in 0..3 {
-        if !r.status().is_redirection() {
-            break;
-        }
-        let location = r.headers()["location"].to_str().unwrap().to_string();
-        if let Some(c) = r
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with("nubo_preview="))
-        {
-            cookie = Some(c.split(';').next().unwrap().to_string());
-        }
-        let url = if location.starts_with("http") {
-            location
-        } else {
-            let origin = r.url().origin().ascii_serialization();
-            format!("{origin}{location}")
-        };
-        let mut next = http.get(&url);
-        if let Some(c) = &cookie {
-            next = next.header("cookie", c);
-        }
-        r = next.send().await.unwrap();
-    }
-    (r, cookie)
+/// An API error's status and `error.code`; its message must not be empty.
+pub async fn error_code(resp: reqwest::Response) -> (u16, String) {
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.expect("error body is JSON");
+    let code = body["error"]["code"]
+        .as_str()
+        .expect("error.code")
+        .to_string();
+    assert!(body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
+    (status, code)
 }
