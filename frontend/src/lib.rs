@@ -8,8 +8,11 @@
 mod assets;
 pub mod batches;
 pub mod builds;
+pub mod identity;
 mod layout;
 pub mod pages;
+pub mod params;
+pub mod repos;
 pub mod workspaces;
 
 pub use assets::{asset, Asset};

@@ -66,6 +66,32 @@ pub fn engine_error(what: &str, status: u16, body: &serde_json::Value) -> Error 
     Error::Internal(format!("{what} failed ({status}): {message}"))
 }
 
+/// Creates the container `name` from the Engine API's create `body`;
+/// `what` names it in the error.
+pub async fn create_container(
+    engine: &AgentClient,
+    name: &str,
+    body: serde_json::Value,
+    what: &str,
+) -> Result<()> {
+    let path = format!("/containers/create?name={name}");
+    let (status, created) = call(engine, Method::POST, &path, Some(body)).await?;
+    if status != 201 {
+        return Err(engine_error(&format!("creating {what}"), status, &created));
+    }
+    Ok(())
+}
+
+/// Starts the container `name` (already running is fine).
+pub async fn start_container(engine: &AgentClient, name: &str, what: &str) -> Result<()> {
+    let path = format!("/containers/{name}/start");
+    let (status, body) = call(engine, Method::POST, &path, None).await?;
+    if status != 204 && status != 304 {
+        return Err(engine_error(&format!("starting {what}"), status, &body));
+    }
+    Ok(())
+}
+
 /// Whether container workspaces can be made here: the engine answers.
 pub async fn available(settings: &Settings) -> Result<()> {
     let engine = engine(settings)?;

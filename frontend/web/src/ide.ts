@@ -1,7 +1,7 @@
 // The workspace IDE (loaded only by /workspaces/{id} as /assets/ide.js,
 // next to app.js which handles the theme switch and confirmations).
 //
-// Page hooks, rendered by frontend/src/workspaces.rs; browser tests select on
+// Page hooks, rendered by frontend/src/workspaces/mod.rs; browser tests select on
 // them, so keep them stable:
 //
 //   #ide                    root; data-workspace-id, data-api (API base),

@@ -1,6 +1,5 @@
-//! `/api/v1/projects`, `/api/v1/builds`, `/api/v1/parameters` and
-//! `/api/v1/secrets`: build projects, builds with their live logs and
-//! artifacts, and the stores builds take secret values from.
+//! `/api/v1/projects`, `/api/v1/builds` and `/api/v1/build-batches`: build
+//! projects, builds with their live logs and artifacts, and batches.
 
 use std::convert::Infallible;
 

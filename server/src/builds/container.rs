@@ -11,7 +11,9 @@ use crate::agent_client::Method;
 
 use crate::builds::external::BUILD_TOOL;
 use crate::config::Settings;
-use crate::engine::{call, engine, engine_error, image_available};
+use crate::engine::{
+    call, create_container, engine, engine_error, image_available, start_container,
+};
 use crate::error::{Error, Result};
 
 /// What a container build needs: `work` holds `src/` (the checkout) and
@@ -78,27 +80,9 @@ pub async fn run_build(
         },
     });
     let name = build.name.clone();
-    let (s, created) = call(
-        &engine,
-        Method::POST,
-        &format!("/containers/create?name={name}"),
-        Some(body),
-    )
-    .await?;
-    if s != 201 {
-        return Err(engine_error("creating the build container", s, &created));
-    }
+    create_container(&engine, &name, body, "the build container").await?;
     let result = async {
-        let (s, body) = call(
-            &engine,
-            Method::POST,
-            &format!("/containers/{name}/start"),
-            None,
-        )
-        .await?;
-        if s != 204 && s != 304 {
-            return Err(engine_error("starting the build container", s, &body));
-        }
+        start_container(&engine, &name, "the build container").await?;
         // Stop switch: kill the container when asked.
         let done = Arc::new(AtomicBool::new(false));
         let stopped = Arc::new(AtomicBool::new(false));

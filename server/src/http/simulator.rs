@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::{Form, Router};
-use nubo_frontend::pages;
+use nubo_frontend::identity as view;
 use nubo_frontend::{Flash, Nav};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -118,16 +118,11 @@ pub fn stored_value_kind(action: &str) -> Option<&'static str> {
 async fn simulator_page(user: PageUser) -> PageResult {
     require_admin(&user)?;
     let ctx = context(&user, "Policy simulator", Nav::Simulator).await;
-    let sim = pages::Simulation {
+    let sim = view::Simulation {
         action: "codecommit:GitPush".into(),
         ..Default::default()
     };
-    Ok(Html(pages::simulator(
-        &ctx,
-        crate::identity::policy::ACTIONS,
-        sim,
-    ))
-    .into_response())
+    Ok(Html(view::simulator(&ctx, crate::identity::policy::ACTIONS, sim)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -146,7 +141,7 @@ async fn simulate_form(
 ) -> PageResult {
     require_admin(&user)?;
     let mut ctx = context(&user, "Policy simulator", Nav::Simulator).await;
-    let mut sim = pages::Simulation {
+    let mut sim = view::Simulation {
         user: form.user.trim().to_string(),
         action: form.action.clone(),
         repo: form.repo.trim().to_string(),
@@ -184,10 +179,5 @@ async fn simulate_form(
             sim.user
         )));
     }
-    Ok(Html(pages::simulator(
-        &ctx,
-        crate::identity::policy::ACTIONS,
-        sim,
-    ))
-    .into_response())
+    Ok(Html(view::simulator(&ctx, crate::identity::policy::ACTIONS, sim)).into_response())
 }

@@ -9,7 +9,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use nubo_frontend::pages;
+use nubo_frontend::identity as view;
 use nubo_frontend::{Flash, Nav};
 use serde::Deserialize;
 use tower_sessions::Session;
@@ -101,7 +101,7 @@ async fn login_page(
     let error = take_flash(&session).await.map(|f| match f {
         Flash::Ok(t) | Flash::Error(t) => t,
     });
-    Ok(Html(pages::login(&csrf, error, safe_next(q.next.as_deref()))).into_response())
+    Ok(Html(view::login(&csrf, error, safe_next(q.next.as_deref()))).into_response())
 }
 
 #[derive(Deserialize)]
@@ -122,7 +122,7 @@ async fn login_submit(
     let refuse = |status: StatusCode, message: &str, csrf: &str| {
         (
             status,
-            Html(pages::login(csrf, Some(message.to_string()), &next)),
+            Html(view::login(csrf, Some(message.to_string()), &next)),
         )
             .into_response()
     };
@@ -191,7 +191,7 @@ async fn logout(session: Session) -> PageResult {
 
 async fn account_page(user: PageUser) -> Response {
     let ctx = context(&user, "Account", Nav::Account).await;
-    Html(pages::account(&ctx)).into_response()
+    Html(view::account(&ctx)).into_response()
 }
 
 #[derive(Deserialize)]
@@ -230,7 +230,7 @@ async fn render_tokens(state: &AppState, user: &PageUser, new_token: Option<Stri
     let rows = tokens::list(&state.pool, &user.user.id)
         .await?
         .into_iter()
-        .map(|t| pages::TokenRow {
+        .map(|t| view::TokenRow {
             id: t.id,
             description: t.description,
             prefix: t.prefix,
@@ -239,7 +239,7 @@ async fn render_tokens(state: &AppState, user: &PageUser, new_token: Option<Stri
         })
         .collect();
     let ctx = context(user, "API tokens", Nav::Tokens).await;
-    Ok(Html(pages::tokens(&ctx, rows, new_token)).into_response())
+    Ok(Html(view::tokens(&ctx, rows, new_token)).into_response())
 }
 
 async fn tokens_page(State(state): State<AppState>, user: PageUser) -> PageResult {
@@ -286,7 +286,7 @@ async fn render_git_credentials(
     let rows = crate::identity::git_credentials::list(&state.pool, &user.user.id)
         .await?
         .into_iter()
-        .map(|c| pages::GitCredentialRow {
+        .map(|c| view::GitCredentialRow {
             scope: match (&c.repos, c.can_write) {
                 (None, true) => "all your repositories, read-write".into(),
                 (None, false) => "all your repositories, read".into(),
@@ -305,7 +305,7 @@ async fn render_git_credentials(
     let keys = crate::identity::ssh_keys::list(&state.pool, &user.user.id)
         .await?
         .into_iter()
-        .map(|k| pages::SshKeyRow {
+        .map(|k| view::SshKeyRow {
             id: k.id,
             fingerprint: k.fingerprint,
             algorithm: k.algorithm,
@@ -313,7 +313,7 @@ async fn render_git_credentials(
         })
         .collect();
     let ctx = context(user, "Git credentials", Nav::GitCredentials).await;
-    Ok(Html(pages::git_credentials(&ctx, keys, rows, new)).into_response())
+    Ok(Html(view::git_credentials(&ctx, keys, rows, new)).into_response())
 }
 
 async fn git_credentials_page(State(state): State<AppState>, user: PageUser) -> PageResult {
@@ -374,7 +374,7 @@ async fn admin_audit(State(state): State<AppState>, user: PageUser) -> PageResul
     let rows = crate::identity::iam::audit(&state.pool, 200)
         .await?
         .into_iter()
-        .map(|e| pages::AuditRow {
+        .map(|e| view::AuditRow {
             time: e.time,
             user: e.user,
             action: e.action,
@@ -386,7 +386,7 @@ async fn admin_audit(State(state): State<AppState>, user: PageUser) -> PageResul
         })
         .collect();
     let ctx = context(&user, "Audit log", Nav::Audit).await;
-    Ok(Html(pages::audit(&ctx, rows)).into_response())
+    Ok(Html(view::audit(&ctx, rows)).into_response())
 }
 
 async fn admin_users(State(state): State<AppState>, user: PageUser) -> PageResult {
@@ -394,7 +394,7 @@ async fn admin_users(State(state): State<AppState>, user: PageUser) -> PageResul
     let rows = accounts::list(&state.pool)
         .await?
         .into_iter()
-        .map(|u| pages::UserRow {
+        .map(|u| view::UserRow {
             name: u.name,
             admin: u.admin,
             disabled: u.disabled,
@@ -402,7 +402,7 @@ async fn admin_users(State(state): State<AppState>, user: PageUser) -> PageResul
         })
         .collect();
     let ctx = context(&user, "Users", Nav::Admin).await;
-    Ok(Html(pages::admin_users(&ctx, rows)).into_response())
+    Ok(Html(view::admin_users(&ctx, rows)).into_response())
 }
 
 #[derive(Deserialize)]

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use nubo_frontend::pages;
+use nubo_frontend::params as view;
 use nubo_frontend::{Flash, Nav};
 use serde::Deserialize;
 
@@ -24,7 +24,7 @@ async fn stores_page(State(state): State<AppState>, user: PageUser) -> PageResul
     require_admin(&user)?;
     let rows = |list: Vec<crate::params::StoredValue>| {
         list.into_iter()
-            .map(|v| pages::StoredRow {
+            .map(|v| view::StoredRow {
                 name: v.name,
                 updated_at: v.updated_at,
             })
@@ -33,7 +33,7 @@ async fn stores_page(State(state): State<AppState>, user: PageUser) -> PageResul
     let parameters = rows(crate::params::list_values(&state.pool, "parameter").await?);
     let secrets = rows(crate::params::list_values(&state.pool, "secret").await?);
     let ctx = context(&user, "Parameters & secrets", Nav::Stores).await;
-    Ok(Html(pages::stores_page(&ctx, parameters, secrets)).into_response())
+    Ok(Html(view::stores_page(&ctx, parameters, secrets)).into_response())
 }
 
 #[derive(Deserialize)]

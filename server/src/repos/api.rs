@@ -148,21 +148,7 @@ async fn delete_repo(
     current: CurrentUser,
     Path(name): Path<String>,
 ) -> Result<StatusCode> {
-    let repo = repos::authorize(
-        &state.pool,
-        &name,
-        &current.user,
-        "codecommit:DeleteRepository",
-    )
-    .await?;
-    repos::delete(
-        &state.pool,
-        &state.settings.data_dir,
-        &state.cache_dir,
-        &repo,
-    )
-    .await?;
-    tracing::info!(repo = %repo.name, by = %current.user.name, "repository deleted");
+    repos::delete_as(&state, &name, &current.user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -336,6 +336,15 @@ pub async fn delete(
     Ok(())
 }
 
+/// Deletes the repository `name` for `user`, if IAM allows it
+/// (`codecommit:DeleteRepository`); answers what was deleted.
+pub async fn delete_as(ctx: &Ctx, name: &str, user: &User) -> Result<Repo> {
+    let repo = authorize(&ctx.pool, name, user, "codecommit:DeleteRepository").await?;
+    delete(&ctx.pool, &ctx.settings.data_dir, &ctx.cache_dir, &repo).await?;
+    tracing::info!(repo = %repo.name, by = %user.name, "repository deleted");
+    Ok(repo)
+}
+
 /// The locks that serialise work on each repository's working copy, one
 /// per repository (the server's registry; the CLI makes its own).
 #[derive(Clone, Default)]

@@ -7,7 +7,7 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use nubo_frontend::pages;
+use nubo_frontend::repos as view;
 use nubo_frontend::{Flash, Nav};
 use serde::Deserialize;
 
@@ -35,7 +35,7 @@ async fn repos_page(State(state): State<AppState>, user: PageUser) -> PageResult
     let rows = repos::list_for(&state.pool, &user.user)
         .await?
         .into_iter()
-        .map(|r| pages::RepoRow {
+        .map(|r| view::RepoRow {
             name: r.name,
             description: r.description,
             owner: r.owner,
@@ -43,7 +43,7 @@ async fn repos_page(State(state): State<AppState>, user: PageUser) -> PageResult
         })
         .collect();
     let ctx = context(&user, "Repositories", Nav::Repositories).await;
-    Ok(Html(pages::repos(&ctx, rows)).into_response())
+    Ok(Html(view::repos(&ctx, rows)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -108,7 +108,7 @@ async fn repo_page(
     let pushes = crate::repos::pushes::list(&state.pool, &repo.id, &repo.name, 20)
         .await?
         .into_iter()
-        .map(|u| pages::PushRow {
+        .map(|u| view::PushRow {
             ref_name: u.ref_name,
             old: u.old,
             new: u.new,
@@ -174,7 +174,7 @@ async fn repo_page(
             } else {
                 h.branches.join(", ")
             };
-            rows.push(pages::WebhookRow {
+            rows.push(view::WebhookRow {
                 id: h.id,
                 url: h.url,
                 filter: format!("{} · {filter}", h.events.join(", ")),
@@ -185,7 +185,7 @@ async fn repo_page(
     } else {
         None
     };
-    let page = pages::RepoPage {
+    let page = view::RepoPage {
         webhooks,
         pushes,
         head,
@@ -203,7 +203,7 @@ async fn repo_page(
         user: user.user.name.clone(),
     };
     let ctx = context(&user, &repo.name, Nav::Repositories).await;
-    Ok(Html(pages::repo(&ctx, page)).into_response())
+    Ok(Html(view::repo(&ctx, page)).into_response())
 }
 
 async fn tree_page(
@@ -218,13 +218,13 @@ async fn tree_page(
     let entries = crate::repos::browse::read(move || nubo_git::browse::tree(&dir, &r, &p))
         .await?
         .into_iter()
-        .map(|e| pages::BrowseEntry {
+        .map(|e| view::BrowseEntry {
             name: e.name,
             kind: e.kind,
         })
         .collect();
     let ctx = context(&user, &repo.name, Nav::Repositories).await;
-    Ok(Html(pages::tree_page(&ctx, &repo.name, &rev, &path, entries)).into_response())
+    Ok(Html(view::tree_page(&ctx, &repo.name, &rev, &path, entries)).into_response())
 }
 
 async fn blob_page(
@@ -242,7 +242,7 @@ async fn blob_page(
         .then(|| String::from_utf8(data).ok())
         .flatten();
     let ctx = context(&user, &repo.name, Nav::Repositories).await;
-    Ok(Html(pages::blob_page(&ctx, &repo.name, &rev, &path, text, size)).into_response())
+    Ok(Html(view::blob_page(&ctx, &repo.name, &rev, &path, text, size)).into_response())
 }
 
 async fn raw_page(
@@ -276,7 +276,7 @@ async fn commits_page(
     let commits = crate::repos::browse::read(move || nubo_git::browse::log(&dir, &r, 100))
         .await?
         .into_iter()
-        .map(|c| pages::CommitRow {
+        .map(|c| view::CommitRow {
             id: c.id,
             summary: c.summary,
             author: c.author,
@@ -284,7 +284,7 @@ async fn commits_page(
         })
         .collect();
     let ctx = context(&user, &repo.name, Nav::Repositories).await;
-    Ok(Html(pages::commits_page(&ctx, &repo.name, &rev, commits)).into_response())
+    Ok(Html(view::commits_page(&ctx, &repo.name, &rev, commits)).into_response())
 }
 
 async fn commit_page(
@@ -296,7 +296,7 @@ async fn commit_page(
         crate::repos::browse::working_copy(&state, &state.repo_locks, &name, &user.user).await?;
     let (c, changes) =
         crate::repos::browse::read(move || nubo_git::browse::commit(&dir, &sha)).await?;
-    let row = pages::CommitRow {
+    let row = view::CommitRow {
         id: c.id.clone(),
         summary: c.summary.clone(),
         author: c.author.clone(),
@@ -304,7 +304,7 @@ async fn commit_page(
     };
     let changes = changes
         .into_iter()
-        .map(|f| pages::ChangeRow {
+        .map(|f| view::ChangeRow {
             path: f.path,
             change: f.change,
             patch: f.patch,
@@ -312,7 +312,7 @@ async fn commit_page(
         })
         .collect();
     let ctx = context(&user, &repo.name, Nav::Repositories).await;
-    Ok(Html(pages::commit_page(
+    Ok(Html(view::commit_page(
         &ctx, &repo.name, row, c.message, c.parents, changes,
     ))
     .into_response())
@@ -383,21 +383,7 @@ async fn delete_repo(
     user: PageUser,
     Path(name): Path<String>,
 ) -> PageResult {
-    let repo = repos::authorize(
-        &state.pool,
-        &name,
-        &user.user,
-        "codecommit:DeleteRepository",
-    )
-    .await?;
-    repos::delete(
-        &state.pool,
-        &state.settings.data_dir,
-        &state.cache_dir,
-        &repo,
-    )
-    .await?;
-    tracing::info!(repo = %repo.name, by = %user.user.name, "repository deleted");
+    let repo = repos::delete_as(&state, &name, &user.user).await?;
     set_flash(
         &user.session,
         Flash::Ok(format!("Deleted repository {}.", repo.name)),

@@ -17,7 +17,9 @@
 
 use crate::agent_client::Method;
 
-use crate::engine::{call, engine, engine_error, image_available};
+use crate::engine::{
+    call, create_container, engine, engine_error, image_available, start_container,
+};
 use crate::error::{Error, Result};
 use crate::workspaces::{self, Env, Workspace};
 
@@ -90,29 +92,11 @@ pub async fn start(env: &Env, ws: &Workspace) -> Result<String> {
                 "Init": true,
             },
         });
-        let (s, created) = call(
-            &engine,
-            Method::POST,
-            &format!("/containers/create?name={name}"),
-            Some(body),
-        )
-        .await?;
-        if s != 201 {
-            return Err(engine_error("creating the container", s, &created));
-        }
+        create_container(&engine, &name, body, "the container").await?;
     } else if status != 200 {
         return Err(engine_error("inspecting the container", status, &info));
     }
-    let (s, body) = call(
-        &engine,
-        Method::POST,
-        &format!("/containers/{name}/start"),
-        None,
-    )
-    .await?;
-    if s != 204 && s != 304 {
-        return Err(engine_error("starting the container", s, &body));
-    }
+    start_container(&engine, &name, "the container").await?;
     Ok(name)
 }
 

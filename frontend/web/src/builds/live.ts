@@ -1,5 +1,5 @@
 // The live build page: follows a queued or running build over server-sent
-// events. The page (frontend/src/builds.rs) shows the log as it was when
+// events. The page (frontend/src/builds/mod.rs) shows the log as it was when
 // rendered; this replaces it with the stream, which replays the whole log
 // from the start and then follows it.
 //

@@ -141,13 +141,13 @@ export function isActive(status: string): boolean {
   return status === "QUEUED" || status === "IN_PROGRESS";
 }
 
-/** `IN_PROGRESS` → `In progress`; the same as `status_label` in builds.rs. */
+/** `IN_PROGRESS` → `In progress`; the same as `status_label` in frontend/src/builds/mod.rs. */
 export function statusLabel(status: string): string {
   const words = status.toLowerCase().replace(/_/g, " ");
   return words.charAt(0).toUpperCase() + words.slice(1);
 }
 
-/** `<1 s`, `42 s`, `3 min 5 s`, `1 h 2 min`; the same as `duration_text` in builds.rs. */
+/** `<1 s`, `42 s`, `3 min 5 s`, `1 h 2 min`; the same as `duration_text` in frontend/src/builds/mod.rs. */
 export function durationText(ms: number): string {
   const secs = Math.floor(Math.max(0, ms) / 1000);
   if (secs === 0) return "<1 s";
