@@ -34,6 +34,30 @@ artifacts:
   base-directory: out
 `;
 
+/** What the build page shows above its log, as a user reads it. */
+async function finalState(page) {
+  return page.evaluate(() => {
+    // Times as their machine-readable value: their text is relative ("just now").
+    const facts = {};
+    for (const dt of document.querySelectorAll("[data-testid=build-summary] dl.facts dt")) {
+      const dd = dt.nextElementSibling;
+      facts[dt.textContent.trim()] = dd?.querySelector("time")?.dateTime ?? dd?.textContent.trim() ?? "";
+    }
+    const visible = (el) => !!el && !el.hidden && el.getClientRects().length > 0;
+    return {
+      Duration: facts.Duration,
+      Ended: facts.Ended,
+      Commit: facts.Commit,
+      inProgress: [...document.querySelectorAll("#phase-timeline li")]
+        .filter((li) => li.dataset.status === "IN_PROGRESS" || li.getAttribute("aria-current") === "step")
+        .map((li) => li.dataset.phase),
+      stop: visible(document.querySelector("[data-testid=stop-build]")),
+      artifacts: visible(document.querySelector("a[data-testid=artifacts]")),
+      status: document.querySelector("#build-status")?.textContent.trim(),
+    };
+  });
+}
+
 test("create a build project, start a build and watch it live", async () => {
   const page = await browser.context.newPage();
   const errors = [];
@@ -56,11 +80,22 @@ test("create a build project, start a build and watch it live", async () => {
   assert.match(log, /compiling [0-9a-f]{40}/);
   assert.match(log, /post build, succeeding=1/);
   assert.equal(await page.getAttribute("#phase-timeline li[data-phase=BUILD]", "data-status"), "SUCCEEDED");
+  // The watched page ends as a reload shows it: final times, the commit,
+  // every phase ended, no stop button, the artifacts link.
+  const watched = await finalState(page);
+  assert.notEqual(watched.Duration, "running");
+  assert.match(watched.Duration, /s$/);
+  assert.notEqual(watched.Ended, "—");
+  assert.match(watched.Commit, /^[0-9a-f]{7,}/);
+  assert.deepEqual(watched.inProgress, []);
+  assert.equal(watched.stop, false);
+  assert.equal(watched.artifacts, true);
   await page.screenshot({ path: join(artifacts, "build.png"), fullPage: true });
 
   // After a reload the finished build shows the same, without JavaScript's help.
   await page.reload();
   assert.equal(await page.getAttribute("#build-status", "data-status"), "SUCCEEDED");
+  assert.deepEqual(await finalState(page), watched);
   assert.ok(await page.$("a[data-testid=artifacts][href$='artifacts.zip']"));
   await page.goto(`${server.url}/projects/ci-app-build`);
   assert.equal(await page.getAttribute("[data-testid=build-history] tr[data-build-id]", "data-status"), "SUCCEEDED");

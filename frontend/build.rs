@@ -9,6 +9,7 @@ use std::process::Command;
 fn main() {
     println!("cargo:rerun-if-changed=web/src");
     println!("cargo:rerun-if-changed=web/package-lock.json");
+    println!("cargo:rerun-if-changed=static");
     let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let web = Path::new(&manifest).join("web");
     let esbuild = web.join("node_modules/.bin/esbuild");
@@ -36,5 +37,32 @@ fn main() {
         .expect("could not run esbuild from frontend/web/node_modules");
     if !status.success() {
         panic!("esbuild failed to bundle frontend/web/src/main.ts and src/ide.ts ({status})");
+    }
+    // rust-embed's derive does not tell cargo which files it read: a digest
+    // of them, read by the crate with `env!`, rebuilds it whenever a bundle
+    // or a static file changes (else a build could keep serving old ones).
+    let mut digest = std::collections::hash_map::DefaultHasher::new();
+    for dir in [web.join("dist"), Path::new(&manifest).join("static")] {
+        hash_dir(&dir, &mut digest);
+    }
+    use std::hash::Hasher;
+    println!(
+        "cargo:rustc-env=NUBO_ASSETS_DIGEST={:016x}",
+        digest.finish()
+    );
+}
+
+fn hash_dir(dir: &Path, digest: &mut impl std::hash::Hasher) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map(|r| r.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            hash_dir(&path, digest);
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            digest.write(path.to_string_lossy().as_bytes());
+            digest.write(&bytes);
+        }
     }
 }

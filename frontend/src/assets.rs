@@ -12,6 +12,10 @@ struct Static;
 #[folder = "web/dist/"]
 struct Bundle;
 
+/// A digest of the embedded files (from `build.rs`); naming it here makes
+/// cargo rebuild this crate whenever one of them changes.
+pub const DIGEST: &str = env!("NUBO_ASSETS_DIGEST");
+
 /// An embedded file with its media type.
 pub struct Asset {
     pub bytes: std::borrow::Cow<'static, [u8]>,

@@ -13,6 +13,8 @@
 //! - `[data-testid=start-build]` (`POST /projects/{name}/start`),
 //!   `[data-testid=delete-project]` (`POST /projects/{name}/delete`)
 //! - `table[data-testid=build-history]` with `tr[data-build-id][data-status]`
+//! - `#build-overview` everything above the log (summary, phases, exported
+//!   variables, reports); replaced by a fresh render when the build ends
 //! - `#build-status[data-status]` the build's status badge
 //! - `#phase-timeline` with `li[data-phase][data-status]`; the current phase
 //!   carries `aria-current="step"`
@@ -306,6 +308,7 @@ pub fn build_page(ctx: &PageContext, build: &BuildRow, log: &str) -> String {
             {batch_crumb}
             <span>{format!("#{}", build.number)}</span>
         </nav>
+        <div id="build-overview">
         <section class="card" data-testid="build-summary">
             <div class="build-head">
                 <h2>{format!("Build #{}", build.number)}</h2>
@@ -330,6 +333,7 @@ pub fn build_page(ctx: &PageContext, build: &BuildRow, log: &str) -> String {
         </section>
         {exported}
         {reports}
+        </div>
         <section class="card log-card">
             <div class="log-head">
                 <h2>"Log"</h2>

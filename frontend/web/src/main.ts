@@ -96,7 +96,7 @@ document.addEventListener("DOMContentLoaded", () => {
   setupConfirmations();
   setupRelativeTimes();
   setupHighlighting();
-  setupBuildLog();
+  setupBuildLog((root) => setupRelativeTimes(root));
   setupBatchPage((root) => setupRelativeTimes(root));
   document.documentElement.dataset.islands = "ready";
 });

@@ -12,7 +12,8 @@
 // Hooks it sets (browser tests wait on them): data-live="true" on
 // #build-log once connected (it stays; "false" only if the server refused
 // the stream), data-ended="true" after `end` (set once every received line
-// is rendered), data-status kept current on #build-log and #build-status;
+// is rendered and #build-overview, everything above the log, is replaced
+// by the server's render of the ended build), data-status kept current on #build-log and #build-status;
 // [data-testid=stop-build] hidden after `end`; [data-testid=log-truncated]
 // shown with data-hidden-lines=N when early lines were dropped;
 // [data-action=follow-log] shown while the user has scrolled up.
@@ -190,7 +191,9 @@ function setCurrentPhase(timeline: HTMLElement, item: HTMLLIElement | null): voi
 /** Phases a build passes while still waiting, in CodeBuild's model. */
 const WAITING_PHASES = new Set(["SUBMITTED", "QUEUED"]);
 
-export function setupBuildLog(): void {
+/** `refreshed` runs on `#build-overview` after it was replaced (relative
+ *  times, for one). */
+export function setupBuildLog(refreshed: (root: HTMLElement) => void = () => {}): void {
   const pre = document.querySelector<HTMLElement>("#build-log[data-stream]");
   const stream = pre?.dataset.stream;
   if (!pre || !stream || !isActive(pre.dataset.status ?? "")) return;
@@ -229,6 +232,29 @@ export function setupBuildLog(): void {
     if (status) setBuildStatus(pre, status);
     for (const form of document.querySelectorAll<HTMLElement>("[data-testid=stop-build]")) form.hidden = true;
     if (timeline) setCurrentPhase(timeline, null);
-    pre.dataset.ended = "true";
+    void showFinal(refreshed).finally(() => {
+      pre.dataset.ended = "true";
+    });
   });
+}
+
+/** The build has ended (and is recorded): everything above the log as the
+ *  server renders it now — duration, end time, commit, phases with their
+ *  times, the artifacts link, reports — so the page ends exactly as a
+ *  reload would show it. The log itself is already complete. */
+async function showFinal(refreshed: (root: HTMLElement) => void): Promise<void> {
+  const overview = document.getElementById("build-overview");
+  if (!overview) return;
+  try {
+    const response = await fetch(window.location.pathname, { credentials: "same-origin" });
+    if (!response.ok) return;
+    const html = await response.text();
+    const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("build-overview");
+    if (fresh) {
+      overview.replaceChildren(...Array.from(fresh.childNodes));
+      refreshed(overview);
+    }
+  } catch {
+    // Keep what the stream showed.
+  }
 }
