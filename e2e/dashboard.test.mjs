@@ -26,6 +26,10 @@ test("wrong password is refused with a clear message", async () => {
   await page.click("button[type=submit]");
   await page.waitForSelector(".flash.error");
   assert.equal(await page.textContent(".flash.error"), "Wrong user name or password.");
+  // What the user typed stays (but the password), and the cursor waits in the password.
+  assert.equal(await page.inputValue("input[name=username]"), "admin");
+  assert.equal(await page.inputValue("input[name=password]"), "");
+  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute("name")), "password");
   await page.close();
 });
 
@@ -86,5 +90,26 @@ test("signing out returns to the sign-in page", async () => {
   await Promise.all([page.waitForURL(/\/login/), page.click("text=Sign out")]);
   await page.goto(`${server.url}/account`);
   await page.waitForURL(/\/login\?next=\/account/);
+  await page.close();
+});
+
+test("pages ask for nothing that is not there, the icon included", async () => {
+  const page = await browser.context.newPage();
+  const failed = [];
+  page.on("response", (r) => {
+    if (r.url().startsWith(server.url) && r.status() >= 400) failed.push(`${r.status()} ${r.url()}`);
+  });
+  await signIn(page, server.url, "admin", server.adminPassword);
+  for (const path of ["/", "/repos", "/workspaces", "/projects", "/account"]) {
+    await page.goto(`${server.url}${path}`);
+    await page.waitForFunction(() => document.documentElement.dataset.islands === "ready");
+  }
+  const icon = await page.evaluate(() => document.querySelector("link[rel=icon]")?.getAttribute("href"));
+  assert.equal(icon, "/assets/favicon.svg");
+  const fetched = await page.evaluate(async (href) => (await fetch(href)).headers.get("content-type"), icon);
+  assert.equal(fetched, "image/svg+xml");
+  const ico = await fetch(`${server.url}/favicon.ico`);
+  assert.equal(ico.status, 200);
+  assert.deepEqual(failed, []);
   await page.close();
 });

@@ -7,8 +7,11 @@ use crate::layout::{document, flash_view, shell};
 use crate::{Flash, PageContext};
 
 /// The sign-in page. `error` is shown above the form.
-pub fn login(csrf: &str, error: Option<String>, next: &str) -> String {
+/// `username` is what the user typed before a refusal (kept, with the
+/// focus on the password then).
+pub fn login(csrf: &str, error: Option<String>, next: &str, username: &str) -> String {
     let flash = error.map(|e| flash_view(Flash::Error(e)));
+    let typed = !username.is_empty();
     let body = view! {
         <div class="login-wrap">
             <div class="card login">
@@ -18,8 +21,10 @@ pub fn login(csrf: &str, error: Option<String>, next: &str) -> String {
                 <form class="stack" method="post" action="/login">
                     <input type="hidden" name="csrf_token" value=csrf.to_string()/>
                     <input type="hidden" name="next" value=next.to_string()/>
-                    <label>"User name" <input type="text" name="username" autocomplete="username" required autofocus/></label>
-                    <label>"Password" <input type="password" name="password" autocomplete="current-password" required/></label>
+                    <label>"User name" <input type="text" name="username" autocomplete="username" required
+                        value=username.to_string() autofocus=!typed/></label>
+                    <label>"Password" <input type="password" name="password" autocomplete="current-password" required
+                        autofocus=typed/></label>
                     <button type="submit">"Sign in"</button>
                 </form>
             </div>

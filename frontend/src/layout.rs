@@ -31,6 +31,7 @@ pub(crate) fn document_with(
             <meta charset="utf-8"/>
             <meta name="viewport" content="width=device-width, initial-scale=1"/>
             <title>{format!("{title} · Nubo")}</title>
+            <link rel="icon" href="/assets/favicon.svg" type="image/svg+xml"/>
             <link rel="stylesheet" href="/assets/nubo.css"/>
             {styles}
             <script src="/assets/app.js" defer></script>

@@ -30,8 +30,11 @@ use tracing_subscriber::EnvFilter;
 
 fn init_logging(settings: &config::Settings) {
     let filter = EnvFilter::try_new(&settings.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only for a person at a terminal: a file or a pipe gets plain text.
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match settings.log_format {
         config::LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -89,6 +92,7 @@ fn agent_main(args: &[String]) -> std::process::ExitCode {
                 EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
             tracing_subscriber::fmt()
                 .with_env_filter(filter)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .with_writer(std::io::stderr)
                 .init();
             let runtime = match tokio::runtime::Builder::new_current_thread()

@@ -496,3 +496,18 @@ async fn json_logs_are_json_and_hold_no_secrets() {
     }
     assert!(logs.contains("signed in"));
 }
+
+#[tokio::test]
+async fn text_logs_to_a_pipe_are_plain() {
+    // The server's stderr is a pipe here, as under systemd or `> file`.
+    let server = Server::start(&[("NUBO_LOG_FORMAT", "text")]);
+    let r = client().get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let logs = server.stderr.lock().unwrap().clone();
+    assert!(logs.contains("INFO"), "{logs}");
+    assert!(
+        !logs.contains('\u{1b}'),
+        "colour codes in a piped log: {logs:?}"
+    );
+}

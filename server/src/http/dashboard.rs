@@ -23,6 +23,11 @@ pub fn routes() -> Router<AppState> {
             get(|u: PageUser| section(u, Section::Deployments)),
         )
         .route("/assets/{*path}", get(asset))
+        // Browsers ask for it whatever the page says: the same icon.
+        .route(
+            "/favicon.ico",
+            get(|| asset(axum::extract::Path("favicon.svg".to_string()))),
+        )
 }
 
 async fn dashboard(user: PageUser) -> Response {

@@ -82,11 +82,13 @@ pub fn capitalise(s: &str) -> String {
     }
 }
 
-pub fn require_admin(user: &PageUser) -> Result<(), PageError> {
+/// Refuses anyone but an administrator; `what` says what they may do
+/// ("see the audit log"), for the refusal.
+pub fn require_admin(user: &PageUser, what: &str) -> Result<(), PageError> {
     if user.user.admin {
         Ok(())
     } else {
-        Err(Error::Forbidden("Only administrators can manage users.".into()).into())
+        Err(Error::Forbidden(format!("Only administrators can {what}.")).into())
     }
 }
 

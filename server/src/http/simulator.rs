@@ -116,7 +116,7 @@ pub fn stored_value_kind(action: &str) -> Option<&'static str> {
 }
 
 async fn simulator_page(user: PageUser) -> PageResult {
-    require_admin(&user)?;
+    require_admin(&user, "use the policy simulator")?;
     let ctx = context(&user, "Policy simulator", Nav::Simulator).await;
     let sim = view::Simulation {
         action: "codecommit:GitPush".into(),
@@ -139,7 +139,7 @@ async fn simulate_form(
     user: PageUser,
     Form(form): Form<SimulationForm>,
 ) -> PageResult {
-    require_admin(&user)?;
+    require_admin(&user, "use the policy simulator")?;
     let mut ctx = context(&user, "Policy simulator", Nav::Simulator).await;
     let mut sim = view::Simulation {
         user: form.user.trim().to_string(),

@@ -101,7 +101,7 @@ async fn login_page(
     let error = take_flash(&session).await.map(|f| match f {
         Flash::Ok(t) | Flash::Error(t) => t,
     });
-    Ok(Html(view::login(&csrf, error, safe_next(q.next.as_deref()))).into_response())
+    Ok(Html(view::login(&csrf, error, safe_next(q.next.as_deref()), "")).into_response())
 }
 
 #[derive(Deserialize)]
@@ -122,7 +122,7 @@ async fn login_submit(
     let refuse = |status: StatusCode, message: &str, csrf: &str| {
         (
             status,
-            Html(view::login(csrf, Some(message.to_string()), &next)),
+            Html(view::login(csrf, Some(message.to_string()), &next, name)),
         )
             .into_response()
     };
@@ -370,7 +370,7 @@ async fn delete_ssh_key(
 }
 
 async fn admin_audit(State(state): State<AppState>, user: PageUser) -> PageResult {
-    require_admin(&user)?;
+    require_admin(&user, "see the audit log")?;
     let rows = crate::identity::iam::audit(&state.pool, 200)
         .await?
         .into_iter()
@@ -390,7 +390,7 @@ async fn admin_audit(State(state): State<AppState>, user: PageUser) -> PageResul
 }
 
 async fn admin_users(State(state): State<AppState>, user: PageUser) -> PageResult {
-    require_admin(&user)?;
+    require_admin(&user, "manage users")?;
     let rows = accounts::list(&state.pool)
         .await?
         .into_iter()
@@ -417,7 +417,7 @@ async fn admin_create_user(
     user: PageUser,
     Form(form): Form<NewUserForm>,
 ) -> PageResult {
-    require_admin(&user)?;
+    require_admin(&user, "manage users")?;
     let admin = form.admin.as_deref() == Some("true");
     let flash = match accounts::create_user(
         &state.pool,
@@ -447,7 +447,7 @@ async fn admin_toggle_user(
     user: PageUser,
     Path((name, action)): Path<(String, String)>,
 ) -> PageResult {
-    require_admin(&user)?;
+    require_admin(&user, "manage users")?;
     let disabled = match action.as_str() {
         "disable" => true,
         "enable" => false,

@@ -21,7 +21,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn stores_page(State(state): State<AppState>, user: PageUser) -> PageResult {
-    require_admin(&user)?;
+    require_admin(&user, "manage parameters and secrets")?;
     let rows = |list: Vec<crate::params::StoredValue>| {
         list.into_iter()
             .map(|v| view::StoredRow {
@@ -57,7 +57,7 @@ async fn put_stored(
     Path(kind): Path<String>,
     Form(form): Form<StoredForm>,
 ) -> PageResult {
-    require_admin(&user)?;
+    require_admin(&user, "manage parameters and secrets")?;
     let kind = store_kind(&kind)?;
     let name = crate::identity::policy::canonical_name(kind, &form.name);
     let value = form
@@ -90,7 +90,7 @@ async fn delete_stored(
     Path(kind): Path<String>,
     Form(form): Form<StoredForm>,
 ) -> PageResult {
-    require_admin(&user)?;
+    require_admin(&user, "manage parameters and secrets")?;
     let kind = store_kind(&kind)?;
     match crate::params::delete_value(&state.pool, kind, &form.name).await {
         Ok(()) => {
