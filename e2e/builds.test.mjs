@@ -103,3 +103,30 @@ test("create a build project, start a build and watch it live", async () => {
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test("a refused project form keeps what was typed and says what is wrong next to it", async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`${server.url}/projects`);
+  const form = "[data-testid=create-project]";
+  const badSpec = "version: 0.2\nphases:\n  build:\n    commandz:\n      - make\n";
+  await page.fill(`${form} input[name=name]`, "keeps-input");
+  await page.selectOption(`${form} select[name=repo]`, "ci-app");
+  await page.fill(`${form} textarea[name=inline_buildspec]`, badSpec);
+  await page.fill(`${form} textarea[name=env]`, "STAGE=test");
+  const [response] = await Promise.all([page.waitForNavigation(), page.click(`${form} button[type=submit]`)]);
+  assert.equal(response.status(), 422);
+  assert.equal(await page.inputValue(`${form} input[name=name]`), "keeps-input");
+  assert.equal(await page.inputValue(`${form} select[name=repo]`), "ci-app");
+  assert.equal(await page.inputValue(`${form} textarea[name=inline_buildspec]`), badSpec);
+  assert.equal(await page.inputValue(`${form} textarea[name=env]`), "STAGE=test");
+  assert.equal(await page.getAttribute(`${form} textarea[name=inline_buildspec]`, "aria-invalid"), "true");
+  const error = await page.textContent(`${form} .field-error[data-error-for=inline_buildspec]`);
+  assert.match(error, /inline buildspec is not valid: buildspec:3:3: error: phases.build.commands is required/);
+  assert.equal(await page.getAttribute(`${form} input[name=name]`, "aria-invalid"), null);
+  await page.screenshot({ path: join(artifacts, "project-form-refused.png"), fullPage: true });
+
+  // Fixed in place, it goes through.
+  await page.fill(`${form} textarea[name=inline_buildspec]`, buildspec);
+  await Promise.all([page.waitForURL(`${server.url}/projects/keeps-input`), page.click(`${form} button[type=submit]`)]);
+  await page.close();
+});

@@ -100,3 +100,27 @@ test("add an SSH key in the UI and clone over SSH", async () => {
   }
   await page.close();
 });
+
+test("a name past the limit is refused with the rule, never cut short, and the form keeps it", async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`${server.url}/repos`);
+  const long = "r".repeat(300);
+  const name = "form[action='/repos'] input[name=name]";
+  await page.fill(name, long);
+  await page.fill("form[action='/repos'] input[name=description]", "too long a name");
+  assert.equal((await page.inputValue(name)).length, 300, "the browser did not cut the name");
+  // The browser says the rule, not only "match the requested format".
+  await page.waitForFunction(() => document.documentElement.dataset.islands === "ready");
+  const message = await page.$eval(name, (input) => (input.checkValidity(), input.validationMessage));
+  assert.match(message, /1 to 100 letters, digits/);
+  // Sent anyway (as a client without validation would), the server says no with the rule.
+  await page.$eval("form[action='/repos']", (form) => form.setAttribute("novalidate", ""));
+  const [response] = await Promise.all([page.waitForNavigation(), page.click("form[action='/repos'] button")]);
+  assert.equal(response.status(), 422);
+  assert.match(await page.textContent(".field-error[data-error-for=name]"), /longer than 100 characters/);
+  assert.equal(await page.inputValue(name), long);
+  assert.equal(await page.inputValue("form[action='/repos'] input[name=description]"), "too long a name");
+  await page.goto(`${server.url}/repos`);
+  assert.equal(await page.$(`a[href^='/repos/rrrr']`), null, "no repository was made");
+  await page.close();
+});

@@ -8,6 +8,7 @@
 mod assets;
 pub mod batches;
 pub mod builds;
+mod forms;
 pub mod identity;
 mod layout;
 pub mod pages;
@@ -21,6 +22,7 @@ pub use builds::{
     build_page, project_page, projects_page, BatchLink, BuildRow, HistoryItem, PhaseRow,
     ProjectRow, ReportRow,
 };
+pub use forms::{textarea_text, FormEcho};
 pub use workspaces::{workspace_ide_page, workspaces_page, WorkspaceRow};
 
 /// The signed-in user, as pages show them.

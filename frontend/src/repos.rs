@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 
 use crate::layout::shell;
-use crate::PageContext;
+use crate::{FormEcho, PageContext};
 
 /// A row of the repository list.
 #[derive(Debug, Clone)]
@@ -15,8 +15,9 @@ pub struct RepoRow {
     pub created_at: String,
 }
 
-/// Repositories: the ones I can access, and a form to create one.
-pub fn repos(ctx: &PageContext, rows: Vec<RepoRow>) -> String {
+/// Repositories: the ones I can access, and a form to create one (`echo`
+/// fills it in again after a refusal).
+pub fn repos(ctx: &PageContext, rows: Vec<RepoRow>, echo: &FormEcho) -> String {
     let list = if rows.is_empty() {
         view! {
             <section class="card empty" data-testid="empty-state">
@@ -56,8 +57,19 @@ pub fn repos(ctx: &PageContext, rows: Vec<RepoRow>) -> String {
             <h2>"Create a repository"</h2>
             <form class="stack" method="post" action="/repos">
                 <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
-                <label>"Name" <input type="text" name="name" maxlength="100" pattern="[A-Za-z0-9._\\-]{1,100}" placeholder="my-app" required/></label>
-                <label>"Description" <input type="text" name="description" maxlength="1000"/></label>
+                {echo.form_error()}
+                // No maxlength: a longer name is refused with the rule, never cut short.
+                <label>"Name"
+                    <input type="text" name="name" pattern="[A-Za-z0-9._\\-]{1,100}" placeholder="my-app" required
+                        title="1 to 100 letters, digits, '.', '_' or '-'"
+                        value=echo.value("name", "") aria-invalid=echo.invalid("name")/>
+                    {echo.error_for("name")}
+                </label>
+                <label>"Description"
+                    <input type="text" name="description" value=echo.value("description", "")
+                        aria-invalid=echo.invalid("description")/>
+                    {echo.error_for("description")}
+                </label>
                 <button type="submit">"Create repository"</button>
             </form>
         </section>

@@ -29,6 +29,12 @@ pub enum Error {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// Like `Unprocessable`, naming the input at fault (a form marks it).
+    #[error("{message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     /// Something behind Nubo (a workspace's app) did not answer.
     #[error("{0}")]
     BadGateway(String),
@@ -64,7 +70,7 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Unprocessable(_) | Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Error::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -80,9 +86,25 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
-            Error::Unprocessable(_) => "validation_failed",
+            Error::Unprocessable(_) | Error::Invalid { .. } => "validation_failed",
             Error::BadGateway(_) => "bad_gateway",
             Error::Database(_) | Error::Internal(_) => "internal",
+        }
+    }
+
+    /// A validation failure of the input `field`, in words.
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Error {
+        Error::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// This error, if it is a validation failure, as one of `field`.
+    pub fn on_field(self, field: &'static str) -> Error {
+        match self {
+            Error::Unprocessable(message) => Error::Invalid { field, message },
+            other => other,
         }
     }
 

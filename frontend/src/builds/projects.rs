@@ -5,7 +5,7 @@ use leptos::prelude::*;
 
 use super::*;
 use crate::workspaces::csrf_input;
-use crate::PageContext;
+use crate::{textarea_text, FormEcho, PageContext};
 
 /// The inline buildspec, when the project has a non-blank one.
 fn inline_buildspec(project: &ProjectRow) -> Option<&str> {
@@ -18,7 +18,13 @@ fn inline_buildspec(project: &ProjectRow) -> Option<&str> {
 /// Build projects: the list, and the form to create one.
 ///
 /// `repos` are the repositories the viewer may build.
-pub fn projects_page(ctx: &PageContext, projects: &[ProjectRow], repos: &[String]) -> String {
+/// `echo` fills the create form again after a refusal.
+pub fn projects_page(
+    ctx: &PageContext,
+    projects: &[ProjectRow],
+    repos: &[String],
+    echo: &FormEcho,
+) -> String {
     let list = if projects.is_empty() {
         view! {
             <section class="card empty" data-testid="empty-state">
@@ -52,11 +58,13 @@ pub fn projects_page(ctx: &PageContext, projects: &[ProjectRow], repos: &[String
         }
         .into_any()
     } else {
+        let chosen = echo.value("repo", "");
         let options = repos
             .iter()
-            .map(|r| view! { <option value=r.clone()>{r.clone()}</option> })
+            .map(|r| view! { <option value=r.clone() selected=*r == chosen>{r.clone()}</option> })
             .collect_view();
-        view! { <select name="repo" required>{options}</select> }.into_any()
+        view! { <select name="repo" required aria-invalid=echo.invalid("repo")>{options}</select> }
+            .into_any()
     };
     let content = view! {
         {list}
@@ -64,41 +72,55 @@ pub fn projects_page(ctx: &PageContext, projects: &[ProjectRow], repos: &[String
             <h2>"Create a build project"</h2>
             <form class="stack wide" method="post" action="/projects" data-testid="create-project">
                 {csrf_input(&ctx.csrf)}
+                {echo.form_error()}
                 <label>"Name"
                     <input type="text" name="name" minlength="2" maxlength="255"
                         pattern="[A-Za-z0-9][A-Za-z0-9_\\-]{1,254}" placeholder="my-app-build" required
+                        value=echo.value("name", "") aria-invalid=echo.invalid("name")
                         title="2 to 255 letters, digits, hyphens and underscores, starting with a letter or digit"/>
+                    {echo.error_for("name")}
                 </label>
-                <label>"Repository" {repo_choice}</label>
+                <label>"Repository" {repo_choice} {echo.error_for("repo")}</label>
                 <label>"Branch"
-                    <input type="text" name="branch" value="main" maxlength="255" required/>
+                    <input type="text" name="branch" value=echo.value("branch", "main") maxlength="255" required/>
                 </label>
                 <label>"Buildspec file"
-                    <input type="text" name="buildspec_path" value="buildspec.yml" maxlength="1024" required/>
+                    <input type="text" name="buildspec_path" value=echo.value("buildspec_path", "buildspec.yml")
+                        maxlength="1024" required aria-invalid=echo.invalid("buildspec_path")/>
+                    {echo.error_for("buildspec_path")}
                     <span class="hint">"Its path in the repository."</span>
                 </label>
                 <label>"Inline buildspec (optional)"
                     <textarea name="inline_buildspec" rows="8" class="mono" spellcheck="false"
-                        placeholder="version: 0.2\nphases:\n  build:\n    commands:\n      - make test"></textarea>
+                        aria-invalid=echo.invalid("inline_buildspec")
+                        placeholder="version: 0.2\nphases:\n  build:\n    commands:\n      - make test">{textarea_text(echo.value("inline_buildspec", ""))}</textarea>
+                    {echo.error_for("inline_buildspec")}
                     <span class="hint">"Leave empty to use the file in the repository."</span>
                 </label>
                 <label>"Image (optional)"
-                    <input type="text" name="image" maxlength="255" placeholder="docker.io/library/rust:1"/>
+                    <input type="text" name="image" maxlength="255" placeholder="docker.io/library/rust:1"
+                        value=echo.value("image", "") aria-invalid=echo.invalid("image")/>
+                    {echo.error_for("image")}
                     <span class="hint">"Container image; empty = run on the server's local runner."</span>
                 </label>
                 <label>"Timeout in minutes"
-                    <input type="number" name="timeout_minutes" value="60" min="5" max="480" required/>
+                    <input type="number" name="timeout_minutes" value=echo.value("timeout_minutes", "60") min="5" max="480" required
+                        aria-invalid=echo.invalid("timeout_minutes")/>
+                    {echo.error_for("timeout_minutes")}
                 </label>
                 <label>"Container limits (optional; empty = the server's): memory MiB, CPUs, processes"
                     <span class="row-form">
-                        <input type="number" name="memory_mb" min="64" placeholder="memory MiB"/>
-                        <input type="number" name="cpus" min="0.1" step="0.1" placeholder="CPUs"/>
-                        <input type="number" name="pids" min="16" placeholder="processes"/>
+                        <input type="number" name="memory_mb" min="64" placeholder="memory MiB"
+                            value=echo.value("memory_mb", "") aria-invalid=echo.invalid("memory_mb")/>
+                        <input type="number" name="cpus" min="0.1" step="0.1" placeholder="CPUs" value=echo.value("cpus", "")/>
+                        <input type="number" name="pids" min="16" placeholder="processes" value=echo.value("pids", "")/>
                     </span>
+                    {echo.error_for("memory_mb")}
                 </label>
                 <label>"Environment variables (optional)"
-                    <textarea name="env" rows="4" class="mono" spellcheck="false"
-                        placeholder="NODE_ENV=production\nLOG_LEVEL=debug"></textarea>
+                    <textarea name="env" rows="4" class="mono" spellcheck="false" aria-invalid=echo.invalid("env")
+                        placeholder="NODE_ENV=production\nLOG_LEVEL=debug">{textarea_text(echo.value("env", ""))}</textarea>
+                    {echo.error_for("env")}
                     <span class="hint">"KEY=VALUE per line."</span>
                 </label>
                 <button type="submit">"Create build project"</button>

@@ -2,7 +2,7 @@
 //! phase timeline, the live log's hooks, escaping.
 
 use super::*;
-use crate::{Nav, Viewer};
+use crate::{FormEcho, Nav, Viewer};
 
 pub(crate) fn ctx() -> PageContext {
     PageContext {
@@ -104,7 +104,7 @@ fn statuses_and_durations_read_well() {
 
 #[test]
 fn the_builds_entry_leads_to_the_projects() {
-    let html = projects_page(&ctx(), &[], &[]);
+    let html = projects_page(&ctx(), &[], &[], &FormEcho::default());
     assert!(
         html.contains(r#"<a href="/projects" aria-current="page">Builds</a>"#),
         "{html}"
@@ -114,7 +114,12 @@ fn the_builds_entry_leads_to_the_projects() {
 
 #[test]
 fn no_projects_shows_the_empty_state_and_the_create_form() {
-    let html = projects_page(&ctx(), &[], &["app-repo".into(), "lib <x>".into()]);
+    let html = projects_page(
+        &ctx(),
+        &[],
+        &["app-repo".into(), "lib <x>".into()],
+        &FormEcho::default(),
+    );
     assert!(html.contains(r#"data-testid="empty-state""#), "{html}");
     assert!(has_tag(
         &html,
@@ -154,7 +159,7 @@ fn no_projects_shows_the_empty_state_and_the_create_form() {
 
 #[test]
 fn without_repositories_the_form_says_to_create_one() {
-    let html = projects_page(&ctx(), &[], &[]);
+    let html = projects_page(&ctx(), &[], &[], &FormEcho::default());
     assert!(
         html.contains(r#"<a href="/repos">create one</a>"#),
         "{html}"
@@ -167,7 +172,7 @@ fn projects_link_to_their_page_and_last_build() {
     never.name = "other".into();
     never.last_status = None;
     never.last_build_id = None;
-    let html = projects_page(&ctx(), &[project(), never], &[]);
+    let html = projects_page(&ctx(), &[project(), never], &[], &FormEcho::default());
     assert!(!html.contains(r#"data-testid="empty-state""#));
     assert!(
         html.contains(r#"<a href="/projects/my-app">my-app</a>"#),
@@ -373,4 +378,40 @@ fn queued_build_without_phases_says_so() {
     );
     assert!(html.contains(r#"data-testid="stop-build""#));
     assert!(html.contains(r#"id="build-log""#));
+}
+
+#[test]
+fn a_refused_form_comes_back_filled_in_with_the_error_at_its_field() {
+    let echo = FormEcho {
+        values: [
+            ("name".to_string(), "my <b>app</b>".to_string()),
+            ("repo".to_string(), "lib <x>".to_string()),
+            ("inline_buildspec".to_string(), "\nversion: 0.2".to_string()),
+        ]
+        .into(),
+        field: Some("inline_buildspec".into()),
+        error: Some("The inline buildspec is not valid: <here>".into()),
+    };
+    let html = projects_page(&ctx(), &[], &["app-repo".into(), "lib <x>".into()], &echo);
+    assert!(
+        html.contains(r#"value="my &lt;b&gt;app&lt;/b&gt;""#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<option value="lib &lt;x&gt;" selected"#),
+        "{html}"
+    );
+    assert!(
+        !html.contains(r#"<option value="app-repo" selected"#),
+        "{html}"
+    );
+    // The leading newline survives HTML's rule for <textarea>.
+    assert!(html.contains(">\n\nversion: 0.2</textarea>"), "{html}");
+    assert!(
+        html.contains(
+            r#"data-error-for="inline_buildspec" class="field-error">The inline buildspec is not valid: &lt;here&gt;"#
+        ),
+        "{html}"
+    );
+    assert_eq!(html.matches(r#"aria-invalid="true""#).count(), 1, "{html}");
 }

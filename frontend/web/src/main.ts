@@ -90,8 +90,28 @@ function setupRelativeTimes(scope: ParentNode = document): void {
   }
 }
 
+/** The browser's "Please match the requested format" says no rule: an
+ *  input's `title` states it, and becomes the message. */
+function setupValidationMessages(): void {
+  document.addEventListener(
+    "invalid",
+    (event) => {
+      const input = event.target;
+      if (!(input instanceof HTMLInputElement) || !input.title) return;
+      if (input.validity.patternMismatch || input.validity.tooLong || input.validity.tooShort) {
+        input.setCustomValidity(input.title);
+      }
+    },
+    true,
+  );
+  document.addEventListener("input", (event) => {
+    if (event.target instanceof HTMLInputElement) event.target.setCustomValidity("");
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   setupThemeToggle();
+  setupValidationMessages();
   setupCopyButtons();
   setupConfirmations();
   setupRelativeTimes();

@@ -340,12 +340,13 @@ pub async fn create_project(
     owner: &User,
     req: CreateProject,
 ) -> Result<Project> {
-    validate_project_name(&req.name)?;
+    validate_project_name(&req.name).map_err(|e| e.on_field("name"))?;
     let repo = crate::repos::authorize(pool, &req.repo, owner, "codecommit:GitPull").await?;
     let timeout = req.timeout_minutes.unwrap_or(60);
     if !(5..=480).contains(&timeout) {
-        return Err(Error::Unprocessable(
-            "timeout_minutes must be between 5 and 480".into(),
+        return Err(Error::invalid(
+            "timeout_minutes",
+            "timeout_minutes must be between 5 and 480",
         ));
     }
     if let Some(text) = &req.buildspec {
@@ -356,35 +357,42 @@ pub async fn create_project(
                 .find(|d| d.severity == nubo_runner::buildspec::Severity::Error)
                 .map(|d| d.render("buildspec"))
                 .unwrap_or_default();
-            return Err(Error::Unprocessable(format!(
-                "the inline buildspec is not valid: {first}"
-            )));
+            return Err(Error::invalid(
+                "inline_buildspec",
+                format!("the inline buildspec is not valid: {first}"),
+            ));
         }
     }
     if let Some(image) = &req.image {
         // Container builds need the engine and the image, now.
-        crate::engine::available(settings).await?;
-        crate::engine::image_available(settings, image).await?;
+        crate::engine::available(settings)
+            .await
+            .map_err(|e| e.on_field("image"))?;
+        crate::engine::image_available(settings, image)
+            .await
+            .map_err(|e| e.on_field("image"))?;
     }
     let path = req
         .buildspec_path
         .clone()
         .unwrap_or_else(|| "buildspec.yml".into());
     if path.starts_with('/') || path.split('/').any(|p| p == "..") {
-        return Err(Error::Unprocessable(
-            "buildspec_path must be a path inside the repository".into(),
+        return Err(Error::invalid(
+            "buildspec_path",
+            "buildspec_path must be a path inside the repository",
         ));
     }
     let env: Vec<(String, String)> = req.env.clone().unwrap_or_default().into_iter().collect();
-    validate_env(&env)?;
+    validate_env(&env).map_err(|e| e.on_field("env"))?;
     if req.memory_mb.is_some_and(|m| m < 64)
         || req
             .cpus
             .is_some_and(|c| c.is_nan() || c <= 0.0 || c > 1024.0)
         || req.pids.is_some_and(|p| p < 16)
     {
-        return Err(Error::Unprocessable(
-            "limits: memory_mb at least 64, cpus above 0, pids at least 16".into(),
+        return Err(Error::invalid(
+            "memory_mb",
+            "limits: memory_mb at least 64, cpus above 0, pids at least 16",
         ));
     }
     let inserted = sqlx::query(

@@ -3,15 +3,16 @@
 //! one build (phases, log) and one batch.
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use nubo_frontend::{Flash, Nav};
-use serde::Deserialize;
+use nubo_frontend::{Flash, FormEcho, Nav};
+use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::http::auth::PageUser;
-use crate::http::pages::{capitalise, context, set_flash, PageResult};
+use crate::http::pages::{capitalise, context, form_values, set_flash, PageResult};
 use crate::repos;
 use crate::state::AppState;
 
@@ -99,6 +100,12 @@ fn build_row(b: &crate::builds::Build) -> nubo_frontend::BuildRow {
 }
 
 async fn projects_page(State(state): State<AppState>, user: PageUser) -> PageResult {
+    render_projects(&state, &user, &FormEcho::default()).await
+}
+
+/// The projects page; `echo` fills the create form again after a refusal
+/// (answered 422 then, so the page is not taken for a success).
+async fn render_projects(state: &AppState, user: &PageUser, echo: &FormEcho) -> PageResult {
     let projects = crate::builds::list_projects(&state.pool, &user.user).await?;
     let mut rows = Vec::new();
     for p in &projects {
@@ -110,11 +117,17 @@ async fn projects_page(State(state): State<AppState>, user: PageUser) -> PageRes
         .into_iter()
         .map(|r| r.name)
         .collect();
-    let ctx = context(&user, "Builds", Nav::Pipelines).await;
-    Ok(Html(nubo_frontend::projects_page(&ctx, &rows, &repos)).into_response())
+    let ctx = context(user, "Builds", Nav::Pipelines).await;
+    let html = Html(nubo_frontend::projects_page(&ctx, &rows, &repos, echo));
+    let status = if echo.error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, html).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct ProjectForm {
     name: String,
     repo: String,
@@ -143,9 +156,15 @@ async fn create_project_form(
     user: PageUser,
     Form(form): Form<ProjectForm>,
 ) -> PageResult {
-    let back = |m: String| async {
-        set_flash(&user.session, Flash::Error(m)).await;
-        Ok(Redirect::to("/projects").into_response())
+    let values = form_values(&form);
+    let back = |field: Option<&'static str>, m: String| {
+        let echo = FormEcho {
+            values: values.clone(),
+            field: field.map(str::to_string),
+            error: Some(m),
+        };
+        let (state, user) = (&state, &user);
+        async move { render_projects(state, user, &echo).await }
     };
     let mut env = std::collections::BTreeMap::new();
     for line in form.env.lines().map(str::trim).filter(|l| !l.is_empty()) {
@@ -154,9 +173,10 @@ async fn create_project_form(
                 env.insert(k.trim().to_string(), v.to_string());
             }
             None => {
-                return back(format!(
-                    "Each variable line must be KEY=VALUE, not {line:?}."
-                ))
+                return back(
+                    Some("env"),
+                    format!("Each variable line must be KEY=VALUE, not {line:?}."),
+                )
                 .await
             }
         }
@@ -165,7 +185,13 @@ async fn create_project_form(
         "" => None,
         t => match t.parse() {
             Ok(n) => Some(n),
-            Err(_) => return back(format!("The timeout {t:?} is not a number of minutes.")).await,
+            Err(_) => {
+                return back(
+                    Some("timeout_minutes"),
+                    format!("The timeout {t:?} is not a number of minutes."),
+                )
+                .await
+            }
         },
     };
     let non_empty = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
@@ -177,7 +203,13 @@ async fn create_project_form(
         non_empty(&form.pids).map(|v| v.parse::<i64>()).transpose(),
     ) {
         (Ok(m), Ok(c), Ok(p)) => (m, c, p),
-        _ => return back("The container limits must be numbers.".into()).await,
+        _ => {
+            return back(
+                Some("memory_mb"),
+                "The container limits must be numbers.".into(),
+            )
+            .await
+        }
     };
     let request = crate::builds::CreateProject {
         memory_mb,
@@ -201,9 +233,10 @@ async fn create_project_form(
             .await;
             Ok(Redirect::to(&format!("/projects/{}", p.name)).into_response())
         }
-        Err(
-            Error::Unprocessable(m) | Error::Conflict(m) | Error::NotFound(m) | Error::Forbidden(m),
-        ) => back(capitalise(&m)).await,
+        Err(Error::Invalid { field, message }) => back(Some(field), capitalise(&message)).await,
+        Err(Error::Conflict(m)) => back(Some("name"), capitalise(&m)).await,
+        Err(Error::NotFound(m) | Error::Forbidden(m)) => back(Some("repo"), capitalise(&m)).await,
+        Err(Error::Unprocessable(m)) => back(None, capitalise(&m)).await,
         Err(e) => Err(e.into()),
     }
 }

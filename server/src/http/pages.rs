@@ -106,3 +106,16 @@ pub async fn asset(Path(path): Path<String>) -> Response {
         None => error_page(&Error::NotFound(format!("no asset {path:?}"))),
     }
 }
+
+/// A form's fields by name, to fill it in again.
+pub fn form_values(form: &impl serde::Serialize) -> std::collections::BTreeMap<String, String> {
+    serde_json::to_value(form)
+        .ok()
+        .and_then(|v| v.as_object().cloned())
+        .map(|o| {
+            o.into_iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}

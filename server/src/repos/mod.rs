@@ -111,8 +111,8 @@ pub async fn create(
     description: &str,
     creator: &User,
 ) -> Result<Repo> {
-    nubo_git::repo_name::validate(name).map_err(|e| Error::Unprocessable(e.to_string()))?;
-    let description = validate_description(description)?;
+    nubo_git::repo_name::validate(name).map_err(|e| Error::invalid("name", e.to_string()))?;
+    let description = validate_description(description).map_err(|e| e.on_field("description"))?;
     if find(pool, name).await?.is_some() {
         return Err(Error::Conflict(format!(
             "a repository named {name:?} already exists"

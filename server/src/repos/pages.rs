@@ -3,17 +3,17 @@
 //! raw, commits, one commit).
 
 use axum::extract::{Path, State};
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use nubo_frontend::repos as view;
-use nubo_frontend::{Flash, Nav};
+use nubo_frontend::{Flash, FormEcho, Nav};
 use serde::Deserialize;
 
 use crate::error::Error;
 use crate::http::auth::PageUser;
-use crate::http::pages::{capitalise, context, set_flash, PageResult};
+use crate::http::pages::{capitalise, context, form_values, set_flash, PageResult};
 use crate::repos;
 use crate::state::AppState;
 
@@ -32,6 +32,17 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn repos_page(State(state): State<AppState>, user: PageUser) -> PageResult {
+    render_repos(&state, &user, &FormEcho::default(), StatusCode::OK).await
+}
+
+/// The repositories page; `echo` fills the create form again after a
+/// refusal (answered 422 or 403 then, as `status` says).
+async fn render_repos(
+    state: &AppState,
+    user: &PageUser,
+    echo: &FormEcho,
+    status: StatusCode,
+) -> PageResult {
     let rows = repos::list_for(&state.pool, &user.user)
         .await?
         .into_iter()
@@ -42,11 +53,11 @@ async fn repos_page(State(state): State<AppState>, user: PageUser) -> PageResult
             created_at: r.created_at,
         })
         .collect();
-    let ctx = context(&user, "Repositories", Nav::Repositories).await;
-    Ok(Html(view::repos(&ctx, rows)).into_response())
+    let ctx = context(user, "Repositories", Nav::Repositories).await;
+    Ok((status, Html(view::repos(&ctx, rows, echo))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize)]
 struct RepoForm {
     name: String,
     #[serde(default)]
@@ -59,6 +70,15 @@ async fn create_repo(
     Form(form): Form<RepoForm>,
 ) -> PageResult {
     let name = form.name.trim();
+    let refused = |field: Option<&str>, message: String, status: StatusCode| {
+        let echo = FormEcho {
+            values: form_values(&form),
+            field: field.map(str::to_string),
+            error: Some(capitalise(&message)),
+        };
+        let (state, user) = (&state, &user);
+        async move { render_repos(state, user, &echo, status).await }
+    };
     let target = crate::identity::iam::Target::repo(name, None);
     if let Err(Error::Forbidden(m)) = crate::identity::iam::require(
         &state.pool,
@@ -69,8 +89,7 @@ async fn create_repo(
     )
     .await
     {
-        set_flash(&user.session, Flash::Error(capitalise(&m))).await;
-        return Ok(Redirect::to("/repos").into_response());
+        return refused(None, m, StatusCode::FORBIDDEN).await;
     }
     match repos::create(
         &state.pool,
@@ -90,10 +109,11 @@ async fn create_repo(
             .await;
             Ok(Redirect::to(&format!("/repos/{}", repo.name)).into_response())
         }
-        Err(Error::Unprocessable(m) | Error::Conflict(m)) => {
-            set_flash(&user.session, Flash::Error(capitalise(&m))).await;
-            Ok(Redirect::to("/repos").into_response())
+        Err(Error::Invalid { field, message }) => {
+            refused(Some(field), message, StatusCode::UNPROCESSABLE_ENTITY).await
         }
+        Err(Error::Conflict(m)) => refused(Some("name"), m, StatusCode::CONFLICT).await,
+        Err(Error::Unprocessable(m)) => refused(None, m, StatusCode::UNPROCESSABLE_ENTITY).await,
         Err(e) => Err(e.into()),
     }
 }
