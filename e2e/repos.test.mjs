@@ -124,3 +124,46 @@ test("a name past the limit is refused with the rule, never cut short, and the f
   assert.equal(await page.$(`a[href^='/repos/rrrr']`), null, "no repository was made");
   await page.close();
 });
+
+test("100-character names fit the pages, and one click makes a workspace for such a repository", async () => {
+  const page = await browser.context.newPage();
+  const long = `${"a".repeat(90)}-long-name`;
+  assert.equal(long.length, 100);
+  await page.goto(`${server.url}/repos`);
+  await page.fill("form[action='/repos'] input[name=name]", long);
+  await Promise.all([page.waitForURL(`${server.url}/repos/${long}`), page.click("form[action='/repos'] button")]);
+  const fits = async () =>
+    page.evaluate(() => {
+      const doc = document.scrollingElement;
+      const signOut = [...document.querySelectorAll(".topbar button")].find((b) => b.textContent === "Sign out");
+      const r = signOut.getBoundingClientRect();
+      return { scroll: doc.scrollWidth - doc.clientWidth, signOutVisible: r.right <= window.innerWidth && r.left >= 0 };
+    });
+  await page.waitForFunction(() => document.documentElement.dataset.islands === "ready");
+  assert.deepEqual(await fits(), { scroll: 0, signOutVisible: true });
+  // The Copy button keeps to one line: as tall as the one-line Sign out button.
+  const heights = await page.evaluate(() => ({
+    copy: document.querySelector("[data-copy=clone-http]").getBoundingClientRect().height,
+    line: [...document.querySelectorAll(".topbar button")].find((b) => b.textContent === "Sign out").getBoundingClientRect().height,
+  }));
+  assert.ok(heights.copy <= heights.line + 1, `the Copy button wrapped: ${JSON.stringify(heights)}`);
+  await page.screenshot({ path: join(artifacts, "repo-long-name.png"), fullPage: true });
+  await page.goto(`${server.url}/repos`);
+  assert.deepEqual(await fits(), { scroll: 0, signOutVisible: true });
+  const table = await page.evaluate(() => {
+    const t = document.querySelector("table");
+    const card = t.closest(".card");
+    return t.getBoundingClientRect().right <= card.getBoundingClientRect().right + 0.5;
+  });
+  assert.ok(table, "the repository table stays inside its card");
+
+  // One click: a workspace with a valid name derived from the repository's.
+  await page.goto(`${server.url}/repos/${long}`);
+  await Promise.all([
+    page.waitForURL(/\/workspaces\/w[0-9a-f]+$/, { timeout: 60_000 }),
+    page.click("[data-testid=open-workspace] [data-testid=create-workspace]"),
+  ]);
+  const title = await page.textContent("h1");
+  assert.equal(title.trim(), long.slice(0, 64));
+  await page.close();
+});

@@ -110,3 +110,20 @@ test("open a workspace, use git in the terminal, edit, save, commit and push", a
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test("a refused workspace form keeps what was typed, with the reason next to the name", async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`${server.url}/workspaces`);
+  const form = "[data-testid=create-workspace]";
+  await page.fill(`${form} input[name=name]`, "dev");
+  await page.selectOption(`${form} select[name=repo]`, "ide-app");
+  await page.fill(`${form} input[name=idle_timeout_minutes]`, "45");
+  const [response] = await Promise.all([page.waitForNavigation(), page.click(`${form} button[type=submit]`)]);
+  assert.equal(response.status(), 409);
+  assert.match(await page.textContent(`${form} .field-error[data-error-for=name]`), /already have a workspace named "dev"/);
+  assert.equal(await page.getAttribute(`${form} input[name=name]`, "aria-invalid"), "true");
+  assert.equal(await page.inputValue(`${form} input[name=name]`), "dev");
+  assert.equal(await page.inputValue(`${form} select[name=repo]`), "ide-app");
+  assert.equal(await page.inputValue(`${form} input[name=idle_timeout_minutes]`), "45");
+  await page.close();
+});

@@ -129,7 +129,6 @@ fn short(sha: &str) -> String {
 
 /// One repository: clone URL with a copy button and the commands to use it.
 pub fn repo(ctx: &PageContext, repo: RepoPage) -> String {
-    let clone = format!("git clone {}", repo.clone_url_http);
     let delete_action = format!("/repos/{}/delete", repo.name);
     let confirm = format!(
         "Delete {} and all its history? This cannot be undone.",
@@ -236,8 +235,8 @@ pub fn repo(ctx: &PageContext, repo: RepoPage) -> String {
                 <button type="button" class="secondary" data-copy="clone-http" hidden>"Copy"</button></div>
             <p>"When git asks, give a " <a href="/account/git-credentials">"git credential"</a>
                ", or your user name " <code>{repo.user.clone()}</code> " and an " <a href="/account/tokens">"API token"</a>
-               " as the password. To let git remember it for a while:"</p>
-            <pre>{format!("git config --global credential.helper cache\n{clone}")}</pre>
+               " as the password. To let git remember it for a while, in this clone only:"</p>
+            <pre class="code" data-testid="clone-command">{format!("git clone -c credential.helper=cache {}", repo.clone_url_http)}</pre>
         </section>
         <section class="card" data-testid="open-workspace">
             <h2>"Code in the browser"</h2>
@@ -245,8 +244,10 @@ pub fn repo(ctx: &PageContext, repo: RepoPage) -> String {
             <form class="inline" method="post" action="/workspaces">
                 <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
                 <input type="hidden" name="repo" value=repo.name.clone()/>
-                <label>"Name " <input type="text" name="name" maxlength="64" value=repo.name.clone() required/></label>
-                <button type="submit">"Create a workspace"</button>
+                // The server derives a free, valid name from the repository's.
+                <input type="hidden" name="name" value=repo.name.clone()/>
+                <input type="hidden" name="derive_name" value="1"/>
+                <button type="submit" data-testid="create-workspace">"Create a workspace"</button>
             </form>
         </section>
         <section class="card">

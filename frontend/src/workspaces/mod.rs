@@ -9,7 +9,7 @@
 use leptos::prelude::*;
 
 use crate::layout::{document_with, flash_view, shell};
-use crate::{Flash, PageContext};
+use crate::{Flash, FormEcho, PageContext};
 
 /// A workspace as the pages show it.
 #[derive(Debug, Clone)]
@@ -107,7 +107,13 @@ pub(crate) fn csrf_input(csrf: &str) -> impl IntoView {
 /// The workspace list and the form to create one.
 ///
 /// `repos` are the repositories the viewer may clone into a new workspace.
-pub fn workspaces_page(ctx: &PageContext, list: &[WorkspaceRow], repos: &[String]) -> String {
+/// `echo` fills the create form again after a refusal.
+pub fn workspaces_page(
+    ctx: &PageContext,
+    list: &[WorkspaceRow],
+    repos: &[String],
+    echo: &FormEcho,
+) -> String {
     let list_view = if list.is_empty() {
         view! {
             <section class="card empty" data-testid="empty-state">
@@ -132,37 +138,49 @@ pub fn workspaces_page(ctx: &PageContext, list: &[WorkspaceRow], repos: &[String
         }
         .into_any()
     };
+    let chosen = echo.value("repo", "");
     let repo_options = repos
         .iter()
-        .map(|r| view! { <option value=r.clone()>{r.clone()}</option> })
+        .map(|r| view! { <option value=r.clone() selected=*r == chosen>{r.clone()}</option> })
         .collect_view();
+    let backend = echo.value("backend", "local");
     let content = view! {
         {list_view}
         <section class="card">
             <h2>"Create a workspace"</h2>
             <form class="stack" method="post" action="/workspaces" data-testid="create-workspace">
                 {csrf_input(&ctx.csrf)}
+                {echo.form_error()}
                 <label>"Name"
-                    <input type="text" name="name" maxlength="64" placeholder="my-app-dev" required/>
+                    <input type="text" name="name" pattern="[A-Za-z0-9_\\-][A-Za-z0-9._\\-]{0,63}" placeholder="my-app-dev" required
+                        title="1 to 64 letters, digits, '.', '_' or '-', not starting with '.'"
+                        value=echo.value("name", "") aria-invalid=echo.invalid("name")/>
+                    {echo.error_for("name")}
                 </label>
                 <label>"Repository"
-                    <select name="repo">
+                    <select name="repo" aria-invalid=echo.invalid("repo")>
                         <option value="">"(empty workspace)"</option>
                         {repo_options}
                     </select>
+                    {echo.error_for("repo")}
                 </label>
                 <label>"Backend"
-                    <select name="backend">
-                        <option value="local" selected>"Local (a process on the server)"</option>
-                        <option value="container">"Container"</option>
+                    <select name="backend" aria-invalid=echo.invalid("backend")>
+                        <option value="local" selected=backend == "local">"Local (a process on the server)"</option>
+                        <option value="container" selected=backend == "container">"Container"</option>
                     </select>
+                    {echo.error_for("backend")}
                 </label>
                 <label>"Image (optional)"
-                    <input type="text" name="image" maxlength="255" placeholder="the default workspace image"/>
+                    <input type="text" name="image" maxlength="255" placeholder="the default workspace image"
+                        value=echo.value("image", "") aria-invalid=echo.invalid("image")/>
+                    {echo.error_for("image")}
                     <span class="hint">"Container backend only."</span>
                 </label>
                 <label>"Stop after idle minutes"
-                    <input type="number" name="idle_timeout_minutes" value="30" min="1" max="10080" required/>
+                    <input type="number" name="idle_timeout_minutes" value=echo.value("idle_timeout_minutes", "30")
+                        min="1" max="10080" required aria-invalid=echo.invalid("idle_timeout_minutes")/>
+                    {echo.error_for("idle_timeout_minutes")}
                 </label>
                 <button type="submit">"Create workspace"</button>
             </form>

@@ -1,7 +1,7 @@
 //! The workspaces' pages as a user sees them.
 
 use super::*;
-use crate::{Nav, Viewer};
+use crate::{FormEcho, Nav, Viewer};
 
 fn ctx() -> PageContext {
     PageContext {
@@ -59,7 +59,7 @@ fn unix_milliseconds_become_rfc3339() {
 
 #[test]
 fn empty_list_shows_the_empty_state_and_the_form() {
-    let html = workspaces_page(&ctx(), &[], &["my-app".into()]);
+    let html = workspaces_page(&ctx(), &[], &["my-app".into()], &FormEcho::default());
     assert!(html.contains(r#"data-testid="empty-state""#), "{html}");
     assert!(html.contains("No workspaces yet"));
     assert!(has_tag(
@@ -80,7 +80,7 @@ fn rows_link_to_the_ide_and_offer_the_fitting_actions() {
     let mut stopped = ws("stopped");
     stopped.id = "w2".into();
     stopped.name = "old".into();
-    let html = workspaces_page(&ctx(), &[ws("running"), stopped], &[]);
+    let html = workspaces_page(&ctx(), &[ws("running"), stopped], &[], &FormEcho::default());
     assert!(
         html.contains(r#"<a href="/workspaces/w1">dev &lt;1&gt;</a>"#),
         "{html}"
@@ -109,7 +109,7 @@ fn rows_link_to_the_ide_and_offer_the_fitting_actions() {
 fn a_failed_workspace_shows_why() {
     let mut failed = ws("error");
     failed.error = Some("image not found".into());
-    let html = workspaces_page(&ctx(), &[failed], &[]);
+    let html = workspaces_page(&ctx(), &[failed], &[], &FormEcho::default());
     assert!(has_tag(
         &html,
         "span",

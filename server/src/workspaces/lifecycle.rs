@@ -21,12 +21,13 @@ use super::{
 /// Creates a workspace (checking out the repository) and, unless asked not
 /// to, starts it.
 pub async fn create(env: &Env, owner: &User, req: CreateWorkspace) -> Result<Workspace> {
-    validate_name(&req.name)?;
+    validate_name(&req.name).map_err(|e| e.on_field("name"))?;
     let backend = req.backend.clone().unwrap_or_else(|| "local".into());
     if backend != "local" && backend != "container" {
-        return Err(Error::Unprocessable(format!(
-            "unknown backend {backend:?}: use \"local\" or \"container\""
-        )));
+        return Err(Error::invalid(
+            "backend",
+            format!("unknown backend {backend:?}: use \"local\" or \"container\""),
+        ));
     }
     if backend == "container" {
         crate::engine::available(&env.settings).await?;
@@ -37,13 +38,14 @@ pub async fn create(env: &Env, owner: &User, req: CreateWorkspace) -> Result<Wor
         crate::engine::image_available(&env.settings, &image).await?;
     }
     if req.image.is_some() && backend != "container" {
-        return Err(Error::Unprocessable(
-            "an image can only be chosen for the container backend".into(),
+        return Err(Error::invalid(
+            "image",
+            "an image can only be chosen for the container backend",
         ));
     }
     let isolation = isolation::of(env, &backend);
     isolation::allowed(&isolation, owner.admin)?;
-    let idle = idle_seconds(&req)?;
+    let idle = idle_seconds(&req).map_err(|e| e.on_field("idle_timeout_minutes"))?;
     let repo = match req.repo.as_deref().filter(|r| !r.is_empty()) {
         Some(name) => Some(repos::authorize(&env.pool, name, owner, "codecommit:GitPull").await?),
         None => None,

@@ -282,6 +282,39 @@ async fn set_state(pool: &SqlitePool, id: &str, state: &str, error: Option<&str>
     Ok(())
 }
 
+/// A valid workspace name from `base` (a repository's name, say) that
+/// `user` has no workspace by: the characters a workspace name allows, cut
+/// to fit, with `-2`, `-3`, … when the name is taken.
+pub async fn free_name(pool: &SqlitePool, user: &User, base: &str) -> Result<String> {
+    let mut stem: String = base
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .collect();
+    stem = stem.trim_start_matches('.').to_string();
+    if stem.is_empty() {
+        stem = "workspace".into();
+    }
+    let taken: std::collections::HashSet<String> = list_for(pool, user)
+        .await?
+        .into_iter()
+        .map(|w| w.name.to_ascii_lowercase())
+        .collect();
+    for n in 1.. {
+        let suffix = if n == 1 {
+            String::new()
+        } else {
+            format!("-{n}")
+        };
+        let mut name = stem.clone();
+        name.truncate(64 - suffix.len());
+        name.push_str(&suffix);
+        if !taken.contains(&name.to_ascii_lowercase()) {
+            return Ok(name);
+        }
+    }
+    unreachable!("some suffix is free")
+}
+
 /// Sets how long the workspace may go unused before it is stopped.
 pub async fn set_idle_timeout(pool: &SqlitePool, id: &str, seconds: i64) -> Result<()> {
     sqlx::query("UPDATE workspaces SET idle_timeout_seconds = $1 WHERE id = $2")

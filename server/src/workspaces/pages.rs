@@ -2,15 +2,16 @@
 //! page (the IDE) with its start, stop and delete actions.
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use nubo_frontend::{Flash, Nav};
+use nubo_frontend::{Flash, FormEcho, Nav};
 use serde::Deserialize;
 
 use crate::error::Error;
 use crate::http::auth::PageUser;
-use crate::http::pages::{capitalise, context, set_flash, PageResult};
+use crate::http::pages::{capitalise, context, form_values, set_flash, PageResult};
 use crate::repos;
 use crate::state::AppState;
 
@@ -36,6 +37,17 @@ fn workspace_row(ws: super::Workspace) -> nubo_frontend::WorkspaceRow {
 }
 
 async fn workspaces_page(State(state): State<AppState>, user: PageUser) -> PageResult {
+    render_list(&state, &user, &FormEcho::default(), StatusCode::OK).await
+}
+
+/// The workspaces page; `echo` fills the create form again after a refusal
+/// (answered with `status` then).
+async fn render_list(
+    state: &AppState,
+    user: &PageUser,
+    echo: &FormEcho,
+    status: StatusCode,
+) -> PageResult {
     let list: Vec<_> = super::list_for(&state.pool, &user.user)
         .await?
         .into_iter()
@@ -46,11 +58,12 @@ async fn workspaces_page(State(state): State<AppState>, user: PageUser) -> PageR
         .into_iter()
         .map(|r| r.name)
         .collect();
-    let ctx = context(&user, "Workspaces", Nav::Workspaces).await;
-    Ok(Html(nubo_frontend::workspaces_page(&ctx, &list, &repos)).into_response())
+    let ctx = context(user, "Workspaces", Nav::Workspaces).await;
+    let html = Html(nubo_frontend::workspaces_page(&ctx, &list, &repos, echo));
+    Ok((status, html).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize)]
 struct WorkspaceForm {
     name: String,
     #[serde(default)]
@@ -61,6 +74,10 @@ struct WorkspaceForm {
     image: String,
     #[serde(default)]
     idle_timeout_minutes: Option<String>,
+    /// Set by one-click forms (a repository's page): `name` is a wish, and
+    /// a free valid name is derived from it.
+    #[serde(default)]
+    derive_name: Option<String>,
 }
 
 async fn create_workspace(
@@ -68,25 +85,37 @@ async fn create_workspace(
     user: PageUser,
     Form(form): Form<WorkspaceForm>,
 ) -> PageResult {
+    let refused = |field: Option<&str>, message: String, status: StatusCode| {
+        let echo = FormEcho {
+            values: form_values(&form),
+            field: field.map(str::to_string),
+            error: Some(capitalise(&message)),
+        };
+        let (state, user) = (&state, &user);
+        async move { render_list(state, user, &echo, status).await }
+    };
     let idle = match form.idle_timeout_minutes.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(v) => match v.parse::<i64>() {
             Ok(n) => Some(n),
             Err(_) => {
-                set_flash(
-                    &user.session,
-                    Flash::Error(format!(
-                        "The idle timeout {v:?} is not a number of minutes."
-                    )),
+                let m = format!("The idle timeout {v:?} is not a number of minutes.");
+                return refused(
+                    Some("idle_timeout_minutes"),
+                    m,
+                    StatusCode::UNPROCESSABLE_ENTITY,
                 )
                 .await;
-                return Ok(Redirect::to("/workspaces").into_response());
             }
         },
     };
     let non_empty = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let name = match form.derive_name.as_deref() {
+        Some("1") => super::free_name(&state.pool, &user.user, form.name.trim()).await?,
+        _ => form.name.trim().to_string(),
+    };
     let request = super::CreateWorkspace {
-        name: form.name.trim().to_string(),
+        name,
         repo: non_empty(&form.repo),
         backend: non_empty(&form.backend),
         image: non_empty(&form.image),
@@ -100,12 +129,13 @@ async fn create_workspace(
             tracing::info!(workspace = %ws.id, by = %user.user.name, "workspace created");
             Ok(Redirect::to(&format!("/workspaces/{}", ws.id)).into_response())
         }
-        Err(
-            Error::Unprocessable(m) | Error::Conflict(m) | Error::NotFound(m) | Error::Forbidden(m),
-        ) => {
-            set_flash(&user.session, Flash::Error(capitalise(&m))).await;
-            Ok(Redirect::to("/workspaces").into_response())
+        Err(Error::Invalid { field, message }) => {
+            refused(Some(field), message, StatusCode::UNPROCESSABLE_ENTITY).await
         }
+        Err(Error::Conflict(m)) => refused(Some("name"), m, StatusCode::CONFLICT).await,
+        Err(Error::NotFound(m)) => refused(Some("repo"), m, StatusCode::NOT_FOUND).await,
+        Err(Error::Forbidden(m)) => refused(None, m, StatusCode::FORBIDDEN).await,
+        Err(Error::Unprocessable(m)) => refused(None, m, StatusCode::UNPROCESSABLE_ENTITY).await,
         Err(e) => Err(e.into()),
     }
 }
