@@ -73,8 +73,18 @@ test("open a workspace, use git in the terminal, edit, save, commit and push", a
   await page.waitForSelector("[data-tree-path='made-in-terminal']", { timeout: 10_000 });
 
   // Open README.md from the tree, edit, save with Ctrl+S.
+  const reads = [];
+  const countReads = (r) => {
+    if (r.url().endsWith("/files/README.md") && r.method() === "GET") reads.push(r.url());
+  };
+  page.on("request", countReads);
   await page.click("[data-tree-path='README.md']");
   await page.waitForSelector(".editor-tab[data-path='README.md']");
+  // One click, one read: opening a file is no change to it (reading it
+  // once made the IDE read it again, without end).
+  await page.waitForTimeout(1000);
+  page.off("request", countReads);
+  assert.equal(reads.length, 1, `README.md was read ${reads.length} times`);
   await page.click("#editor-area .cm-content");
   await page.keyboard.press("Control+End");
   await page.keyboard.type("Edited in the browser IDE.\n");

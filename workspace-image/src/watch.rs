@@ -20,6 +20,18 @@ pub struct Events {
     _watcher: Option<notify::RecommendedWatcher>,
 }
 
+/// Whether an event is a change. Reading a file or listing a directory is
+/// one too for inotify (open, close without writing): told to the IDE, each
+/// read made it read again, without end.
+pub fn changes(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode};
+    match kind {
+        notify::EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        notify::EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
 /// Whether a changed path is worth telling a viewer about.
 pub fn interesting(rel: &str) -> bool {
     if rel == ".git/HEAD" {
@@ -35,6 +47,9 @@ impl Events {
         let (raw_tx, mut raw_rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             if let Ok(event) = res {
+                if !changes(&event.kind) {
+                    return;
+                }
                 for path in event.paths {
                     let _ = raw_tx.send(path);
                 }
@@ -150,5 +165,26 @@ mod tests {
         assert!(!super::interesting(".git/objects/ab/cdef"));
         assert!(!super::interesting("vendor/x/.git/index"));
         assert!(super::interesting(".gitignore"));
+    }
+
+    #[tokio::test]
+    async fn reading_is_no_change_but_writing_is() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("read.txt"), "x").unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let events = super::Events::start(dir.path());
+        let mut rx = events.subscribe();
+        // What an editor does on opening a file: read it, list its folder.
+        std::fs::read(dir.path().join("read.txt")).unwrap();
+        std::fs::read_dir(dir.path().join("sub"))
+            .unwrap()
+            .for_each(drop);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        std::fs::write(dir.path().join("written.txt"), "y").unwrap();
+        let first = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+            .await
+            .expect("the write is reported")
+            .unwrap();
+        assert_eq!(first, r#"{"paths":["written.txt"]}"#);
     }
 }
