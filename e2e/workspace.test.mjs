@@ -65,6 +65,16 @@ test("open a workspace, use git in the terminal, edit, save, commit and push", a
   // git log in a terminal.
   await page.waitForSelector(".terminal-tab[data-state=open]");
   await page.waitForSelector(".xterm-rows");
+  // Under the rows there is the terminal's background, not a black bar, in both themes.
+  for (const theme of ["light", "dark"]) {
+    await page.evaluate((t) => (document.documentElement.dataset.theme = t), theme);
+    const colours = await page.evaluate(() => ({
+      viewport: getComputedStyle(document.querySelector(".terminal-view .xterm-viewport")).backgroundColor,
+      area: getComputedStyle(document.querySelector(".terminal-area")).backgroundColor,
+    }));
+    assert.ok(["rgba(0, 0, 0, 0)", colours.area].includes(colours.viewport), `${theme}: ${JSON.stringify(colours)}`);
+  }
+  await page.evaluate(() => delete document.documentElement.dataset.theme);
   await typeInTerminal(page, "git log --format=%s");
   await waitForTerminal(page, /first commit from outside/);
 
