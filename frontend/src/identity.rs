@@ -339,6 +339,8 @@ pub struct AuditRow {
     pub allowed: bool,
     pub basis: String,
     pub statement: Option<String>,
+    /// What became of the allowed action (`done`, `failed: …`), if recorded.
+    pub outcome: Option<String>,
 }
 
 /// Administrators: the newest access decisions.
@@ -358,7 +360,10 @@ pub fn audit(ctx: &PageContext, rows: Vec<AuditRow>) -> String {
                     <td><code>{r.action}</code></td>
                     <td>{r.repo}</td>
                     <td><code>{r.reference.unwrap_or_default()}</code></td>
-                    <td>{result}</td>
+                    <td>{result}{r.outcome.map(|o| {
+                        let failed = o.starts_with("failed");
+                        view! { " "<span class=if failed { "outcome problem" } else { "outcome muted" } data-testid="outcome">{o}</span> }
+                    })}</td>
                     <td>{r.basis}" "<span class="muted">{r.statement.unwrap_or_default()}</span></td>
                 </tr>
             }

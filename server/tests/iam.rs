@@ -428,3 +428,45 @@ async fn force_pushes_work_and_can_be_denied_by_policy() {
     assert!(!main.starts_with(&rewritten), "main kept its history");
     assert!(feature.starts_with(&rewritten));
 }
+
+#[tokio::test]
+async fn the_audit_log_records_what_became_of_an_allowed_create() {
+    let server = Server::start(&[]);
+    let admin = server.user_with_token("root2", true);
+    let http = client();
+    let create = |name: &str| {
+        http.post(server.url("/api/v1/repos"))
+            .bearer_auth(&admin)
+            .json(&json!({ "name": name }))
+            .send()
+    };
+    assert_eq!(create("dup").await.unwrap().status(), 201);
+    assert_eq!(create("dup").await.unwrap().status(), 409);
+    let audit: Value = http
+        .get(server.url("/api/v1/audit"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let creates: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "codecommit:CreateRepository" && e["repo"] == "dup")
+        .collect();
+    assert_eq!(creates.len(), 2, "{audit:#}");
+    // Both were allowed; one was done, the other failed (and says why).
+    assert!(creates.iter().all(|e| e["allowed"] == true));
+    let mut outcomes: Vec<&str> = creates
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        ["done", "failed: a repository named \"dup\" already exists"]
+    );
+}

@@ -130,12 +130,67 @@ pub async fn authorize(
     target: &Target<'_>,
     reference: Option<&str>,
 ) -> Result<Decision> {
+    Ok(authorize_entry(pool, user, action, target, reference)
+        .await?
+        .0)
+}
+
+/// An audit log entry, to record what became of the action it allowed.
+pub struct AuditId(String);
+
+/// Like [`require`], answering the audit entry, whose outcome the caller
+/// records with [`record_outcome`] once the action is done or has failed.
+pub async fn require_then(
+    pool: &SqlitePool,
+    user: &User,
+    action: &str,
+    target: &Target<'_>,
+) -> Result<AuditId> {
+    let (d, id) = authorize_entry(pool, user, action, target, None).await?;
+    if d.allowed {
+        Ok(id)
+    } else {
+        Err(Error::Forbidden(denial_message(
+            user,
+            action,
+            target.name,
+            None,
+            &d,
+        )))
+    }
+}
+
+/// Records what became of an allowed action: `Ok` as done, an error by its
+/// message. Failing to record is logged, never the caller's failure.
+pub async fn record_outcome<T>(pool: &SqlitePool, entry: &AuditId, result: &Result<T>) {
+    let outcome = match result {
+        Ok(_) => "done".to_string(),
+        Err(e) => format!("failed: {}", e.public_message()),
+    };
+    let written = sqlx::query("UPDATE audit_log SET outcome = $1 WHERE id = $2")
+        .bind(&outcome)
+        .bind(&entry.0)
+        .execute(pool)
+        .await;
+    if let Err(e) = written {
+        tracing::warn!(error = %e, "the audit log's outcome was not recorded");
+    }
+}
+
+async fn authorize_entry(
+    pool: &SqlitePool,
+    user: &User,
+    action: &str,
+    target: &Target<'_>,
+    reference: Option<&str>,
+) -> Result<(Decision, AuditId)> {
     let decision = decide(pool, user, action, target, reference).await?;
+    let id = new_id();
     sqlx::query(
         "INSERT INTO audit_log (id, at, user_name, action, repo, ref_name, allowed, basis, statement)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
-    .bind(new_id())
+    .bind(&id)
     .bind(now_ms())
     .bind(&user.name)
     .bind(action)
@@ -146,7 +201,7 @@ pub async fn authorize(
     .bind(&decision.statement)
     .execute(pool)
     .await?;
-    Ok(decision)
+    Ok((decision, AuditId(id)))
 }
 
 /// Why a decision denied, in words for the user.
@@ -389,6 +444,8 @@ pub struct AuditEntry {
     pub allowed: bool,
     pub basis: String,
     pub statement: Option<String>,
+    /// What became of an allowed action (`done`, `failed: …`), where recorded.
+    pub outcome: Option<String>,
 }
 
 pub async fn audit(pool: &SqlitePool, limit: i64) -> Result<Vec<AuditEntry>> {
@@ -401,9 +458,10 @@ pub async fn audit(pool: &SqlitePool, limit: i64) -> Result<Vec<AuditEntry>> {
         bool,
         String,
         Option<String>,
+        Option<String>,
     );
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT at, user_name, action, repo, ref_name, allowed, basis, statement FROM audit_log ORDER BY at DESC, id LIMIT $1",
+        "SELECT at, user_name, action, repo, ref_name, allowed, basis, statement, outcome FROM audit_log ORDER BY at DESC, id LIMIT $1",
     )
     .bind(limit)
     .fetch_all(pool)
@@ -419,6 +477,7 @@ pub async fn audit(pool: &SqlitePool, limit: i64) -> Result<Vec<AuditEntry>> {
             allowed: r.5,
             basis: r.6,
             statement: r.7,
+            outcome: r.8,
         })
         .collect())
 }

@@ -383,6 +383,7 @@ async fn admin_audit(State(state): State<AppState>, user: PageUser) -> PageResul
             allowed: e.allowed,
             basis: e.basis,
             statement: e.statement,
+            outcome: e.outcome,
         })
         .collect();
     let ctx = context(&user, "Audit log", Nav::Audit).await;

@@ -88,23 +88,7 @@ async fn create_repo(
     current: CurrentUser,
     Json(body): Json<CreateRepo>,
 ) -> Result<impl IntoResponse> {
-    crate::identity::iam::require(
-        &state.pool,
-        &current.user,
-        "codecommit:CreateRepository",
-        &crate::identity::iam::Target::repo(&body.name, None),
-        None,
-    )
-    .await?;
-    let repo = repos::create(
-        &state.pool,
-        &state.master,
-        &body.name,
-        &body.description,
-        &current.user,
-    )
-    .await?;
-    tracing::info!(repo = %repo.name, by = %current.user.name, "repository created");
+    let repo = repos::create_as(&state, &body.name, &body.description, &current.user).await?;
     Ok((
         StatusCode::CREATED,
         Json(repo_view(

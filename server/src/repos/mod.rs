@@ -336,6 +336,19 @@ pub async fn delete(
     Ok(())
 }
 
+/// Creates the repository `name` for `user`, if IAM allows it
+/// (`codecommit:CreateRepository`); the audit log records the outcome.
+pub async fn create_as(ctx: &Ctx, name: &str, description: &str, user: &User) -> Result<Repo> {
+    let target = iam::Target::repo(name, None);
+    let entry = iam::require_then(&ctx.pool, user, "codecommit:CreateRepository", &target).await?;
+    let created = create(&ctx.pool, &ctx.master, name, description, user).await;
+    iam::record_outcome(&ctx.pool, &entry, &created).await;
+    if let Ok(repo) = &created {
+        tracing::info!(repo = %repo.name, by = %user.name, "repository created");
+    }
+    created
+}
+
 /// Deletes the repository `name` for `user`, if IAM allows it
 /// (`codecommit:DeleteRepository`); answers what was deleted.
 pub async fn delete_as(ctx: &Ctx, name: &str, user: &User) -> Result<Repo> {

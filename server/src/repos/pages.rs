@@ -79,29 +79,8 @@ async fn create_repo(
         let (state, user) = (&state, &user);
         async move { render_repos(state, user, &echo, status).await }
     };
-    let target = crate::identity::iam::Target::repo(name, None);
-    if let Err(Error::Forbidden(m)) = crate::identity::iam::require(
-        &state.pool,
-        &user.user,
-        "codecommit:CreateRepository",
-        &target,
-        None,
-    )
-    .await
-    {
-        return refused(None, m, StatusCode::FORBIDDEN).await;
-    }
-    match repos::create(
-        &state.pool,
-        &state.master,
-        name,
-        &form.description,
-        &user.user,
-    )
-    .await
-    {
+    match repos::create_as(&state, name, &form.description, &user.user).await {
         Ok(repo) => {
-            tracing::info!(repo = %repo.name, by = %user.user.name, "repository created");
             set_flash(
                 &user.session,
                 Flash::Ok(format!("Created repository {}.", repo.name)),
@@ -113,6 +92,7 @@ async fn create_repo(
             refused(Some(field), message, StatusCode::UNPROCESSABLE_ENTITY).await
         }
         Err(Error::Conflict(m)) => refused(Some("name"), m, StatusCode::CONFLICT).await,
+        Err(Error::Forbidden(m)) => refused(None, m, StatusCode::FORBIDDEN).await,
         Err(Error::Unprocessable(m)) => refused(None, m, StatusCode::UNPROCESSABLE_ENTITY).await,
         Err(e) => Err(e.into()),
     }
