@@ -17,6 +17,11 @@ pub enum Error {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    /// Refused by IAM. `message` names the action and the deciding
+    /// statement (for the API, git and administrators); `words` says the
+    /// same for people who do not know IAM's action names.
+    #[error("{message}")]
+    Denied { message: String, words: String },
     #[error("{0}")]
     Csrf(String),
     #[error("{0}")]
@@ -65,7 +70,7 @@ impl Error {
         match self {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Error::Forbidden(_) | Error::Csrf(_) => StatusCode::FORBIDDEN,
+            Error::Forbidden(_) | Error::Denied { .. } | Error::Csrf(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -80,7 +85,7 @@ impl Error {
         match self {
             Error::BadRequest(_) => "bad_request",
             Error::Unauthorized(_) => "unauthorized",
-            Error::Forbidden(_) => "forbidden",
+            Error::Forbidden(_) | Error::Denied { .. } => "forbidden",
             Error::Csrf(_) => "csrf_failed",
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",

@@ -470,3 +470,41 @@ async fn the_audit_log_records_what_became_of_an_allowed_create() {
         ["done", "failed: a repository named \"dup\" already exists"]
     );
 }
+
+#[tokio::test]
+async fn a_refused_page_says_it_in_words_and_the_api_keeps_the_action() {
+    let server = Server::start(&[]);
+    let alice = server.user_with_token("alice", false);
+    let bob = server.user_with_token("bob", false);
+    create_repo(&server, &alice, "private").await;
+    let (cookie, _) = sign_in(&server, "bob", "password-of-the-test").await;
+    let page = client()
+        .get(server.url("/repos/private"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 403);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("You do not have permission to see the repository private."),
+        "{html}"
+    );
+    assert!(
+        !html.contains("codecommit:"),
+        "an IAM action name on an ordinary user's page: {html}"
+    );
+    // API clients (and git) still get the action and the reason.
+    let api = client()
+        .get(server.url("/api/v1/repos/private"))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 403);
+    let body: Value = api.json().await.unwrap();
+    assert_eq!(
+        body["error"]["message"],
+        "bob is not allowed to perform codecommit:GetRepository on private: no policy allows it"
+    );
+}

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::http::auth::PageUser;
-use crate::http::pages::{capitalise, context, form_values, set_flash, PageResult};
+use crate::http::pages::{capitalise, context, form_values, refusal_text, set_flash, PageResult};
 use crate::repos;
 use crate::state::AppState;
 
@@ -236,6 +236,7 @@ async fn create_project_form(
         Err(Error::Invalid { field, message }) => back(Some(field), capitalise(&message)).await,
         Err(Error::Conflict(m)) => back(Some("name"), capitalise(&m)).await,
         Err(Error::NotFound(m) | Error::Forbidden(m)) => back(Some("repo"), capitalise(&m)).await,
+        Err(e @ Error::Denied { .. }) => back(Some("repo"), refusal_text(&e)).await,
         Err(Error::Unprocessable(m)) => back(None, capitalise(&m)).await,
         Err(e) => Err(e.into()),
     }
@@ -376,6 +377,10 @@ async fn start_build_form(
         }
         Err(Error::Unprocessable(m) | Error::Forbidden(m) | Error::NotFound(m)) => {
             set_flash(&user.session, Flash::Error(capitalise(&m))).await;
+            Ok(Redirect::to(&format!("/projects/{}", p.name)).into_response())
+        }
+        Err(e @ Error::Denied { .. }) => {
+            set_flash(&user.session, Flash::Error(refusal_text(&e))).await;
             Ok(Redirect::to(&format!("/projects/{}", p.name)).into_response())
         }
         Err(e) => Err(e.into()),

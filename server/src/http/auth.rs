@@ -168,6 +168,7 @@ impl FromRequestParts<AppState> for PageUser {
         let csrf = csrf_token(&session)
             .await
             .map_err(|e| crate::http::pages::error_page(&e))?;
+        crate::http::pages::note_viewer(user.admin);
         Ok(PageUser {
             user,
             csrf,

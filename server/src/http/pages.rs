@@ -14,6 +14,44 @@ use crate::http::auth::PageUser;
 
 const SESSION_FLASH: &str = "flash";
 
+tokio::task_local! {
+    /// Whether the signed-in viewer of the page being made is an
+    /// administrator (set by [`PageUser`]; false until then), so a refusal
+    /// can say IAM's action names to administrators only.
+    static VIEWER_IS_ADMIN: std::cell::Cell<bool>;
+}
+
+/// Middleware around every request: the scope [`VIEWER_IS_ADMIN`] lives in.
+pub async fn viewer_scope(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    VIEWER_IS_ADMIN
+        .scope(std::cell::Cell::new(false), next.run(request))
+        .await
+}
+
+/// Called by [`PageUser`] once it knows who is asking.
+pub fn note_viewer(admin: bool) {
+    let _ = VIEWER_IS_ADMIN.try_with(|v| v.set(admin));
+}
+
+/// What a page says of an error: an IAM refusal in words, with the action
+/// and deciding statement for administrators.
+pub fn refusal_text(error: &Error) -> String {
+    match error {
+        Error::Denied { message, words } => {
+            let admin = VIEWER_IS_ADMIN.try_with(|v| v.get()).unwrap_or(false);
+            if admin {
+                format!("{words} (IAM: {message})")
+            } else {
+                words.clone()
+            }
+        }
+        other => other.public_message(),
+    }
+}
+
 /// Renders an error as a full page with the error's status.
 pub fn error_page(error: &Error) -> Response {
     let status = error.status();
@@ -21,7 +59,7 @@ pub fn error_page(error: &Error) -> Response {
         tracing::error!(error = %error, "page failed");
     }
     let title = status.canonical_reason().unwrap_or("Error");
-    (status, Html(pages::message(title, &error.public_message()))).into_response()
+    (status, Html(pages::message(title, &refusal_text(error)))).into_response()
 }
 
 pub struct PageError(Error);
@@ -118,4 +156,45 @@ pub fn form_values(form: &impl serde::Serialize) -> std::collections::BTreeMap<S
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn denial() -> Error {
+        Error::Denied {
+            message: "bob is not allowed to perform codecommit:DeleteRepository on app: no policy allows it".into(),
+            words: "You do not have permission to delete the repository app.".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn refusals_name_the_action_to_administrators_only() {
+        let ordinary = VIEWER_IS_ADMIN
+            .scope(std::cell::Cell::new(false), async {
+                note_viewer(false);
+                refusal_text(&denial())
+            })
+            .await;
+        assert_eq!(
+            ordinary,
+            "You do not have permission to delete the repository app."
+        );
+        let admin = VIEWER_IS_ADMIN
+            .scope(std::cell::Cell::new(false), async {
+                note_viewer(true);
+                refusal_text(&denial())
+            })
+            .await;
+        assert!(
+            admin.starts_with("You do not have permission to delete the repository app. (IAM: ")
+        );
+        assert!(admin.contains("codecommit:DeleteRepository"));
+        // Outside a page (no viewer known), nothing more than the words.
+        assert_eq!(
+            refusal_text(&denial()),
+            "You do not have permission to delete the repository app."
+        );
+    }
 }

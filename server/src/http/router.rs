@@ -91,6 +91,7 @@ pub fn router(state: AppState, tls: bool) -> Router {
             state.clone(),
             auth::csrf_guard,
         ))
+        .layer(middleware::from_fn(crate::http::pages::viewer_scope))
         .layer(sessions)
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), track))

@@ -150,13 +150,7 @@ pub async fn require_then(
     if d.allowed {
         Ok(id)
     } else {
-        Err(Error::Forbidden(denial_message(
-            user,
-            action,
-            target.name,
-            None,
-            &d,
-        )))
+        Err(denied(user, action, target.name, None, &d))
     }
 }
 
@@ -228,6 +222,45 @@ pub fn denial_message(
     }
 }
 
+/// What `action` on `target` is, in words ("delete the repository app").
+pub fn action_in_words(action: &str, target: &str, reference: Option<&str>) -> String {
+    let on_ref = reference.map(|r| format!(" ({r})")).unwrap_or_default();
+    match action {
+        "codecommit:GitPull" => format!("read the repository {target}"),
+        "codecommit:GitPush" => format!("push to the repository {target}{on_ref}"),
+        "codecommit:CreateRepository" => format!("create a repository named {target}"),
+        "codecommit:DeleteRepository" => format!("delete the repository {target}"),
+        "codecommit:GetRepository" => format!("see the repository {target}"),
+        "codecommit:ListRepositories" => "list repositories".to_string(),
+        "secretsmanager:GetSecretValue" => format!("read the secret {target}"),
+        "ssm:GetParameters" => format!("read the parameter {target}"),
+        other => format!("do {other} on {target}"),
+    }
+}
+
+/// The refusal of a denied decision: the technical message (action,
+/// statement) and the same in words.
+pub fn denied(
+    user: &User,
+    action: &str,
+    target: &str,
+    reference: Option<&str>,
+    d: &Decision,
+) -> Error {
+    Error::Denied {
+        message: denial_message(user, action, target, reference, d),
+        words: format!(
+            "You do not have permission to {}. {}",
+            action_in_words(action, target, reference),
+            if action.starts_with("codecommit:") && action != "codecommit:CreateRepository" {
+                "Ask the repository's owner or an administrator for access."
+            } else {
+                "Ask an administrator for access."
+            }
+        ),
+    }
+}
+
 /// Fails with 403 and the reason unless allowed.
 pub async fn require(
     pool: &SqlitePool,
@@ -240,13 +273,7 @@ pub async fn require(
     if d.allowed {
         Ok(())
     } else {
-        Err(Error::Forbidden(denial_message(
-            user,
-            action,
-            target.name,
-            reference,
-            &d,
-        )))
+        Err(denied(user, action, target.name, reference, &d))
     }
 }
 

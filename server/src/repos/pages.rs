@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::http::auth::PageUser;
-use crate::http::pages::{capitalise, context, form_values, set_flash, PageResult};
+use crate::http::pages::{capitalise, context, form_values, refusal_text, set_flash, PageResult};
 use crate::repos;
 use crate::state::AppState;
 
@@ -93,6 +93,9 @@ async fn create_repo(
         }
         Err(Error::Conflict(m)) => refused(Some("name"), m, StatusCode::CONFLICT).await,
         Err(Error::Forbidden(m)) => refused(None, m, StatusCode::FORBIDDEN).await,
+        Err(e @ Error::Denied { .. }) => {
+            refused(None, refusal_text(&e), StatusCode::FORBIDDEN).await
+        }
         Err(Error::Unprocessable(m)) => refused(None, m, StatusCode::UNPROCESSABLE_ENTITY).await,
         Err(e) => Err(e.into()),
     }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::http::auth::PageUser;
-use crate::http::pages::{capitalise, context, form_values, set_flash, PageResult};
+use crate::http::pages::{capitalise, context, form_values, refusal_text, set_flash, PageResult};
 use crate::repos;
 use crate::state::AppState;
 
@@ -135,6 +135,9 @@ async fn create_workspace(
         Err(Error::Conflict(m)) => refused(Some("name"), m, StatusCode::CONFLICT).await,
         Err(Error::NotFound(m)) => refused(Some("repo"), m, StatusCode::NOT_FOUND).await,
         Err(Error::Forbidden(m)) => refused(None, m, StatusCode::FORBIDDEN).await,
+        Err(e @ Error::Denied { .. }) => {
+            refused(None, refusal_text(&e), StatusCode::FORBIDDEN).await
+        }
         Err(Error::Unprocessable(m)) => refused(None, m, StatusCode::UNPROCESSABLE_ENTITY).await,
         Err(e) => Err(e.into()),
     }
