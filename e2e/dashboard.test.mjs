@@ -113,3 +113,31 @@ test("pages ask for nothing that is not there, the icon included", async () => {
   assert.deepEqual(failed, []);
   await page.close();
 });
+
+test("the users and SSH key forms keep what was typed when refused", async () => {
+  // Signed in as admin by the test before.
+  const page = await browser.context.newPage();
+  await page.goto(`${server.url}/admin/users`);
+  const users = "form[action='/admin/users']";
+  await page.fill(`${users} input[name=username]`, "newcomer");
+  await page.fill(`${users} input[name=password]`, "short");
+  await page.check(`${users} input[name=admin]`);
+  // Past the browser's own checks, as a client without them would send it.
+  await page.$eval(users, (form) => form.setAttribute("novalidate", ""));
+  const [refused] = await Promise.all([page.waitForNavigation(), page.click(`${users} button[type=submit]`)]);
+  assert.equal(refused.status(), 422);
+  assert.equal(await page.inputValue(`${users} input[name=username]`), "newcomer");
+  assert.equal(await page.inputValue(`${users} input[name=password]`), "", "a password is never sent back");
+  assert.equal(await page.isChecked(`${users} input[name=admin]`), true);
+  assert.match(await page.textContent(`${users} .field-error[data-error-for=password]`), /at least/i);
+
+  await page.goto(`${server.url}/account/git-credentials`);
+  const keys = "form[action='/account/ssh-keys']";
+  await page.fill(`${keys} input[name=public_key]`, "ssh-ed25519 not-a-key me@laptop");
+  const [bad] = await Promise.all([page.waitForNavigation(), page.click(`${keys} button[type=submit]`)]);
+  assert.equal(bad.status(), 422);
+  assert.equal(await page.inputValue(`${keys} input[name=public_key]`), "ssh-ed25519 not-a-key me@laptop");
+  assert.equal(await page.getAttribute(`${keys} input[name=public_key]`, "aria-invalid"), "true");
+  assert.ok((await page.textContent(`${keys} .field-error[data-error-for=public_key]`)).length > 0);
+  await page.close();
+});

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 
 use crate::layout::{document, flash_view, shell};
-use crate::{Flash, PageContext};
+use crate::{Flash, FormEcho, PageContext};
 
 /// The sign-in page. `error` is shown above the form.
 /// `username` is what the user typed before a refusal (kept, with the
@@ -134,7 +134,8 @@ pub struct UserRow {
 }
 
 /// Admin: list, create, disable and enable users.
-pub fn admin_users(ctx: &PageContext, rows: Vec<UserRow>) -> String {
+/// `echo` fills the create form again after a refusal (never the password).
+pub fn admin_users(ctx: &PageContext, rows: Vec<UserRow>, echo: &FormEcho) -> String {
     let csrf = ctx.csrf.clone();
     let viewer = ctx.viewer.name.clone();
     let rows = rows
@@ -178,9 +179,20 @@ pub fn admin_users(ctx: &PageContext, rows: Vec<UserRow>) -> String {
             <h2>"Create a user"</h2>
             <form class="stack" method="post" action="/admin/users">
                 <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
-                <label>"User name" <input type="text" name="username" pattern="[A-Za-z0-9][A-Za-z0-9._\\-]{0,63}" required/></label>
-                <label>"Initial password" <input type="password" name="password" autocomplete="new-password" minlength="8" required/></label>
-                <label class="check"><input type="checkbox" name="admin" value="true"/>"Administrator"</label>
+                {echo.form_error()}
+                <label>"User name"
+                    <input type="text" name="username" pattern="[A-Za-z0-9][A-Za-z0-9._\\-]{0,63}" required
+                        title="1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+                        value=echo.value("username", "") aria-invalid=echo.invalid("username")/>
+                    {echo.error_for("username")}
+                </label>
+                <label>"Initial password"
+                    <input type="password" name="password" autocomplete="new-password" minlength="8" required
+                        aria-invalid=echo.invalid("password")/>
+                    {echo.error_for("password")}
+                </label>
+                <label class="check"><input type="checkbox" name="admin" value="true"
+                    checked=echo.value("admin", "") == "true"/>"Administrator"</label>
                 <button type="submit">"Create user"</button>
             </form>
         </section>
@@ -222,6 +234,7 @@ pub fn git_credentials(
     keys: Vec<SshKeyRow>,
     rows: Vec<GitCredentialRow>,
     new: Option<(String, String)>,
+    echo: &FormEcho,
 ) -> String {
     let key_list = if keys.is_empty() {
         view! { <p class="muted">"No SSH keys yet."</p> }.into_any()
@@ -260,7 +273,11 @@ pub fn git_credentials(
             {key_list}
             <form class="stack" method="post" action="/account/ssh-keys">
                 <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
-                <label>"Public key" <input type="text" name="public_key" placeholder="ssh-ed25519 AAAA… you@laptop" required/></label>
+                <label>"Public key"
+                    <input type="text" name="public_key" placeholder="ssh-ed25519 AAAA… you@laptop" required
+                        value=echo.value("public_key", "") aria-invalid=echo.invalid("public_key")/>
+                    {echo.error_for("public_key")}
+                </label>
                 <button type="submit">"Add SSH key"</button>
             </form>
         </section>

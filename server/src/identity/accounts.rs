@@ -113,8 +113,8 @@ pub async fn create_user(
     admin: bool,
     must_change_password: bool,
 ) -> Result<User> {
-    validate_name(name)?;
-    validate_password(password)?;
+    validate_name(name).map_err(|e| e.on_field("username"))?;
+    validate_password(password).map_err(|e| e.on_field("password"))?;
     let hash = hash_blocking(password.to_string()).await?;
     let id = new_id();
     let now = now_ms();

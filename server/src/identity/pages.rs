@@ -10,14 +10,16 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use nubo_frontend::identity as view;
-use nubo_frontend::{Flash, Nav};
+use nubo_frontend::{Flash, FormEcho, Nav};
 use serde::Deserialize;
 use tower_sessions::Session;
 
 use crate::db::now_ms;
 use crate::error::Error;
 use crate::http::auth::{self, PageUser, SESSION_LOGIN_AT, SESSION_USER};
-use crate::http::pages::{capitalise, context, require_admin, set_flash, take_flash, PageResult};
+use crate::http::pages::{
+    capitalise, context, form_values, require_admin, set_flash, take_flash, PageResult,
+};
 use crate::identity::accounts::{self, Login};
 use crate::identity::tokens;
 use crate::state::AppState;
@@ -278,10 +280,14 @@ async fn revoke_token(
     Ok(Redirect::to("/account/tokens").into_response())
 }
 
+/// The git credentials page; `echo` fills the SSH key form again after a
+/// refusal (answered with `status` then).
 async fn render_git_credentials(
     state: &AppState,
     user: &PageUser,
     new: Option<(String, String)>,
+    echo: &FormEcho,
+    status: StatusCode,
 ) -> PageResult {
     let rows = crate::identity::git_credentials::list(&state.pool, &user.user.id)
         .await?
@@ -313,16 +319,21 @@ async fn render_git_credentials(
         })
         .collect();
     let ctx = context(user, "Git credentials", Nav::GitCredentials).await;
-    Ok(Html(view::git_credentials(&ctx, keys, rows, new)).into_response())
+    Ok((
+        status,
+        Html(view::git_credentials(&ctx, keys, rows, new, echo)),
+    )
+        .into_response())
 }
 
 async fn git_credentials_page(State(state): State<AppState>, user: PageUser) -> PageResult {
-    render_git_credentials(&state, &user, None).await
+    render_git_credentials(&state, &user, None, &FormEcho::default(), StatusCode::OK).await
 }
 
 async fn create_git_credential(State(state): State<AppState>, user: PageUser) -> PageResult {
     let made = crate::identity::git_credentials::create(&state.pool, &user.user, None).await?;
-    render_git_credentials(&state, &user, Some((made.username, made.password))).await
+    let new = Some((made.username, made.password));
+    render_git_credentials(&state, &user, new, &FormEcho::default(), StatusCode::OK).await
 }
 
 async fn revoke_git_credential(
@@ -339,7 +350,7 @@ async fn revoke_git_credential(
     Ok(Redirect::to("/account/git-credentials").into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize)]
 struct SshKeyForm {
     public_key: String,
 }
@@ -349,14 +360,23 @@ async fn add_ssh_key(
     user: PageUser,
     Form(form): Form<SshKeyForm>,
 ) -> PageResult {
-    let flash =
+    let (message, status) =
         match crate::identity::ssh_keys::add(&state.pool, &user.user, &form.public_key).await {
-            Ok(key) => Flash::Ok(format!("Added SSH key {}.", key.fingerprint)),
-            Err(Error::Unprocessable(m) | Error::Conflict(m)) => Flash::Error(capitalise(&m)),
+            Ok(key) => {
+                let added = Flash::Ok(format!("Added SSH key {}.", key.fingerprint));
+                set_flash(&user.session, added).await;
+                return Ok(Redirect::to("/account/git-credentials").into_response());
+            }
+            Err(Error::Unprocessable(m)) => (m, StatusCode::UNPROCESSABLE_ENTITY),
+            Err(Error::Conflict(m)) => (m, StatusCode::CONFLICT),
             Err(e) => return Err(e.into()),
         };
-    set_flash(&user.session, flash).await;
-    Ok(Redirect::to("/account/git-credentials").into_response())
+    let echo = FormEcho {
+        values: form_values(&form),
+        field: Some("public_key".into()),
+        error: Some(capitalise(&message)),
+    };
+    render_git_credentials(&state, &user, None, &echo, status).await
 }
 
 async fn delete_ssh_key(
@@ -391,7 +411,18 @@ async fn admin_audit(State(state): State<AppState>, user: PageUser) -> PageResul
 }
 
 async fn admin_users(State(state): State<AppState>, user: PageUser) -> PageResult {
-    require_admin(&user, "manage users")?;
+    render_users(&state, &user, &FormEcho::default(), StatusCode::OK).await
+}
+
+/// The users page; `echo` fills the create form again after a refusal
+/// (answered with `status` then).
+async fn render_users(
+    state: &AppState,
+    user: &PageUser,
+    echo: &FormEcho,
+    status: StatusCode,
+) -> PageResult {
+    require_admin(user, "manage users")?;
     let rows = accounts::list(&state.pool)
         .await?
         .into_iter()
@@ -402,11 +433,11 @@ async fn admin_users(State(state): State<AppState>, user: PageUser) -> PageResul
             created_at: u.created_at,
         })
         .collect();
-    let ctx = context(&user, "Users", Nav::Admin).await;
-    Ok(Html(view::admin_users(&ctx, rows)).into_response())
+    let ctx = context(user, "Users", Nav::Admin).await;
+    Ok((status, Html(view::admin_users(&ctx, rows, echo))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize)]
 struct NewUserForm {
     username: String,
     password: String,
@@ -436,7 +467,22 @@ async fn admin_create_user(
                 created.name
             ))
         }
-        Err(Error::Unprocessable(m) | Error::Conflict(m)) => Flash::Error(capitalise(&m)),
+        Err(e @ (Error::Invalid { .. } | Error::Unprocessable(_) | Error::Conflict(_))) => {
+            let status = e.status();
+            let field = match &e {
+                Error::Invalid { field, .. } => Some(*field),
+                Error::Conflict(_) => Some("username"),
+                _ => None,
+            };
+            let mut values = form_values(&form);
+            values.remove("password");
+            let echo = FormEcho {
+                values,
+                field: field.map(str::to_string),
+                error: Some(capitalise(&e.to_string())),
+            };
+            return render_users(&state, &user, &echo, status).await;
+        }
         Err(e) => return Err(e.into()),
     };
     set_flash(&user.session, flash).await;
