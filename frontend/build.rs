@@ -38,6 +38,16 @@ fn main() {
     if !status.success() {
         panic!("esbuild failed to bundle frontend/web/src/main.ts and src/ide.ts ({status})");
     }
+    // Precompressed copies (`NAME.gz`), served to browsers that take gzip.
+    // (The stylesheet's copy goes to dist/ too: static/ is the source.)
+    for name in ["app.js", "ide.js", "ide.css"] {
+        let path = web.join("dist").join(name);
+        gzip(&path, &path);
+    }
+    gzip(
+        &Path::new(&manifest).join("static/nubo.css"),
+        &web.join("dist/nubo.css"),
+    );
     // rust-embed's derive does not tell cargo which files it read: a digest
     // of them, read by the crate with `env!`, rebuilds it whenever a bundle
     // or a static file changes (else a build could keep serving old ones).
@@ -65,4 +75,21 @@ fn hash_dir(dir: &Path, digest: &mut impl std::hash::Hasher) {
             digest.write(&bytes);
         }
     }
+}
+
+/// Writes `path` compressed to `like` with `.gz` added, at the best
+/// compression.
+fn gzip(path: &Path, like: &Path) {
+    use std::io::Write;
+    let bytes =
+        std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(&bytes).expect("compressing in memory");
+    let compressed = encoder.finish().expect("compressing in memory");
+    let out = like.with_file_name(format!(
+        "{}.gz",
+        like.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::write(&out, compressed)
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
 }

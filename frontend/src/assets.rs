@@ -22,8 +22,31 @@ pub struct Asset {
     pub content_type: &'static str,
 }
 
+/// The gzip-compressed copy of an asset, made at build time for the
+/// bundles and the stylesheet; `None` for the others (and `.gz` paths).
+pub fn asset_gzip(path: &str) -> Option<Asset> {
+    if path.ends_with(".gz") {
+        return None;
+    }
+    let file = Bundle::get(&format!("{path}.gz"))?;
+    let plain = asset(path)?;
+    Some(Asset {
+        bytes: file.data,
+        content_type: plain.content_type,
+    })
+}
+
+/// An asset's URL: its path below `/assets/` with the digest of this
+/// build's assets, so browsers may keep it for good.
+pub fn asset_url(path: &str) -> String {
+    format!("/assets/{path}?v={DIGEST}")
+}
+
 /// Looks up an embedded asset by its path below `/assets/`.
 pub fn asset(path: &str) -> Option<Asset> {
+    if path.ends_with(".gz") {
+        return None;
+    }
     let file = Static::get(path).or_else(|| Bundle::get(path))?;
     let content_type = match path.rsplit('.').next() {
         Some("css") => "text/css; charset=utf-8",

@@ -2,6 +2,7 @@
 
 use leptos::prelude::*;
 
+use crate::assets::asset_url;
 use crate::{Flash, Nav, PageContext};
 
 /// Wraps a rendered body into a complete HTML document.
@@ -20,21 +21,21 @@ pub(crate) fn document_with(
 ) -> String {
     let styles = styles
         .iter()
-        .map(|href| view! { <link rel="stylesheet" href=format!("/assets/{href}")/> })
+        .map(|href| view! { <link rel="stylesheet" href=asset_url(href)/> })
         .collect_view();
     let scripts = scripts
         .iter()
-        .map(|src| view! { <script src=format!("/assets/{src}") defer></script> })
+        .map(|src| view! { <script src=asset_url(src) defer></script> })
         .collect_view();
     let head = view! {
         <head>
             <meta charset="utf-8"/>
             <meta name="viewport" content="width=device-width, initial-scale=1"/>
             <title>{format!("{title} · Nubo")}</title>
-            <link rel="icon" href="/assets/favicon.svg" type="image/svg+xml"/>
-            <link rel="stylesheet" href="/assets/nubo.css"/>
+            <link rel="icon" href=asset_url("favicon.svg") type="image/svg+xml"/>
+            <link rel="stylesheet" href=asset_url("nubo.css")/>
             {styles}
-            <script src="/assets/app.js" defer></script>
+            <script src=asset_url("app.js") defer></script>
             {scripts}
         </head>
     };

@@ -16,7 +16,7 @@ pub mod params;
 pub mod repos;
 pub mod workspaces;
 
-pub use assets::{asset, Asset, DIGEST as ASSETS_DIGEST};
+pub use assets::{asset, asset_gzip, asset_url, Asset, DIGEST as ASSETS_DIGEST};
 pub use batches::{batch_page, BatchChildRow, BatchRow};
 pub use builds::{
     build_page, project_page, projects_page, BatchLink, BuildRow, HistoryItem, PhaseRow,

@@ -370,6 +370,38 @@ async fn pages_need_a_session_and_render_for_one() {
         r.headers()["content-type"],
         "text/javascript; charset=utf-8"
     );
+    assert_eq!(r.headers()["cache-control"], "public, max-age=300");
+    assert!(r.headers().get("content-encoding").is_none());
+    let plain = r.bytes().await.unwrap();
+    // Pages link assets with this build's digest: those are kept for good,
+    // and come gzip-compressed to a browser that takes it.
+    let page = http.get(server.url("/login")).send().await.unwrap();
+    let html = page.text().await.unwrap();
+    let at = html
+        .find("/assets/app.js?v=")
+        .expect("app.js linked with its digest");
+    let url = &html[at..at + "/assets/app.js?v=".len() + 16];
+    let r = http
+        .get(server.url(url))
+        .header("accept-encoding", "br, gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    assert_eq!(r.headers()["vary"], "accept-encoding");
+    let gz = r.bytes().await.unwrap();
+    assert_eq!(&gz[..2], &[0x1f, 0x8b], "a gzip stream");
+    assert!(
+        gz.len() * 2 < plain.len(),
+        "{} vs {}",
+        gz.len(),
+        plain.len()
+    );
     let r = http
         .get(server.url("/assets/..%2F..%2FCargo.toml"))
         .send()

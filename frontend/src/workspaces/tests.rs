@@ -144,8 +144,8 @@ fn running_workspace_gets_the_ide_frame() {
         r#"id="status-branch""#,
         r#"id="status-state""#,
         r#"id="preview-frame""#,
-        r#"<script src="/assets/ide.js" defer></script>"#,
-        r#"<link rel="stylesheet" href="/assets/ide.css">"#,
+        r#"<script src="/assets/ide.js?v="#,
+        r#"<link rel="stylesheet" href="/assets/ide.css?v="#,
         "<noscript>",
         r#"action="/workspaces/w1/stop""#,
     ] {

@@ -26,7 +26,13 @@ pub fn routes() -> Router<AppState> {
         // Browsers ask for it whatever the page says: the same icon.
         .route(
             "/favicon.ico",
-            get(|| asset(axum::extract::Path("favicon.svg".to_string()))),
+            get(|headers: axum::http::HeaderMap| {
+                asset(
+                    axum::extract::Path("favicon.svg".to_string()),
+                    axum::extract::RawQuery(None),
+                    headers,
+                )
+            }),
         )
 }
 

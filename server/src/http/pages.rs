@@ -131,16 +131,53 @@ pub fn require_admin(user: &PageUser, what: &str) -> Result<(), PageError> {
 }
 
 /// `/assets/{path}`: the stylesheet and the bundled islands.
-pub async fn asset(Path(path): Path<String>) -> Response {
-    match nubo_frontend::asset(&path) {
-        Some(a) => (
-            [
-                (header::CONTENT_TYPE, a.content_type),
-                (header::CACHE_CONTROL, "public, max-age=300"),
-            ],
-            a.bytes,
-        )
-            .into_response(),
+/// `/assets/{path}`: the stylesheet, icon and bundled islands; gzip to
+/// browsers that take it (precompressed at build time); kept by browsers
+/// for a year when asked for with this build's digest (`?v=`, as pages
+/// link them), five minutes otherwise.
+pub async fn asset(
+    Path(path): Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let gzip_ok = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|e| e.trim().split(';').next() == Some("gzip"))
+        });
+    let current = query.as_deref() == Some(&format!("v={}", nubo_frontend::ASSETS_DIGEST));
+    let cache = if current {
+        "public, max-age=31536000, immutable"
+    } else {
+        "public, max-age=300"
+    };
+    let compressed = if gzip_ok {
+        nubo_frontend::asset_gzip(&path)
+    } else {
+        None
+    };
+    let gzipped = compressed.is_some();
+    match compressed.or_else(|| nubo_frontend::asset(&path)) {
+        Some(a) => {
+            let mut response = (
+                [
+                    (header::CONTENT_TYPE, a.content_type),
+                    (header::CACHE_CONTROL, cache),
+                    (header::VARY, "accept-encoding"),
+                ],
+                a.bytes,
+            )
+                .into_response();
+            if gzipped {
+                response.headers_mut().insert(
+                    header::CONTENT_ENCODING,
+                    axum::http::HeaderValue::from_static("gzip"),
+                );
+            }
+            response
+        }
         None => error_page(&Error::NotFound(format!("no asset {path:?}"))),
     }
 }
