@@ -9,6 +9,7 @@ mod assets;
 pub mod batches;
 pub mod builds;
 mod forms;
+pub mod icons;
 pub mod identity;
 mod layout;
 pub mod pages;

@@ -57,24 +57,28 @@ pub enum Section {
 }
 
 pub fn empty_section(ctx: &PageContext, section: Section) -> String {
-    let (heading, text) = match section {
+    let (heading, text, now) = match section {
         Section::Workspaces => (
             "No workspaces yet",
             "Workspaces give you an editor and terminals for a repository.",
+            view! { <a class="button" href="/workspaces">"Create a workspace"</a> }.into_any(),
         ),
         Section::Pipelines => (
-            "No pipelines yet",
-            "Pipelines build, test and deploy your repositories on every push.",
+            "Pipelines are on their way",
+            "Next: a push runs source → build → test → approval → deploy, with CodePipeline's definitions. Until then a build project runs your buildspec.yml on demand.",
+            view! { <a class="button" href="/projects">"Go to Builds"</a> }.into_any(),
         ),
         Section::Deployments => (
-            "No deployments yet",
-            "Deployments of your applications to their targets appear here.",
+            "Deployments are on their way",
+            "Next: a CodeDeploy-compatible agent that runs your appspec.yml on your machines, with rolling and blue/green deployments and automatic rollback. Until then a build keeps its artifacts for you to download.",
+            view! { <a class="button" href="/projects">"Go to Builds"</a> }.into_any(),
         ),
     };
     let content = view! {
         <section class="card empty" data-testid="empty-state">
             <h2>{heading}</h2>
             <p>{text}</p>
+            <p>{now}</p>
         </section>
     };
     shell(ctx, content)

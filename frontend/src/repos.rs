@@ -3,6 +3,7 @@
 
 use leptos::prelude::*;
 
+use crate::icons::{icon, Icon};
 use crate::layout::shell;
 use crate::{FormEcho, PageContext};
 
@@ -328,22 +329,22 @@ pub fn tree_page(
     let rows = entries
         .into_iter()
         .map(|e| {
-            let (icon, href) = match e.kind.as_str() {
+            let (which, href) = match e.kind.as_str() {
                 "tree" => (
-                    "📁",
+                    Icon::Folder,
                     Some(format!("/repos/{repo}/tree/{rev}/{base}{}", e.name)),
                 ),
                 "blob" | "link" => (
-                    "📄",
+                    Icon::File,
                     Some(format!("/repos/{repo}/blob/{rev}/{base}{}", e.name)),
                 ),
-                _ => ("🔗", None),
+                _ => (Icon::Submodule, None),
             };
             let name = match href {
                 Some(h) => view! { <a href=h>{e.name.clone()}</a> }.into_any(),
                 None => view! { <span>{e.name.clone()}</span> }.into_any(),
             };
-            view! { <tr data-entry=e.name.clone()><td>{icon}</td><td>{name}</td></tr> }
+            view! { <tr data-entry=e.name.clone()><td>{icon(which)}</td><td>{name}</td></tr> }
         })
         .collect_view();
     let content = view! {
@@ -509,4 +510,52 @@ pub fn commit_page(
         {files}
     };
     shell(ctx, content)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Nav, Viewer};
+
+    #[test]
+    fn the_tree_draws_its_icons_without_emoji() {
+        let ctx = PageContext {
+            title: "app".into(),
+            nav: Nav::Repositories,
+            viewer: Viewer {
+                name: "ann".into(),
+                admin: false,
+                must_change_password: false,
+            },
+            csrf: "t".into(),
+            flash: None,
+        };
+        let entry = |name: &str, kind: &str| BrowseEntry {
+            name: name.into(),
+            kind: kind.into(),
+        };
+        let html = tree_page(
+            &ctx,
+            "app",
+            "main",
+            "",
+            vec![
+                entry("src", "tree"),
+                entry("README.md", "blob"),
+                entry("lib", "commit"),
+            ],
+        );
+        for which in ["folder", "file", "submodule"] {
+            assert!(
+                html.contains(&format!(r#"data-icon="{which}""#)),
+                "{which}: {html}"
+            );
+        }
+        assert!(
+            !html
+                .chars()
+                .any(|c| ('\u{1F300}'..='\u{1FAFF}').contains(&c)),
+            "an emoji in {html}"
+        );
+    }
 }

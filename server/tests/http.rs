@@ -346,8 +346,8 @@ async fn pages_need_a_session_and_render_for_one() {
         ("/", "Welcome, admin"),
         ("/repos", "No repositories yet"),
         ("/workspaces", "No workspaces yet"),
-        ("/pipelines", "No pipelines yet"),
-        ("/deployments", "No deployments yet"),
+        ("/pipelines", "Pipelines are on their way"),
+        ("/deployments", "Deployments are on their way"),
         ("/admin/users", "Create a user"),
         ("/account/tokens", "Create a token"),
     ] {
