@@ -99,6 +99,14 @@ test("create a build project, start a build and watch it live", async () => {
   assert.ok(await page.$("a[data-testid=artifacts][href$='artifacts.zip']"));
   await page.goto(`${server.url}/projects/ci-app-build`);
   assert.equal(await page.getAttribute("[data-testid=build-history] tr[data-build-id]", "data-status"), "SUCCEEDED");
+  // The dashboard now counts what there is and shows what happened.
+  await page.goto(`${server.url}/`);
+  const activity = await page.$$eval("[data-testid=activity] li", (lis) => lis.map((li) => [li.dataset.kind, li.querySelector("a").textContent]));
+  assert.deepEqual(activity.map(([kind]) => kind), ["build", "push"]);
+  assert.equal(activity[0][1], "Build #1 of ci-app-build: Succeeded");
+  assert.equal(activity[1][1], "admin pushed to main in ci-app");
+  assert.match(await page.textContent("main"), /1 build project/);
+  await page.screenshot({ path: join(artifacts, "dashboard-activity.png"), fullPage: true });
   await page.screenshot({ path: join(artifacts, "build-history.png"), fullPage: true });
   assert.deepEqual(errors, []);
   await page.close();

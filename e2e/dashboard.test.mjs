@@ -41,6 +41,13 @@ test("admin signs in with the first-start password and sees the dashboard", asyn
   assert.equal(await page.textContent("[data-testid=viewer]"), "admin");
   assert.match(await page.textContent("main"), /Welcome, admin/);
   assert.match(await page.textContent("main"), /one-time password/);
+  // A new account starts with its three first steps, each a way in.
+  const steps = await page.$$eval("[data-testid=first-steps] a", (as) => as.map((a) => [a.getAttribute("href"), a.querySelector("h3").textContent]));
+  assert.deepEqual(steps, [
+    ["/repos", "1. Create or push a repository"],
+    ["/workspaces", "2. Open a workspace"],
+    ["/projects", "3. Run a build"],
+  ]);
   const nav = await page.$$eval("nav a", (links) => links.map((a) => a.textContent));
   for (const entry of ["Dashboard", "Repositories", "Workspaces", "Builds", "Deployments", "Users"]) {
     assert.ok(nav.includes(entry), `navigation has ${entry}: ${nav}`);

@@ -135,7 +135,7 @@ pub(crate) fn is_active(status: &str) -> bool {
 
 /// `IN_PROGRESS` → `In progress`. Mirrored by `statusLabel` in
 /// `web/src/builds/log_window.ts` for live updates.
-pub(crate) fn status_label(status: &str) -> String {
+pub fn status_label(status: &str) -> String {
     let mut label = String::with_capacity(status.len());
     for (i, c) in status.chars().enumerate() {
         match c {
