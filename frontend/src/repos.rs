@@ -175,7 +175,7 @@ pub fn repo(ctx: &PageContext, repo: RepoPage) -> String {
         let branches = refs(&repo.branches, "tree");
         let tags = refs(&repo.tags, "tree");
         view! {
-            {repo_tabs(&name, &head)}
+            {repo_tabs(&name, &head, Tab::Overview)}
             <section class="card" data-testid="refs">
                 <h2>"Branches"</h2><div class="refs">{branches}</div>
                 <h2>"Tags"</h2><div class="refs">{tags}</div>
@@ -274,21 +274,34 @@ pub fn repo(ctx: &PageContext, repo: RepoPage) -> String {
 }
 
 /// Links shared by the repository browser pages.
-fn repo_tabs(repo: &str, rev: &str) -> impl IntoView {
-    let code = format!("/repos/{repo}/tree/{rev}");
-    let commits = format!("/repos/{repo}/commits/{rev}");
-    let home = format!("/repos/{repo}");
+/// The tabs of a repository's pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tab {
+    Overview,
+    Code,
+    Commits,
+}
+
+/// The repository's tabs, the current one marked (`aria-current`), and the
+/// revision in view.
+fn repo_tabs(repo: &str, rev: &str, current: Tab) -> impl IntoView {
+    let tab = |which: Tab, href: String, label: &'static str| {
+        let here = (which == current).then_some("page");
+        view! { <a class="tab" href=href aria-current=here>{label}</a> }
+    };
     view! {
-        <p class="refs">
-            <a class="badge" href=home>"Overview"</a>
-            <a class="badge" href=code>"Code"</a>
-            <a class="badge" href=commits>"Commits"</a>
-            <span class="badge">{format!("at {rev}")}</span>
-        </p>
+        <nav class="tabs" aria-label="Repository" data-testid="repo-tabs">
+            {tab(Tab::Overview, format!("/repos/{repo}"), "Overview")}
+            {tab(Tab::Code, format!("/repos/{repo}/tree/{rev}"), "Code")}
+            {tab(Tab::Commits, format!("/repos/{repo}/commits/{rev}"), "Commits")}
+            <span class="tab-rev muted">{format!("at {rev}")}</span>
+        </nav>
     }
 }
 
-fn crumbs(repo: &str, rev: &str, path: &str) -> impl IntoView {
+/// Breadcrumbs from the repository's root to `path`; `last` (a file's name,
+/// or the folder in view) is where you are, not a link.
+fn crumbs(repo: &str, rev: &str, path: &str, last: Option<&str>) -> impl IntoView {
     let mut links = vec![(format!("/repos/{repo}/tree/{rev}"), repo.to_string())];
     let mut acc = String::new();
     for part in path.split('/').filter(|p| !p.is_empty()) {
@@ -298,11 +311,20 @@ fn crumbs(repo: &str, rev: &str, path: &str) -> impl IntoView {
         acc.push_str(part);
         links.push((format!("/repos/{repo}/tree/{rev}/{acc}"), part.to_string()));
     }
+    // In a folder, the folder itself is the last crumb.
+    let here = match last {
+        Some(name) => name.to_string(),
+        None => links.pop().map(|(_, name)| name).unwrap_or_default(),
+    };
     let links = links
         .into_iter()
         .map(|(href, name)| view! { <a href=href>{name}</a>" / " })
         .collect_view();
-    view! { <div class="crumbs" data-testid="crumbs">{links}</div> }
+    view! {
+        <nav class="crumbs" aria-label="Breadcrumbs" data-testid="crumbs">
+            {links}<span aria-current="page">{here}</span>
+        </nav>
+    }
 }
 
 /// One entry of a directory listing.
@@ -348,9 +370,9 @@ pub fn tree_page(
         })
         .collect_view();
     let content = view! {
-        {repo_tabs(repo, rev)}
+        {repo_tabs(repo, rev, Tab::Code)}
         <section class="card">
-            {crumbs(repo, rev, path)}
+            {crumbs(repo, rev, path, None)}
             <table class="entries"><tbody>{rows}</tbody></table>
         </section>
     };
@@ -409,10 +431,10 @@ pub fn blob_page(
     };
     let parent = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
     let content = view! {
-        {repo_tabs(repo, rev)}
+        {repo_tabs(repo, rev, Tab::Code)}
         <section class="card">
-            {crumbs(repo, rev, parent)}
-            <p><code>{path.rsplit('/').next().unwrap_or(path).to_string()}</code>" · " <a href=raw>"raw"</a></p>
+            {crumbs(repo, rev, parent, Some(path.rsplit('/').next().unwrap_or(path)))}
+            <p><a href=raw>"raw"</a></p>
             {body}
         </section>
     };
@@ -447,7 +469,7 @@ pub fn commits_page(ctx: &PageContext, repo: &str, rev: &str, commits: Vec<Commi
         })
         .collect_view();
     let content = view! {
-        {repo_tabs(repo, rev)}
+        {repo_tabs(repo, rev, Tab::Commits)}
         <section class="card">
             <table><thead><tr><th>"Commit"</th><th>"Summary"</th><th>"Author"</th><th>"When"</th></tr></thead><tbody>{rows}</tbody></table>
         </section>
@@ -498,7 +520,7 @@ pub fn commit_page(
             }
         })
         .collect_view();
-    let tabs = repo_tabs(repo, &commit.id);
+    let tabs = repo_tabs(repo, &commit.id, Tab::Commits);
     let content = view! {
         {tabs}
         <section class="card">

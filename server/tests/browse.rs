@@ -172,6 +172,34 @@ async fn browse_what_was_pushed() {
     assert!(html.contains("Add two") && html.contains("+pub fn two()"));
     let html = page("/repos/site/commits/main").await;
     assert!(html.contains("First version"));
+    // Each page says where you are: its tab is the current one, and a
+    // file's breadcrumbs lead back up, ending at the file itself.
+    for (path, tab) in [
+        ("/repos/site", "Overview"),
+        ("/repos/site/tree/main/src", "Code"),
+        ("/repos/site/blob/main/src/lib.rs", "Code"),
+        ("/repos/site/commits/main", "Commits"),
+    ] {
+        let html = page(path).await;
+        let current: Vec<&str> = html
+            .match_indices("aria-current=\"page\" class=\"tab\">")
+            .map(|(i, m)| {
+                let rest = &html[i + m.len()..];
+                &rest[..rest.find('<').unwrap()]
+            })
+            .collect();
+        assert_eq!(current, [tab], "{path}");
+    }
+    let html = page("/repos/site/blob/main/src/lib.rs").await;
+    let crumbs = &html[html.find("data-testid=\"crumbs\"").unwrap()..];
+    let crumbs = &crumbs[..crumbs.find("</nav>").unwrap()];
+    assert!(
+        crumbs.contains("<a href=\"/repos/site/tree/main\">site</a> / ")
+            && crumbs.contains("<a href=\"/repos/site/tree/main/src\">src</a> / ")
+            && crumbs.contains("<span aria-current=\"page\">lib.rs</span>")
+            && !crumbs.contains("lib.rs</a>"),
+        "{crumbs}"
+    );
     let raw = http
         .get(server.url("/repos/site/raw/main/README.md"))
         .header("cookie", &cookie)
