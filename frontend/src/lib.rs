@@ -8,6 +8,7 @@
 mod assets;
 pub mod batches;
 pub mod builds;
+mod diff;
 mod forms;
 pub mod icons;
 pub mod identity;

@@ -170,6 +170,33 @@ async fn browse_what_was_pushed() {
     );
     let html = page(&format!("/repos/site/commit/{head}")).await;
     assert!(html.contains("Add two") && html.contains("+pub fn two()"));
+    // A review tool's diff: counts, both sides' line numbers, added rows
+    // marked; the message once; a switch to two columns.
+    assert!(html.contains("4 additions, 0 deletions"), "{html}");
+    assert!(
+        html.contains(r#"<tr class="add"><td class="num"></td><td class="num">5</td><td class="text">+pub fn two() -&gt; u32 {</td></tr>"#),
+        "{html}"
+    );
+    assert_eq!(
+        html.matches("Add two").count(),
+        1,
+        "the summary once, not the message again: {html}"
+    );
+    assert!(html.contains(" · parents: "));
+    let split = page(&format!("/repos/site/commit/{head}?view=split")).await;
+    assert!(
+        split.contains(r#"data-view="split""#)
+            && split.contains(r#"<td class="text add">pub fn two() -&gt; u32 {</td>"#),
+        "{split}"
+    );
+    let root = ok(git(&work, "x", "x", &["rev-parse", "HEAD~1"]))
+        .trim()
+        .to_string();
+    let html = page(&format!("/repos/site/commit/{root}")).await;
+    assert!(
+        html.contains("First version") && !html.contains("parents:"),
+        "a root commit has no parents: {html}"
+    );
     let html = page("/repos/site/commits/main").await;
     assert!(html.contains("First version"));
     // Each page says where you are: its tab is the current one, and a

@@ -290,10 +290,17 @@ async fn commits_page(
     Ok(Html(view::commits_page(&ctx, &repo.name, &rev, commits)).into_response())
 }
 
+#[derive(Deserialize)]
+struct DiffQuery {
+    /// `split` for two columns; anything else is unified.
+    view: Option<String>,
+}
+
 async fn commit_page(
     State(state): State<AppState>,
     user: PageUser,
     Path((name, sha)): Path<(String, String)>,
+    axum::extract::Query(q): axum::extract::Query<DiffQuery>,
 ) -> PageResult {
     let (repo, dir) =
         crate::repos::browse::working_copy(&state, &state.repo_locks, &name, &user.user).await?;
@@ -315,8 +322,9 @@ async fn commit_page(
         })
         .collect();
     let ctx = context(&user, &repo.name, Nav::Repositories).await;
+    let split = q.view.as_deref() == Some("split");
     Ok(Html(view::commit_page(
-        &ctx, &repo.name, row, c.message, c.parents, changes,
+        &ctx, &repo.name, row, c.message, c.parents, changes, split,
     ))
     .into_response())
 }
