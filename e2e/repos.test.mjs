@@ -167,3 +167,19 @@ test("100-character names fit the pages, and one click makes a workspace for suc
   assert.equal(title.trim(), long.slice(0, 64));
   await page.close();
 });
+
+test("a refused webhook keeps its URL and branches (never the secret), the reason next to the URL", async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`${server.url}/repos/web-app`);
+  const form = "[data-testid=webhooks] form";
+  await page.fill(`${form} input[name=url]`, "http://127.0.0.1:9/hook");
+  await page.fill(`${form} input[name=secret]`, "a-secret-of-twenty-chars");
+  await page.fill(`${form} input[name=branches]`, "main, release/*");
+  const [response] = await Promise.all([page.waitForNavigation(), page.click(`${form} button[type=submit]`)]);
+  assert.equal(response.status(), 422);
+  assert.equal(await page.inputValue(`${form} input[name=url]`), "http://127.0.0.1:9/hook");
+  assert.equal(await page.inputValue(`${form} input[name=branches]`), "main, release/*");
+  assert.equal(await page.inputValue(`${form} input[name=secret]`), "");
+  assert.match(await page.textContent(`${form} .field-error[data-error-for=url]`), /webhook URL: refused to connect to 127.0.0.1/i);
+  await page.close();
+});

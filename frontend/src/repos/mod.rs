@@ -134,7 +134,8 @@ fn short(sha: &str) -> String {
 }
 
 /// One repository: clone URL with a copy button and the commands to use it.
-pub fn repo(ctx: &PageContext, repo: RepoPage) -> String {
+/// `echo` fills the webhook form again after a refusal.
+pub fn repo(ctx: &PageContext, repo: RepoPage, echo: &FormEcho) -> String {
     let delete_action = format!("/repos/{}/delete", repo.name);
     let confirm = format!(
         "Delete {} and all its history? This cannot be undone.",
@@ -219,9 +220,22 @@ pub fn repo(ctx: &PageContext, repo: RepoPage) -> String {
                 {list}
                 <form class="stack" method="post" action=action>
                     <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
-                    <label>"Payload URL" <input type="text" name="url" placeholder="https://ci.example.org/hook" required/></label>
-                    <label>"Secret (16 characters or more; signs every payload)" <input type="password" name="secret" minlength="16" autocomplete="new-password" required/></label>
-                    <label>"Branches (comma-separated globs, empty for all)" <input type="text" name="branches"/></label>
+                    {echo.form_error()}
+                    <label>"Payload URL"
+                        <input type="text" name="url" placeholder="https://ci.example.org/hook" required
+                            value=echo.value("url", "") aria-invalid=echo.invalid("url")/>
+                        {echo.error_for("url")}
+                    </label>
+                    <label>"Secret (16 characters or more; signs every payload)"
+                        <input type="password" name="secret" minlength="16" autocomplete="new-password" required
+                            aria-invalid=echo.invalid("secret")/>
+                        {echo.error_for("secret")}
+                    </label>
+                    <label>"Branches (comma-separated globs, empty for all)"
+                        <input type="text" name="branches" value=echo.value("branches", "")
+                            aria-invalid=echo.invalid("branches")/>
+                        {echo.error_for("branches")}
+                    </label>
                     <button type="submit">"Add webhook"</button>
                 </form>
             </section>

@@ -107,7 +107,28 @@ async fn repo_page(
     user: PageUser,
     Path(name): Path<String>,
 ) -> PageResult {
-    let repo = repos::authorize(&state.pool, &name, &user.user, "codecommit:GetRepository").await?;
+    render_repo(
+        &state,
+        &headers,
+        &user,
+        &name,
+        &FormEcho::default(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// A repository's page; `echo` fills the webhook form again after a
+/// refusal (answered with `status` then; the secret is never sent back).
+async fn render_repo(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    user: &PageUser,
+    name: &str,
+    echo: &FormEcho,
+    status: StatusCode,
+) -> PageResult {
+    let repo = repos::authorize(&state.pool, name, &user.user, "codecommit:GetRepository").await?;
     let pushes = crate::repos::pushes::list(&state.pool, &repo.id, &repo.name, 20)
         .await?
         .into_iter()
@@ -133,7 +154,7 @@ async fn repo_page(
     .allowed;
     if can_read {
         let (_, dir) =
-            crate::repos::browse::working_copy(&state, &state.repo_locks, &repo.name, &user.user)
+            crate::repos::browse::working_copy(state, &state.repo_locks, &repo.name, &user.user)
                 .await?;
         let d = dir.clone();
         let refs = crate::repos::browse::read(move || nubo_git::browse::refs(&d)).await?;
@@ -195,9 +216,9 @@ async fn repo_page(
         branches,
         tags,
         readme_html,
-        clone_url_http: repo.clone_url(&crate::http::base_url(&state, &headers)),
+        clone_url_http: repo.clone_url(&crate::http::base_url(state, headers)),
         clone_url_ssh: repo.ssh_clone_url(
-            &crate::http::base_url(&state, &headers),
+            &crate::http::base_url(state, headers),
             state.settings.ssh.port(),
         ),
         name: repo.name.clone(),
@@ -205,8 +226,8 @@ async fn repo_page(
         owner: repo.owner,
         user: user.user.name.clone(),
     };
-    let ctx = context(&user, &repo.name, Nav::Repositories).await;
-    Ok(Html(view::repo(&ctx, page)).into_response())
+    let ctx = context(user, &repo.name, Nav::Repositories).await;
+    Ok((status, Html(view::repo(&ctx, page, echo))).into_response())
 }
 
 async fn tree_page(
@@ -339,10 +360,12 @@ struct WebhookForm {
 
 async fn add_webhook(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     user: PageUser,
     Path(name): Path<String>,
     Form(form): Form<WebhookForm>,
 ) -> PageResult {
+    let (url, branches_text) = (form.url.clone(), form.branches.clone());
     let repo = repos::authorize(
         &state.pool,
         &name,
@@ -363,13 +386,28 @@ async fn add_webhook(
         events: None,
         branches: Some(branches),
     };
-    let flash = match crate::repos::webhooks::create(&state, &repo.id, body).await {
-        Ok(_) => Flash::Ok("Added the webhook.".into()),
-        Err(Error::Unprocessable(m)) => Flash::Error(capitalise(&m)),
-        Err(e) => return Err(e.into()),
-    };
-    set_flash(&user.session, flash).await;
-    Ok(Redirect::to(&format!("/repos/{}", repo.name)).into_response())
+    match crate::repos::webhooks::create(&state, &repo.id, body).await {
+        Ok(_) => {
+            set_flash(&user.session, Flash::Ok("Added the webhook.".into())).await;
+            Ok(Redirect::to(&format!("/repos/{}", repo.name)).into_response())
+        }
+        Err(e @ (Error::Invalid { .. } | Error::Unprocessable(_))) => {
+            let field = match &e {
+                Error::Invalid { field, .. } => Some(field.to_string()),
+                _ => None,
+            };
+            let echo = FormEcho {
+                values: [("url", url), ("branches", branches_text)]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+                field,
+                error: Some(capitalise(&e.to_string())),
+            };
+            render_repo(&state, &headers, &user, &repo.name, &echo, e.status()).await
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn remove_webhook(

@@ -110,10 +110,10 @@ fn literal_refused(policy: &crate::netguard::Policy, url: &str) -> Option<String
 }
 
 pub async fn create(ctx: &Ctx, repo_id: &str, body: NewWebhook) -> Result<CreatedWebhook> {
-    check_url(&body.url)?;
+    check_url(&body.url).map_err(|e| e.on_field("url"))?;
     let policy = crate::netguard::Policy::new(&ctx.settings.webhook_allowed_networks);
     if let Some(why) = literal_refused(&policy, &body.url) {
-        return Err(Error::Unprocessable(format!("webhook URL: {why}")));
+        return Err(Error::invalid("url", format!("webhook URL: {why}")));
     }
     let events = body.events.unwrap_or_else(|| vec!["all".into()]);
     if events.is_empty() || events.iter().any(|e| !EVENTS.contains(&e.as_str())) {
@@ -124,15 +124,17 @@ pub async fn create(ctx: &Ctx, repo_id: &str, body: NewWebhook) -> Result<Create
     }
     let branches = body.branches.unwrap_or_default();
     if branches.iter().any(|b| b.is_empty() || b.len() > 200) {
-        return Err(Error::Unprocessable(
-            "branch filters must be 1-200 characters".into(),
+        return Err(Error::invalid(
+            "branches",
+            "branch filters must be 1-200 characters",
         ));
     }
     let secret = match body.secret {
         Some(s) if s.len() >= 16 && s.len() <= 256 => s,
         Some(_) => {
-            return Err(Error::Unprocessable(
-                "a webhook secret must be 16-256 characters".into(),
+            return Err(Error::invalid(
+                "secret",
+                "a webhook secret must be 16-256 characters",
             ))
         }
         None => {
