@@ -34,15 +34,29 @@ pub fn login(csrf: &str, error: Option<String>, next: &str, username: &str) -> S
 }
 
 /// The account page: change password.
-pub fn account(ctx: &PageContext) -> String {
+/// `echo` marks the input at fault after a refusal (passwords are never
+/// sent back).
+pub fn account(ctx: &PageContext, echo: &FormEcho) -> String {
     let content = view! {
         <section class="card">
             <h2>"Change password"</h2>
             <form class="stack" method="post" action="/account/password">
                 <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
-                <label>"Current password" <input type="password" name="current_password" autocomplete="current-password" required/></label>
-                <label>"New password" <input type="password" name="new_password" autocomplete="new-password" minlength="8" required/></label>
-                <label>"Repeat new password" <input type="password" name="confirm_password" autocomplete="new-password" minlength="8" required/></label>
+                <label>"Current password"
+                    <input type="password" name="current_password" autocomplete="current-password" required
+                        aria-invalid=echo.invalid("current_password")/>
+                    {echo.error_for("current_password")}
+                </label>
+                <label>"New password"
+                    <input type="password" name="new_password" autocomplete="new-password" minlength="8" required
+                        aria-invalid=echo.invalid("new_password")/>
+                    {echo.error_for("new_password")}
+                </label>
+                <label>"Repeat new password"
+                    <input type="password" name="confirm_password" autocomplete="new-password" minlength="8" required
+                        aria-invalid=echo.invalid("confirm_password")/>
+                    {echo.error_for("confirm_password")}
+                </label>
                 <button type="submit">"Change password"</button>
             </form>
         </section>
@@ -61,7 +75,13 @@ pub struct TokenRow {
 }
 
 /// API tokens: list, create (the new secret shown once), revoke.
-pub fn tokens(ctx: &PageContext, rows: Vec<TokenRow>, new_token: Option<String>) -> String {
+/// `echo` fills the create form again after a refusal.
+pub fn tokens(
+    ctx: &PageContext,
+    rows: Vec<TokenRow>,
+    new_token: Option<String>,
+    echo: &FormEcho,
+) -> String {
     let new_token = new_token.map(|token| {
         view! {
             <section class="card">
@@ -115,7 +135,11 @@ pub fn tokens(ctx: &PageContext, rows: Vec<TokenRow>, new_token: Option<String>)
             <p class="muted">"Use a token as " <code>"Authorization: Bearer <token>"</code> " on the API."</p>
             <form class="stack" method="post" action="/account/tokens">
                 <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
-                <label>"Description" <input type="text" name="description" maxlength="200" placeholder="CI on my laptop" required/></label>
+                <label>"Description"
+                    <input type="text" name="description" placeholder="CI on my laptop" required
+                        value=echo.value("description", "") aria-invalid=echo.invalid("description")/>
+                    {echo.error_for("description")}
+                </label>
                 <button type="submit">"Create token"</button>
             </form>
         </section>

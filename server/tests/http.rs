@@ -470,17 +470,14 @@ async fn admin_manages_users_through_the_pages() {
             ])
             .send()
     };
-    change("wrong", "brand-new-password").await.unwrap();
-    let html = http
-        .get(server.url("/account"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(html.contains("The current password is wrong."));
+    // The refusal comes back at once, next to the current password.
+    let refused = change("wrong", "brand-new-password").await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let html = refused.text().await.unwrap();
+    assert!(
+        html.contains(r#"data-error-for="current_password" class="field-error">The current password is wrong."#),
+        "{html}"
+    );
     change(&password, "brand-new-password").await.unwrap();
     let html = http
         .get(server.url("/account"))

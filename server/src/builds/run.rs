@@ -210,7 +210,15 @@ async fn fail_download(
         status: "FAILED".into(),
         duration_ms: 0,
     }];
-    finish(ctx, &job.id, "FAILED", &phases, &[], 0, Some(why)).await?;
+    let ending = Ending {
+        status: "FAILED",
+        phases: &phases,
+        exported: &[],
+        artifacts: 0,
+        reason: Some(why),
+        reports: &[],
+    };
+    finish(ctx, &job.id, &ending).await?;
     job.log.end("FAILED");
     done(ctx, running, job).await
 }
@@ -335,21 +343,15 @@ async fn record(
         )),
         _ => None,
     });
-    finish(
-        ctx,
-        &job.id,
-        &outcome.status,
-        &phases,
-        &outcome.exported_variables,
-        outcome.artifacts as i64,
-        reason.as_deref(),
-    )
-    .await?;
-    sqlx::query("UPDATE builds SET reports_json = $1 WHERE id = $2")
-        .bind(serde_json::to_string(&outcome.reports).unwrap_or_default())
-        .bind(&job.id)
-        .execute(&ctx.pool)
-        .await?;
+    let ending = Ending {
+        status: &outcome.status,
+        phases: &phases,
+        exported: &outcome.exported_variables,
+        artifacts: outcome.artifacts as i64,
+        reason: reason.as_deref(),
+        reports: &outcome.reports,
+    };
+    finish(ctx, &job.id, &ending).await?;
     job.log.end(&outcome.status);
     done(ctx, running, job).await
 }
@@ -369,25 +371,31 @@ async fn done(ctx: &Ctx, running: &Running, job: &Job) -> Result<()> {
     Ok(())
 }
 
-async fn finish(
-    ctx: &Ctx,
-    id: &str,
-    status: &str,
-    phases: &[PhaseInfo],
-    exported: &[(String, String)],
+/// How a build ended, as it is recorded.
+struct Ending<'a> {
+    status: &'a str,
+    phases: &'a [PhaseInfo],
+    exported: &'a [(String, String)],
     artifacts: i64,
-    reason: Option<&str>,
-) -> Result<()> {
+    reason: Option<&'a str>,
+    reports: &'a [nubo_runner::reports::Report],
+}
+
+async fn finish(ctx: &Ctx, id: &str, e: &Ending<'_>) -> Result<()> {
+    // One statement: a reader never sees an ended build without its
+    // reports (they were written after the status, and a client polling
+    // for the end could read the build between the two).
     sqlx::query(
         "UPDATE builds SET status = $1, phases_json = $2, exported_json = $3, artifacts = $4,
-             reason = $5, ended_at = $6, current_phase = 'COMPLETED' WHERE id = $7",
+             reason = $5, ended_at = $6, current_phase = 'COMPLETED', reports_json = $7 WHERE id = $8",
     )
-    .bind(status)
-    .bind(serde_json::to_string(phases).unwrap_or_default())
-    .bind(serde_json::to_string(exported).unwrap_or_default())
-    .bind(artifacts)
-    .bind(reason)
+    .bind(e.status)
+    .bind(serde_json::to_string(e.phases).unwrap_or_default())
+    .bind(serde_json::to_string(e.exported).unwrap_or_default())
+    .bind(e.artifacts)
+    .bind(e.reason)
     .bind(now_ms())
+    .bind(serde_json::to_string(e.reports).unwrap_or_default())
     .bind(id)
     .execute(&ctx.pool)
     .await?;

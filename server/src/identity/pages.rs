@@ -192,8 +192,13 @@ async fn logout(session: Session) -> PageResult {
 }
 
 async fn account_page(user: PageUser) -> Response {
-    let ctx = context(&user, "Account", Nav::Account).await;
-    Html(view::account(&ctx)).into_response()
+    render_account(&user, &FormEcho::default(), StatusCode::OK).await
+}
+
+/// The account page; `echo` marks the input at fault after a refusal.
+async fn render_account(user: &PageUser, echo: &FormEcho, status: StatusCode) -> Response {
+    let ctx = context(user, "Account", Nav::Account).await;
+    (status, Html(view::account(&ctx, echo))).into_response()
 }
 
 #[derive(Deserialize)]
@@ -208,27 +213,58 @@ async fn change_password(
     user: PageUser,
     Form(form): Form<PasswordForm>,
 ) -> PageResult {
-    let flash = if form.new_password != form.confirm_password {
-        Flash::Error("The new passwords do not match.".into())
-    } else {
-        match accounts::check_login(&state.pool, &user.user.name, &form.current_password).await? {
-            Login::Ok(_) => {
-                match accounts::set_password(&state.pool, &user.user.id, &form.new_password, false)
-                    .await
-                {
-                    Ok(()) => Flash::Ok("Your password was changed.".into()),
-                    Err(Error::Unprocessable(m)) => Flash::Error(capitalise(&m)),
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            _ => Flash::Error("The current password is wrong.".into()),
-        }
+    let refused = |field: &str, message: String, status: StatusCode| {
+        let echo = FormEcho {
+            values: Default::default(),
+            field: Some(field.to_string()),
+            error: Some(message),
+        };
+        let user = &user;
+        async move { Ok(render_account(user, &echo, status).await) }
     };
-    set_flash(&user.session, flash).await;
-    Ok(Redirect::to("/account").into_response())
+    if form.new_password != form.confirm_password {
+        let m = "The new passwords do not match.".to_string();
+        return refused("confirm_password", m, StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
+    match accounts::check_login(&state.pool, &user.user.name, &form.current_password).await? {
+        Login::Ok(_) => {
+            match accounts::set_password(&state.pool, &user.user.id, &form.new_password, false)
+                .await
+            {
+                Ok(()) => {
+                    set_flash(
+                        &user.session,
+                        Flash::Ok("Your password was changed.".into()),
+                    )
+                    .await;
+                    Ok(Redirect::to("/account").into_response())
+                }
+                Err(Error::Unprocessable(m)) => {
+                    refused(
+                        "new_password",
+                        capitalise(&m),
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                    )
+                    .await
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        _ => {
+            let m = "The current password is wrong.".to_string();
+            refused("current_password", m, StatusCode::FORBIDDEN).await
+        }
+    }
 }
 
-async fn render_tokens(state: &AppState, user: &PageUser, new_token: Option<String>) -> PageResult {
+/// The tokens page; `echo` fills the create form again after a refusal
+/// (answered 422 then).
+async fn render_tokens(
+    state: &AppState,
+    user: &PageUser,
+    new_token: Option<String>,
+    echo: &FormEcho,
+) -> PageResult {
     let rows = tokens::list(&state.pool, &user.user.id)
         .await?
         .into_iter()
@@ -241,11 +277,16 @@ async fn render_tokens(state: &AppState, user: &PageUser, new_token: Option<Stri
         })
         .collect();
     let ctx = context(user, "API tokens", Nav::Tokens).await;
-    Ok(Html(view::tokens(&ctx, rows, new_token)).into_response())
+    let status = if echo.error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Html(view::tokens(&ctx, rows, new_token, echo))).into_response())
 }
 
 async fn tokens_page(State(state): State<AppState>, user: PageUser) -> PageResult {
-    render_tokens(&state, &user, None).await
+    render_tokens(&state, &user, None, &FormEcho::default()).await
 }
 
 #[derive(Deserialize)]
@@ -261,10 +302,14 @@ async fn create_token(
     match tokens::create(&state.pool, &user.user.id, &form.description).await {
         // Rendered directly, not redirected: the secret must not be stored
         // anywhere, the session included.
-        Ok((_, secret)) => render_tokens(&state, &user, Some(secret)).await,
+        Ok((_, secret)) => render_tokens(&state, &user, Some(secret), &FormEcho::default()).await,
         Err(Error::Unprocessable(m)) => {
-            set_flash(&user.session, Flash::Error(capitalise(&m))).await;
-            Ok(Redirect::to("/account/tokens").into_response())
+            let echo = FormEcho {
+                values: [("description".to_string(), form.description.clone())].into(),
+                field: Some("description".into()),
+                error: Some(capitalise(&m)),
+            };
+            render_tokens(&state, &user, None, &echo).await
         }
         Err(e) => Err(e.into()),
     }
