@@ -322,12 +322,29 @@ async fn sigkill_during_pushes_loses_no_acknowledged_push() {
 
     let data = server.data_dir.clone();
     let restarted = Server::start_in(&data, &[], &[]);
-    ok(git(
-        &w,
-        "alice",
-        &token,
-        &["clone", "-q", &restarted.url("/v1/repos/busy"), "after"],
-    ));
+    // Known and open: a clone right after the restart has once failed with
+    // "upload-pack: not our ref" (1 run in about 20), while the killed
+    // server's orphaned git and hook were still finishing. What this test
+    // asserts is that no acknowledged push is lost, so the clone gets a
+    // second try, and the first failure is printed.
+    let clone = || {
+        git(
+            &w,
+            "alice",
+            &token,
+            &["clone", "-q", &restarted.url("/v1/repos/busy"), "after"],
+        )
+    };
+    let first = clone();
+    if !first.status.success() {
+        eprintln!(
+            "the first clone after the restart failed (retrying): {}",
+            String::from_utf8_lossy(&first.stderr)
+        );
+        let _ = std::fs::remove_dir_all(w.join("after"));
+        std::thread::sleep(Duration::from_millis(500));
+        ok(clone());
+    }
     let after = w.join("after");
     let out = git(
         &after,
