@@ -323,8 +323,9 @@ async fn sigkill_during_pushes_loses_no_acknowledged_push() {
     let data = server.data_dir.clone();
     let restarted = Server::start_in(&data, &[], &[]);
     // Known and open: a clone right after the restart has once failed with
-    // "upload-pack: not our ref" (1 run in about 20), while the killed
-    // server's orphaned git and hook were still finishing. What this test
+    // "upload-pack: not our ref" (1 run in about 20); not yet understood
+    // (the killed server's orphaned git and hook, which may still finish
+    // after the restart, are the suspect). What this test
     // asserts is that no acknowledged push is lost, so the clone gets a
     // second try, and the first failure is printed.
     let clone = || {
