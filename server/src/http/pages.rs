@@ -182,6 +182,20 @@ pub async fn asset(
     }
 }
 
+/// What a refused form comes back with: its fields as sent, and `message`
+/// (capitalised) at `field`, or above the form.
+pub fn refused_form(
+    form: &impl serde::Serialize,
+    field: Option<&str>,
+    message: &str,
+) -> nubo_frontend::FormEcho {
+    nubo_frontend::FormEcho {
+        values: form_values(form),
+        field: field.map(str::to_string),
+        error: Some(capitalise(message)),
+    }
+}
+
 /// A form's fields by name, to fill it in again.
 pub fn form_values(form: &impl serde::Serialize) -> std::collections::BTreeMap<String, String> {
     serde_json::to_value(form)

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::http::auth::PageUser;
-use crate::http::pages::{capitalise, context, form_values, refusal_text, set_flash, PageResult};
+use crate::http::pages::{capitalise, context, refusal_text, refused_form, set_flash, PageResult};
 use crate::repos;
 use crate::state::AppState;
 
@@ -71,11 +71,7 @@ async fn create_repo(
 ) -> PageResult {
     let name = form.name.trim();
     let refused = |field: Option<&str>, message: String, status: StatusCode| {
-        let echo = FormEcho {
-            values: form_values(&form),
-            field: field.map(str::to_string),
-            error: Some(capitalise(&message)),
-        };
+        let echo = refused_form(&form, field, &message);
         let (state, user) = (&state, &user);
         async move { render_repos(state, user, &echo, status).await }
     };
