@@ -113,6 +113,14 @@ impl Error {
         }
     }
 
+    /// The input at fault, when the error names one.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Error::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
     /// The message safe to show to the client.
     pub fn public_message(&self) -> String {
         match self {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::http::auth::PageUser;
-use crate::http::pages::{capitalise, context, form_values, refusal_text, set_flash, PageResult};
+use crate::http::pages::{capitalise, context, refusal_text, refused_form, set_flash, PageResult};
 use crate::repos;
 use crate::state::AppState;
 
@@ -156,13 +156,8 @@ async fn create_project_form(
     user: PageUser,
     Form(form): Form<ProjectForm>,
 ) -> PageResult {
-    let values = form_values(&form);
     let back = |field: Option<&'static str>, m: String| {
-        let echo = FormEcho {
-            values: values.clone(),
-            field: field.map(str::to_string),
-            error: Some(m),
-        };
+        let echo = refused_form(&form, field, &m);
         let (state, user) = (&state, &user);
         async move { render_projects(state, user, &echo).await }
     };

@@ -18,7 +18,7 @@ use crate::db::now_ms;
 use crate::error::Error;
 use crate::http::auth::{self, PageUser, SESSION_LOGIN_AT, SESSION_USER};
 use crate::http::pages::{
-    capitalise, context, form_values, require_admin, set_flash, take_flash, PageResult,
+    capitalise, context, refused_form, require_admin, set_flash, take_flash, PageResult,
 };
 use crate::identity::accounts::{self, Login};
 use crate::identity::tokens;
@@ -289,7 +289,7 @@ async fn tokens_page(State(state): State<AppState>, user: PageUser) -> PageResul
     render_tokens(&state, &user, None, &FormEcho::default()).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize)]
 struct TokenForm {
     description: String,
 }
@@ -304,11 +304,7 @@ async fn create_token(
         // anywhere, the session included.
         Ok((_, secret)) => render_tokens(&state, &user, Some(secret), &FormEcho::default()).await,
         Err(Error::Unprocessable(m)) => {
-            let echo = FormEcho {
-                values: [("description".to_string(), form.description.clone())].into(),
-                field: Some("description".into()),
-                error: Some(capitalise(&m)),
-            };
+            let echo = refused_form(&form, Some("description"), &m);
             render_tokens(&state, &user, None, &echo).await
         }
         Err(e) => Err(e.into()),
@@ -416,11 +412,7 @@ async fn add_ssh_key(
             Err(Error::Conflict(m)) => (m, StatusCode::CONFLICT),
             Err(e) => return Err(e.into()),
         };
-    let echo = FormEcho {
-        values: form_values(&form),
-        field: Some("public_key".into()),
-        error: Some(capitalise(&message)),
-    };
+    let echo = refused_form(&form, Some("public_key"), &message);
     render_git_credentials(&state, &user, None, &echo, status).await
 }
 
@@ -513,20 +505,13 @@ async fn admin_create_user(
             ))
         }
         Err(e @ (Error::Invalid { .. } | Error::Unprocessable(_) | Error::Conflict(_))) => {
-            let status = e.status();
             let field = match &e {
-                Error::Invalid { field, .. } => Some(*field),
                 Error::Conflict(_) => Some("username"),
-                _ => None,
+                other => other.field(),
             };
-            let mut values = form_values(&form);
-            values.remove("password");
-            let echo = FormEcho {
-                values,
-                field: field.map(str::to_string),
-                error: Some(capitalise(&e.to_string())),
-            };
-            return render_users(&state, &user, &echo, status).await;
+            let mut echo = refused_form(&form, field, &e.to_string());
+            echo.values.remove("password");
+            return render_users(&state, &user, &echo, e.status()).await;
         }
         Err(e) => return Err(e.into()),
     };

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::http::auth::PageUser;
-use crate::http::pages::{capitalise, context, refusal_text, refused_form, set_flash, PageResult};
+use crate::http::pages::{context, refusal_text, refused_form, set_flash, PageResult};
 use crate::repos;
 use crate::state::AppState;
 
@@ -346,7 +346,7 @@ async fn commit_page(
     .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize)]
 struct WebhookForm {
     url: String,
     secret: String,
@@ -361,7 +361,6 @@ async fn add_webhook(
     Path(name): Path<String>,
     Form(form): Form<WebhookForm>,
 ) -> PageResult {
-    let (url, branches_text) = (form.url.clone(), form.branches.clone());
     let repo = repos::authorize(
         &state.pool,
         &name,
@@ -378,7 +377,7 @@ async fn add_webhook(
     // The secret comes from the form, so the page never has to show one.
     let body = crate::repos::webhooks::NewWebhook {
         url: form.url.trim().to_string(),
-        secret: Some(form.secret),
+        secret: Some(form.secret.clone()),
         events: None,
         branches: Some(branches),
     };
@@ -388,18 +387,8 @@ async fn add_webhook(
             Ok(Redirect::to(&format!("/repos/{}", repo.name)).into_response())
         }
         Err(e @ (Error::Invalid { .. } | Error::Unprocessable(_))) => {
-            let field = match &e {
-                Error::Invalid { field, .. } => Some(field.to_string()),
-                _ => None,
-            };
-            let echo = FormEcho {
-                values: [("url", url), ("branches", branches_text)]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v))
-                    .collect(),
-                field,
-                error: Some(capitalise(&e.to_string())),
-            };
+            let mut echo = refused_form(&form, e.field(), &e.to_string());
+            echo.values.remove("secret");
             render_repo(&state, &headers, &user, &repo.name, &echo, e.status()).await
         }
         Err(e) => Err(e.into()),
