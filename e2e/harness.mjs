@@ -126,7 +126,12 @@ export async function signIn(page, url, user, password) {
 
 /** Runs the real git as `admin` with `token` as the password, isolated from the machine's config. */
 export function git(cwd, token, ...args) {
-  const helper = `!f() { echo username=admin; echo password=${token}; }; f`;
+  return gitAs("admin", cwd, token, ...args);
+}
+
+/** Runs the real git as `user` with `token` as the password, isolated from the machine's config. */
+export function gitAs(user, cwd, token, ...args) {
+  const helper = `!f() { echo username=${user}; echo password=${token}; }; f`;
   return execFileSync("git", ["-c", "credential.helper=", "-c", `credential.helper=${helper}`, "-c", "init.defaultBranch=main", ...args], {
     cwd,
     env: {

@@ -170,7 +170,7 @@ test("100-character names fit the pages, and one click makes a workspace for suc
 
 test("a refused webhook keeps its URL and branches (never the secret), the reason next to the URL", async () => {
   const page = await browser.context.newPage();
-  await page.goto(`${server.url}/repos/web-app`);
+  await page.goto(`${server.url}/repos/web-app/settings`);
   const form = "[data-testid=webhooks] form";
   await page.fill(`${form} input[name=url]`, "http://127.0.0.1:9/hook");
   await page.fill(`${form} input[name=secret]`, "a-secret-of-twenty-chars");

@@ -42,6 +42,8 @@ test("the main pages in light and dark, without horizontal scroll", async () => 
     repository: `/repos/${long}`,
     tree: `/repos/${long}/tree/main/src`,
     commits: `/repos/${long}/commits/main`,
+    "repository-access": `/repos/${long}/access`,
+    "repository-settings": `/repos/${long}/settings`,
     workspaces: "/workspaces",
     builds: "/projects",
     account: "/account",

@@ -228,6 +228,115 @@ pub fn log(dir: &Path, rev: &str, limit: usize) -> Result<Vec<CommitInfo>> {
     Ok(out)
 }
 
+/// An entry of a directory with the last commit that changed it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryWithCommit {
+    #[serde(flatten)]
+    pub entry: Entry,
+    /// `None` when it was not found within the commits looked at.
+    pub commit: Option<CommitInfo>,
+}
+
+/// The ids of the entries of the directory `path` in `commit`'s tree
+/// (empty when it has no such directory).
+fn dir_ids(
+    commit: &gix::Commit<'_>,
+    path: &str,
+) -> Result<std::collections::HashMap<String, gix::ObjectId>> {
+    let root = commit.tree().map_err(git_err)?;
+    let tree = if path.is_empty() {
+        root
+    } else {
+        match root.lookup_entry_by_path(path).map_err(git_err)? {
+            Some(e) if e.mode().is_tree() => e.object().map_err(git_err)?.into_tree(),
+            _ => return Ok(Default::default()),
+        }
+    };
+    let mut out = std::collections::HashMap::new();
+    for e in tree.iter() {
+        let e = e.map_err(git_err)?;
+        out.insert(e.filename().to_string(), e.oid().to_owned());
+    }
+    Ok(out)
+}
+
+/// The entries of a directory at `rev` (as [`tree`]) with the last commit
+/// that changed each one: the newest commit, walking back from `rev`, whose
+/// entry differs from the entry in every one of its parents (a merge that
+/// took a side's version unchanged is passed over, as `git log -1 -- PATH`
+/// does). At most `budget` commits are looked at; entries older than that
+/// have no commit.
+pub fn tree_with_commits(
+    dir: &Path,
+    rev: &str,
+    path: &str,
+    budget: usize,
+) -> Result<Vec<EntryWithCommit>> {
+    let entries = tree(dir, rev, path)?;
+    let path = clean_path(path)?;
+    let repo = open(dir)?;
+    let start = commit_at(&repo, rev)?;
+    let mut found: std::collections::HashMap<String, CommitInfo> = Default::default();
+    let mut cache = std::collections::HashMap::new();
+    type Ids = std::collections::HashMap<String, gix::ObjectId>;
+    fn ids(
+        cache: &mut std::collections::HashMap<gix::ObjectId, Ids>,
+        commit: &gix::Commit<'_>,
+        path: &str,
+    ) -> Result<Ids> {
+        if let Some(m) = cache.get(&commit.id) {
+            return Ok(m.clone());
+        }
+        let m = dir_ids(commit, path)?;
+        cache.insert(commit.id, m.clone());
+        Ok(m)
+    }
+    for item in start.ancestors().all().map_err(git_err)?.take(budget) {
+        if found.len() == entries.len() {
+            break;
+        }
+        let item = item.map_err(git_err)?;
+        let commit = repo.find_commit(item.id).map_err(git_err)?;
+        let here = ids(&mut cache, &commit, &path)?;
+        let mut parents = Vec::new();
+        for p in commit.parent_ids() {
+            parents.push(ids(
+                &mut cache,
+                &repo.find_commit(p).map_err(git_err)?,
+                &path,
+            )?);
+        }
+        for e in &entries {
+            if found.contains_key(&e.name) {
+                continue;
+            }
+            let mine = here.get(&e.name);
+            if mine.is_some() && !parents.iter().any(|p| p.get(&e.name) == mine) {
+                found.insert(e.name.clone(), info(&commit)?);
+            }
+        }
+        // Keep memory bounded on long histories: only the frontier matters.
+        if cache.len() > 4 * budget.min(1024) {
+            cache.clear();
+        }
+    }
+    Ok(entries
+        .into_iter()
+        .map(|entry| EntryWithCommit {
+            commit: found.remove(&entry.name),
+            entry,
+        })
+        .collect())
+}
+
+/// How many commits are reachable from `rev`, counting at most `cap`.
+pub fn count(dir: &Path, rev: &str, cap: usize) -> Result<usize> {
+    let repo = open(dir)?;
+    let start = commit_at(&repo, rev)?;
+    let n = start.ancestors().all().map_err(git_err)?.take(cap).count();
+    Ok(n)
+}
+
 fn text(data: &[u8]) -> Option<&str> {
     if data.len() > MAX_INLINE || data.contains(&0) {
         return None;
@@ -345,6 +454,71 @@ mod tests {
         ] {
             assert!(!valid_rev(bad), "{bad}");
         }
+    }
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .current_dir(dir)
+            .args(["-c", "user.name=T", "-c", "user.email=t@example.org"])
+            .args(args)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    #[test]
+    fn each_entry_gets_the_last_commit_that_changed_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let w = tmp.path();
+        git(w, &["init", "-q", "-b", "main"]);
+        let put = |name: &str, text: &str| {
+            std::fs::create_dir_all(w.join(name).parent().unwrap()).unwrap();
+            std::fs::write(w.join(name), text).unwrap();
+        };
+        let commit = |message: &str| {
+            git(w, &["add", "-A"]);
+            git(w, &["commit", "-qm", message]);
+            git(w, &["rev-parse", "HEAD"])
+        };
+        put("a", "1");
+        put("b", "1");
+        put("d/x", "1");
+        let first = commit("first");
+        put("a", "2");
+        commit("a two");
+        put("d/x", "2");
+        let x_two = commit("x two");
+        git(w, &["checkout", "-qb", "side"]);
+        put("b", "2");
+        let b_two = commit("b two");
+        git(w, &["checkout", "-q", "main"]);
+        put("a", "3");
+        let a_three = commit("a three");
+        git(w, &["merge", "-q", "--no-ff", "-m", "merge side", "side"]);
+        let by_name = |path: &str| {
+            tree_with_commits(w, "main", path, 100)
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.entry.name, e.commit.map(|c| c.id)))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            by_name(""),
+            vec![
+                ("d".to_string(), Some(x_two.clone())),
+                ("a".to_string(), Some(a_three)),
+                ("b".to_string(), Some(b_two)),
+            ]
+        );
+        assert_eq!(by_name("d"), vec![("x".to_string(), Some(x_two))]);
+        // With too small a budget the old ones are left without a commit.
+        let short = tree_with_commits(w, "main", "", 1).unwrap();
+        assert!(short.iter().all(|e| e.commit.is_none()), "{short:?}");
+        assert_eq!(count(w, "main", 1000).unwrap(), 6);
+        assert_eq!(count(w, &first, 1000).unwrap(), 1);
     }
 
     #[test]

@@ -254,7 +254,7 @@ async fn webhooks_are_managed_and_visible_on_the_repository_page() {
     let mut html = String::new();
     for _ in 0..50 {
         html = http
-            .get(server.url("/repos/paged"))
+            .get(server.url("/repos/paged/settings"))
             .header("cookie", &cookie)
             .send()
             .await

@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use super::{repo_tabs, Tab};
+use super::{repo_tabs, RepoNav, Tab};
 use crate::icons::{icon, Icon};
 use crate::layout::shell;
 use crate::PageContext;
@@ -47,11 +47,12 @@ pub struct BrowseEntry {
 /// A directory of a repository at a revision.
 pub fn tree_page(
     ctx: &PageContext,
-    repo: &str,
+    nav: &RepoNav,
     rev: &str,
     path: &str,
     entries: Vec<BrowseEntry>,
 ) -> String {
+    let repo = nav.name.as_str();
     let base = if path.is_empty() {
         String::new()
     } else {
@@ -79,7 +80,7 @@ pub fn tree_page(
         })
         .collect_view();
     let content = view! {
-        {repo_tabs(repo, rev, Tab::Code)}
+        {repo_tabs(nav, Some(rev), Tab::Code)}
         <section class="card">
             {crumbs(repo, rev, path, None)}
             <table class="entries"><tbody>{rows}</tbody></table>
@@ -120,12 +121,13 @@ pub fn language_of(path: &str) -> Option<&'static str> {
 /// One file at a revision: highlighted text, or a note for binary files.
 pub fn blob_page(
     ctx: &PageContext,
-    repo: &str,
+    nav: &RepoNav,
     rev: &str,
     path: &str,
     text: Option<String>,
     size: usize,
 ) -> String {
+    let repo = nav.name.as_str();
     let raw = format!("/repos/{repo}/raw/{rev}/{path}");
     let body = match text {
         Some(t) => {
@@ -140,7 +142,7 @@ pub fn blob_page(
     };
     let parent = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
     let content = view! {
-        {repo_tabs(repo, rev, Tab::Code)}
+        {repo_tabs(nav, Some(rev), Tab::Code)}
         <section class="card">
             {crumbs(repo, rev, parent, Some(path.rsplit('/').next().unwrap_or(path)))}
             <p><a href=raw>"raw"</a></p>
@@ -161,7 +163,13 @@ pub struct CommitRow {
 }
 
 /// The history of a revision.
-pub fn commits_page(ctx: &PageContext, repo: &str, rev: &str, commits: Vec<CommitRow>) -> String {
+pub fn commits_page(
+    ctx: &PageContext,
+    nav: &RepoNav,
+    rev: &str,
+    commits: Vec<CommitRow>,
+) -> String {
+    let repo = nav.name.as_str();
     let rows = commits
         .into_iter()
         .map(|c| {
@@ -178,7 +186,7 @@ pub fn commits_page(ctx: &PageContext, repo: &str, rev: &str, commits: Vec<Commi
         })
         .collect_view();
     let content = view! {
-        {repo_tabs(repo, rev, Tab::Commits)}
+        {repo_tabs(nav, Some(rev), Tab::Commits)}
         <section class="card">
             <table><thead><tr><th>"Commit"</th><th>"Summary"</th><th>"Author"</th><th>"When"</th></tr></thead><tbody>{rows}</tbody></table>
         </section>
@@ -202,13 +210,14 @@ const FOLD_ABOVE: usize = 400;
 /// commit) and its diff, unified or `split`, each file with its counts.
 pub fn commit_page(
     ctx: &PageContext,
-    repo: &str,
+    nav: &RepoNav,
     commit: CommitRow,
     message: String,
     parents: Vec<String>,
     changes: Vec<ChangeRow>,
     split: bool,
 ) -> String {
+    let repo = nav.name.as_str();
     let parents = (!parents.is_empty()).then(|| {
         let links = parents
             .into_iter()
@@ -260,7 +269,7 @@ pub fn commit_page(
             <a href=format!("{here}?view=split") aria-current=split.then_some("page")>"Split"</a>
         </nav>
     };
-    let tabs = repo_tabs(repo, &commit.id, Tab::Commits);
+    let tabs = repo_tabs(nav, Some(&commit.id), Tab::Commits);
     let content = view! {
         {tabs}
         <section class="card">

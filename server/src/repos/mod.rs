@@ -4,6 +4,7 @@
 //!
 //! Access is decided by [`crate::identity::iam`].
 
+pub mod access;
 pub mod api;
 pub mod browse;
 pub mod cli;
@@ -316,10 +317,14 @@ pub async fn delete(
     cache_dir: &Path,
     repo: &Repo,
 ) -> Result<()> {
+    // Access given on its Access tab goes with it, in the same transaction.
+    let mut tx = pool.begin().await?;
     sqlx::query("DELETE FROM repos WHERE id = $1")
         .bind(&repo.id)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
+    access::remove_all(&mut tx, &repo.name).await?;
+    tx.commit().await?;
     if let Err(e) = durable_store(data_dir).delete_repo(&repo.id) {
         tracing::warn!(repo = %repo.name, error = %e, "stored objects were not removed");
     }

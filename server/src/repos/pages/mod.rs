@@ -5,7 +5,7 @@
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Form, Router};
 use nubo_frontend::repos as view;
 use nubo_frontend::{Flash, FormEcho, Nav};
@@ -17,13 +17,15 @@ use crate::http::pages::{context, refusal_text, refused_form, set_flash, PageRes
 use crate::repos;
 use crate::state::AppState;
 
+mod access;
+mod settings;
+
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .merge(settings::routes())
+        .merge(access::routes())
         .route("/repos", get(repos_page).post(create_repo))
         .route("/repos/{name}", get(repo_page))
-        .route("/repos/{name}/delete", post(delete_repo))
-        .route("/repos/{name}/webhooks", post(add_webhook))
-        .route("/repos/{name}/webhooks/{id}/delete", post(remove_webhook))
         .route("/repos/{name}/tree/{*rest}", get(tree_page))
         .route("/repos/{name}/blob/{*rest}", get(blob_page))
         .route("/repos/{name}/raw/{*rest}", get(raw_page))
@@ -103,26 +105,56 @@ async fn repo_page(
     user: PageUser,
     Path(name): Path<String>,
 ) -> PageResult {
-    render_repo(
-        &state,
-        &headers,
-        &user,
-        &name,
-        &FormEcho::default(),
-        StatusCode::OK,
-    )
-    .await
+    render_repo(&state, &headers, &user, &name).await
 }
 
-/// A repository's page; `echo` fills the webhook form again after a
-/// refusal (answered with `status` then; the secret is never sent back).
+/// Whether `user` may manage `repo` (its Access and Settings tabs).
+pub(super) async fn may_manage(
+    state: &AppState,
+    user: &PageUser,
+    repo: &repos::Repo,
+) -> Result<bool, Error> {
+    Ok(crate::identity::iam::decide(
+        &state.pool,
+        &user.user,
+        "codecommit:DeleteRepository",
+        &repo.target(),
+        None,
+    )
+    .await?
+    .allowed)
+}
+
+/// The repository's tabs as `user` sees them.
+pub(super) async fn nav(
+    state: &AppState,
+    user: &PageUser,
+    repo: &repos::Repo,
+) -> Result<view::RepoNav, Error> {
+    Ok(view::RepoNav {
+        name: repo.name.clone(),
+        manage: may_manage(state, user, repo).await?,
+    })
+}
+
+/// Commits looked at to find each file's last commit, and counted.
+const HISTORY_BUDGET: usize = 2000;
+
+fn commit_row(c: nubo_git::browse::CommitInfo) -> view::CommitRow {
+    view::CommitRow {
+        id: c.id,
+        summary: c.summary,
+        author: c.author,
+        time: crate::repos::browse::time(c.time),
+    }
+}
+
+/// A repository's page.
 async fn render_repo(
     state: &AppState,
     headers: &axum::http::HeaderMap,
     user: &PageUser,
     name: &str,
-    echo: &FormEcho,
-    status: StatusCode,
 ) -> PageResult {
     let repo = repos::authorize(&state.pool, name, &user.user, "codecommit:GetRepository").await?;
     let pushes = crate::repos::pushes::list(&state.pool, &repo.id, &repo.name, 20)
@@ -137,8 +169,6 @@ async fn render_repo(
         })
         .collect();
     // Code, branches and README need GitPull; without it the page shows the rest.
-    let mut head = None;
-    let (mut branches, mut tags, mut readme_html) = (Vec::new(), Vec::new(), None);
     let can_read = crate::identity::iam::decide(
         &state.pool,
         &user.user,
@@ -148,82 +178,68 @@ async fn render_repo(
     )
     .await?
     .allowed;
+    let mut page = view::RepoPage {
+        nav: nav(state, user, &repo).await?,
+        description: repo.description.clone(),
+        owner: repo.owner.clone(),
+        clone_url_http: repo.clone_url(&crate::http::base_url(state, headers)),
+        clone_url_ssh: repo.ssh_clone_url(
+            &crate::http::base_url(state, headers),
+            state.settings.ssh.port(),
+        ),
+        user: user.user.name.clone(),
+        pushes,
+        can_read,
+        head: None,
+        branches: Vec::new(),
+        tags: Vec::new(),
+        latest: None,
+        commit_count: String::new(),
+        files: Vec::new(),
+        readme_html: None,
+    };
     if can_read {
         let (_, dir) =
             crate::repos::browse::working_copy(state, &state.repo_locks, &repo.name, &user.user)
                 .await?;
         let d = dir.clone();
         let refs = crate::repos::browse::read(move || nubo_git::browse::refs(&d)).await?;
-        branches = refs.branches.into_iter().map(|(n, _)| n).collect();
-        tags = refs.tags.into_iter().map(|(n, _)| n).collect();
-        if let Some(h) = refs.head.filter(|h| branches.contains(h)) {
-            let rev = h.clone();
-            readme_html =
-                crate::repos::browse::read(move || Ok(nubo_git::browse::readme(&dir, &rev)))
-                    .await?
-                    .map(|(_, text)| crate::repos::browse::markdown(&text));
-            head = Some(h);
-        }
-    }
-    let manage = crate::identity::iam::decide(
-        &state.pool,
-        &user.user,
-        "codecommit:DeleteRepository",
-        &repo.target(),
-        None,
-    )
-    .await?
-    .allowed;
-    let webhooks = if manage {
-        let mut rows = Vec::new();
-        for h in crate::repos::webhooks::list(&state.pool, &repo.id).await? {
-            let deliveries = crate::repos::webhooks::deliveries(&state.pool, &repo.id, &h.id)
-                .await?
+        page.branches = refs.branches.into_iter().map(|(n, _)| n).collect();
+        page.tags = refs.tags.into_iter().map(|(n, _)| n).collect();
+        // HEAD's branch; when it was never pushed, the first branch there is.
+        let head = refs
+            .head
+            .filter(|h| page.branches.contains(h))
+            .or_else(|| page.branches.first().cloned());
+        if let Some(head) = head {
+            let rev = head.clone();
+            let (files, latest, count, readme) = crate::repos::browse::read(move || {
+                let files = nubo_git::browse::tree_with_commits(&dir, &rev, "", HISTORY_BUDGET)?;
+                let latest = nubo_git::browse::log(&dir, &rev, 1)?.into_iter().next();
+                let count = nubo_git::browse::count(&dir, &rev, HISTORY_BUDGET + 1)?;
+                Ok((files, latest, count, nubo_git::browse::readme(&dir, &rev)))
+            })
+            .await?;
+            page.files = files
                 .into_iter()
-                .take(5)
-                .map(|d| {
-                    let last = d
-                        .last_error
-                        .or(d.last_status.map(|s| format!("HTTP {s}")))
-                        .unwrap_or_default();
-                    (d.event, d.state, d.attempts, last)
+                .map(|f| view::FileRow {
+                    name: f.entry.name,
+                    kind: f.entry.kind,
+                    commit: f.commit.map(commit_row),
                 })
                 .collect();
-            let filter = if h.branches.is_empty() {
-                "all refs".to_string()
+            page.latest = latest.map(commit_row);
+            page.commit_count = if count > HISTORY_BUDGET {
+                format!("{HISTORY_BUDGET}+")
             } else {
-                h.branches.join(", ")
+                count.to_string()
             };
-            rows.push(view::WebhookRow {
-                id: h.id,
-                url: h.url,
-                filter: format!("{} · {filter}", h.events.join(", ")),
-                deliveries,
-            });
+            page.readme_html = readme.map(|(_, text)| crate::repos::browse::markdown(&text));
+            page.head = Some(head);
         }
-        Some(rows)
-    } else {
-        None
-    };
-    let page = view::RepoPage {
-        webhooks,
-        pushes,
-        head,
-        branches,
-        tags,
-        readme_html,
-        clone_url_http: repo.clone_url(&crate::http::base_url(state, headers)),
-        clone_url_ssh: repo.ssh_clone_url(
-            &crate::http::base_url(state, headers),
-            state.settings.ssh.port(),
-        ),
-        name: repo.name.clone(),
-        description: repo.description,
-        owner: repo.owner,
-        user: user.user.name.clone(),
-    };
+    }
     let ctx = context(user, &repo.name, Nav::Repositories).await;
-    Ok((status, Html(view::repo(&ctx, page, echo))).into_response())
+    Ok(Html(view::repo(&ctx, page)).into_response())
 }
 
 async fn tree_page(
@@ -244,7 +260,14 @@ async fn tree_page(
         })
         .collect();
     let ctx = context(&user, &repo.name, Nav::Repositories).await;
-    Ok(Html(view::tree_page(&ctx, &repo.name, &rev, &path, entries)).into_response())
+    Ok(Html(view::tree_page(
+        &ctx,
+        &nav(&state, &user, &repo).await?,
+        &rev,
+        &path,
+        entries,
+    ))
+    .into_response())
 }
 
 async fn blob_page(
@@ -262,7 +285,15 @@ async fn blob_page(
         .then(|| String::from_utf8(data).ok())
         .flatten();
     let ctx = context(&user, &repo.name, Nav::Repositories).await;
-    Ok(Html(view::blob_page(&ctx, &repo.name, &rev, &path, text, size)).into_response())
+    Ok(Html(view::blob_page(
+        &ctx,
+        &nav(&state, &user, &repo).await?,
+        &rev,
+        &path,
+        text,
+        size,
+    ))
+    .into_response())
 }
 
 async fn raw_page(
@@ -296,15 +327,16 @@ async fn commits_page(
     let commits = crate::repos::browse::read(move || nubo_git::browse::log(&dir, &r, 100))
         .await?
         .into_iter()
-        .map(|c| view::CommitRow {
-            id: c.id,
-            summary: c.summary,
-            author: c.author,
-            time: crate::repos::browse::time(c.time),
-        })
+        .map(commit_row)
         .collect();
     let ctx = context(&user, &repo.name, Nav::Repositories).await;
-    Ok(Html(view::commits_page(&ctx, &repo.name, &rev, commits)).into_response())
+    Ok(Html(view::commits_page(
+        &ctx,
+        &nav(&state, &user, &repo).await?,
+        &rev,
+        commits,
+    ))
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -341,87 +373,13 @@ async fn commit_page(
     let ctx = context(&user, &repo.name, Nav::Repositories).await;
     let split = q.view.as_deref() == Some("split");
     Ok(Html(view::commit_page(
-        &ctx, &repo.name, row, c.message, c.parents, changes, split,
+        &ctx,
+        &nav(&state, &user, &repo).await?,
+        row,
+        c.message,
+        c.parents,
+        changes,
+        split,
     ))
     .into_response())
-}
-
-#[derive(Deserialize, serde::Serialize)]
-struct WebhookForm {
-    url: String,
-    secret: String,
-    #[serde(default)]
-    branches: String,
-}
-
-async fn add_webhook(
-    State(state): State<AppState>,
-    headers: axum::http::HeaderMap,
-    user: PageUser,
-    Path(name): Path<String>,
-    Form(form): Form<WebhookForm>,
-) -> PageResult {
-    let repo = repos::authorize(
-        &state.pool,
-        &name,
-        &user.user,
-        "codecommit:DeleteRepository",
-    )
-    .await?;
-    let branches: Vec<String> = form
-        .branches
-        .split(',')
-        .map(|b| b.trim().to_string())
-        .filter(|b| !b.is_empty())
-        .collect();
-    // The secret comes from the form, so the page never has to show one.
-    let body = crate::repos::webhooks::NewWebhook {
-        url: form.url.trim().to_string(),
-        secret: Some(form.secret.clone()),
-        events: None,
-        branches: Some(branches),
-    };
-    match crate::repos::webhooks::create(&state, &repo.id, body).await {
-        Ok(_) => {
-            set_flash(&user.session, Flash::Ok("Added the webhook.".into())).await;
-            Ok(Redirect::to(&format!("/repos/{}", repo.name)).into_response())
-        }
-        Err(e @ (Error::Invalid { .. } | Error::Unprocessable(_))) => {
-            let mut echo = refused_form(&form, e.field(), &e.to_string());
-            echo.values.remove("secret");
-            render_repo(&state, &headers, &user, &repo.name, &echo, e.status()).await
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-async fn remove_webhook(
-    State(state): State<AppState>,
-    user: PageUser,
-    Path((name, id)): Path<(String, String)>,
-) -> PageResult {
-    let repo = repos::authorize(
-        &state.pool,
-        &name,
-        &user.user,
-        "codecommit:DeleteRepository",
-    )
-    .await?;
-    crate::repos::webhooks::delete(&state.pool, &repo.id, &id).await?;
-    set_flash(&user.session, Flash::Ok("The webhook was removed.".into())).await;
-    Ok(Redirect::to(&format!("/repos/{}", repo.name)).into_response())
-}
-
-async fn delete_repo(
-    State(state): State<AppState>,
-    user: PageUser,
-    Path(name): Path<String>,
-) -> PageResult {
-    let repo = repos::delete_as(&state, &name, &user.user).await?;
-    set_flash(
-        &user.session,
-        Flash::Ok(format!("Deleted repository {}.", repo.name)),
-    )
-    .await;
-    Ok(Redirect::to("/repos").into_response())
 }
