@@ -9,8 +9,8 @@ use crate::{Flash, FormEcho, PageContext};
 /// The sign-in page. `error` is shown above the form.
 /// `username` is what the user typed before a refusal (kept, with the
 /// focus on the password then).
-pub fn login(csrf: &str, error: Option<String>, next: &str, username: &str) -> String {
-    let flash = error.map(|e| flash_view(Flash::Error(e)));
+pub fn login(csrf: &str, message: Option<Flash>, next: &str, username: &str) -> String {
+    let flash = message.map(flash_view);
     let typed = !username.is_empty();
     let body = view! {
         <div class="login-wrap">
@@ -27,6 +27,7 @@ pub fn login(csrf: &str, error: Option<String>, next: &str, username: &str) -> S
                         autofocus=typed/></label>
                     <button type="submit">"Sign in"</button>
                 </form>
+                <p class="muted center small">"Forgot your password? An administrator can give you a reset link."</p>
             </div>
         </div>
     };
@@ -144,89 +145,6 @@ pub fn tokens(
             </form>
         </section>
         <section class="card"><h2>"Your tokens"</h2>{list}</section>
-    };
-    shell(ctx, content)
-}
-
-/// A row of the admin's user list.
-#[derive(Debug, Clone)]
-pub struct UserRow {
-    pub name: String,
-    pub admin: bool,
-    pub disabled: bool,
-    pub created_at: String,
-}
-
-/// Admin: list, create, disable and enable users.
-/// `echo` fills the create form again after a refusal (never the password).
-pub fn admin_users(ctx: &PageContext, rows: Vec<UserRow>, echo: &FormEcho) -> String {
-    let csrf = ctx.csrf.clone();
-    let viewer = ctx.viewer.name.clone();
-    let rows = rows
-        .into_iter()
-        .map(|row| {
-            let (action, label, confirm) = if row.disabled {
-                (format!("/admin/users/{}/enable", row.name), "Enable", None)
-            } else {
-                (
-                    format!("/admin/users/{}/disable", row.name),
-                    "Disable",
-                    Some(format!("Disable {}? They will be signed out everywhere.", row.name)),
-                )
-            };
-            let toggle = (row.name != viewer).then(|| {
-                view! {
-                    <form class="inline" method="post" action=action data-confirm=confirm>
-                        <input type="hidden" name="csrf_token" value=csrf.clone()/>
-                        <button type="submit" class="danger">{label}</button>
-                    </form>
-                }
-            });
-            let state = if row.disabled {
-                view! { <span class="badge off">"disabled"</span> }
-            } else {
-                view! { <span class="badge on">"active"</span> }
-            };
-            view! {
-                <tr data-user=row.name.clone()>
-                    <td>{row.name.clone()}</td>
-                    <td>{if row.admin { "admin" } else { "user" }}</td>
-                    <td>{state}</td>
-                    <td><time datetime=row.created_at.clone() data-relative>{row.created_at.clone()}</time></td>
-                    <td>{toggle}</td>
-                </tr>
-            }
-        })
-        .collect_view();
-    let content = view! {
-        <section class="card">
-            <h2>"Create a user"</h2>
-            <form class="stack" method="post" action="/admin/users">
-                <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
-                {echo.form_error()}
-                <label>"User name"
-                    <input type="text" name="username" pattern="[A-Za-z0-9][A-Za-z0-9._\\-]{0,63}" required
-                        title="1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-                        value=echo.value("username", "") aria-invalid=echo.invalid("username")/>
-                    {echo.error_for("username")}
-                </label>
-                <label>"Initial password"
-                    <input type="password" name="password" autocomplete="new-password" minlength="8" required
-                        aria-invalid=echo.invalid("password")/>
-                    {echo.error_for("password")}
-                </label>
-                <label class="check"><input type="checkbox" name="admin" value="true"
-                    checked=echo.value("admin", "") == "true"/>"Administrator"</label>
-                <button type="submit">"Create user"</button>
-            </form>
-        </section>
-        <section class="card">
-            <h2>"Users"</h2>
-            <table>
-                <thead><tr><th>"Name"</th><th>"Role"</th><th>"State"</th><th>"Created"</th><th></th></tr></thead>
-                <tbody>{rows}</tbody>
-            </table>
-        </section>
     };
     shell(ctx, content)
 }

@@ -16,6 +16,7 @@ mod layout;
 pub mod pages;
 pub mod params;
 pub mod repos;
+pub mod users;
 pub mod workspaces;
 
 pub use assets::{asset, asset_gzip, asset_url, Asset, DIGEST as ASSETS_DIGEST};

@@ -1,6 +1,6 @@
 // Nubo's page islands. Every page works without this script; it only adds
 // conveniences: the theme switch, copy buttons, confirmations before
-// destructive actions, relative times, the live log of a running build and
+// destructive actions, relative times, a reset link's code, the live log of a running build and
 // the live statuses of a running batch.
 
 import { setupBatchPage } from "./builds/batch";
@@ -109,7 +109,20 @@ function setupValidationMessages(): void {
   });
 }
 
+/** A reset link carries its code after `#`, which is never sent to the
+ *  server: copy it into the form, then drop it from the address bar. */
+function setupFillFromHash(): void {
+  const code = window.location.hash.slice(1);
+  const inputs = document.querySelectorAll<HTMLInputElement>("input[data-fill-from-hash]");
+  if (!code || inputs.length === 0) return;
+  for (const input of inputs) {
+    if (!input.value) input.value = decodeURIComponent(code);
+  }
+  history.replaceState(null, "", window.location.pathname + window.location.search);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  setupFillFromHash();
   setupThemeToggle();
   setupValidationMessages();
   setupCopyButtons();

@@ -91,7 +91,8 @@ pub async fn session_user(session: &Session, state: &AppState) -> Result<Option<
         accounts::find_by_id(&state.pool, &user_id).await?
     };
     match user {
-        Some(user) if !user.disabled => Ok(Some(user)),
+        // A password reset ends the sessions that began before it.
+        Some(user) if !user.disabled && login_at >= user.sessions_after => Ok(Some(user)),
         _ => {
             session.flush().await.map_err(internal)?;
             Ok(None)

@@ -24,10 +24,14 @@ pub struct User {
     pub must_change_password: bool,
     /// RFC 3339.
     pub created_at: String,
+    /// Sessions that began before this (ms) are over (a password reset).
+    #[serde(skip)]
+    pub sessions_after: i64,
 }
 
-type UserRow = (String, String, bool, bool, bool, i64);
-const USER_COLUMNS: &str = "id, name, is_admin, disabled, must_change_password, created_at";
+type UserRow = (String, String, bool, bool, bool, i64, i64);
+const USER_COLUMNS: &str =
+    "id, name, is_admin, disabled, must_change_password, created_at, sessions_after";
 
 fn from_row(r: UserRow) -> User {
     User {
@@ -37,6 +41,7 @@ fn from_row(r: UserRow) -> User {
         disabled: r.3,
         must_change_password: r.4,
         created_at: rfc3339(r.5),
+        sessions_after: r.6,
     }
 }
 
@@ -99,7 +104,7 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
 }
 
 /// Argon2 is deliberately slow: keep it off the async workers.
-async fn hash_blocking(password: String) -> Result<String> {
+pub(crate) async fn hash_blocking(password: String) -> Result<String> {
     tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .map_err(|e| Error::Internal(e.to_string()))?
@@ -138,6 +143,7 @@ pub async fn create_user(
             disabled: false,
             must_change_password,
             created_at: rfc3339(now),
+            sessions_after: 0,
         }),
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(Error::Conflict(format!(
             "a user named {name:?} already exists"
@@ -236,6 +242,18 @@ pub async fn set_disabled(pool: &SqlitePool, name: &str, disabled: bool) -> Resu
         .execute(pool)
         .await?;
     Ok(User { disabled, ..user })
+}
+
+/// Makes a user an administrator, or an ordinary user again.
+pub async fn set_admin(pool: &SqlitePool, name: &str, admin: bool) -> Result<User> {
+    let user = require_by_name(pool, name).await?;
+    sqlx::query("UPDATE users SET is_admin = $1, updated_at = $2 WHERE id = $3")
+        .bind(admin)
+        .bind(now_ms())
+        .bind(&user.id)
+        .execute(pool)
+        .await?;
+    Ok(User { admin, ..user })
 }
 
 /// Replaces a password; `must_change` marks it as one to be replaced at next sign-in.

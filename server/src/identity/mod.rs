@@ -9,5 +9,6 @@ pub mod git_credentials;
 pub mod iam;
 pub mod pages;
 pub mod policy;
+pub mod resets;
 pub mod ssh_keys;
 pub mod tokens;

@@ -24,6 +24,9 @@ use crate::identity::accounts::{self, Login};
 use crate::identity::tokens;
 use crate::state::AppState;
 
+mod reset;
+mod users;
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/login", get(login_page).post(login_submit))
@@ -42,9 +45,9 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/account/ssh-keys", post(add_ssh_key))
         .route("/account/ssh-keys/{id}/delete", post(delete_ssh_key))
-        .route("/admin/users", get(admin_users).post(admin_create_user))
         .route("/admin/audit", get(admin_audit))
-        .route("/admin/users/{name}/{action}", post(admin_toggle_user))
+        .merge(users::routes())
+        .merge(reset::routes())
 }
 
 /// Only same-site absolute paths are followed after sign-in: a path that,
@@ -100,10 +103,14 @@ async fn login_page(
         return Ok(Redirect::to(safe_next(q.next.as_deref())).into_response());
     }
     let csrf = auth::csrf_token(&session).await?;
-    let error = take_flash(&session).await.map(|f| match f {
-        Flash::Ok(t) | Flash::Error(t) => t,
-    });
-    Ok(Html(view::login(&csrf, error, safe_next(q.next.as_deref()), "")).into_response())
+    let message = take_flash(&session).await;
+    Ok(Html(view::login(
+        &csrf,
+        message,
+        safe_next(q.next.as_deref()),
+        "",
+    ))
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -124,7 +131,12 @@ async fn login_submit(
     let refuse = |status: StatusCode, message: &str, csrf: &str| {
         (
             status,
-            Html(view::login(csrf, Some(message.to_string()), &next, name)),
+            Html(view::login(
+                csrf,
+                Some(Flash::Error(message.to_string())),
+                &next,
+                name,
+            )),
         )
             .into_response()
     };
@@ -445,104 +457,6 @@ async fn admin_audit(State(state): State<AppState>, user: PageUser) -> PageResul
         .collect();
     let ctx = context(&user, "Audit log", Nav::Audit).await;
     Ok(Html(view::audit(&ctx, rows)).into_response())
-}
-
-async fn admin_users(State(state): State<AppState>, user: PageUser) -> PageResult {
-    render_users(&state, &user, &FormEcho::default(), StatusCode::OK).await
-}
-
-/// The users page; `echo` fills the create form again after a refusal
-/// (answered with `status` then).
-async fn render_users(
-    state: &AppState,
-    user: &PageUser,
-    echo: &FormEcho,
-    status: StatusCode,
-) -> PageResult {
-    require_admin(user, "manage users")?;
-    let rows = accounts::list(&state.pool)
-        .await?
-        .into_iter()
-        .map(|u| view::UserRow {
-            name: u.name,
-            admin: u.admin,
-            disabled: u.disabled,
-            created_at: u.created_at,
-        })
-        .collect();
-    let ctx = context(user, "Users", Nav::Admin).await;
-    Ok((status, Html(view::admin_users(&ctx, rows, echo))).into_response())
-}
-
-#[derive(Deserialize, serde::Serialize)]
-struct NewUserForm {
-    username: String,
-    password: String,
-    admin: Option<String>,
-}
-
-async fn admin_create_user(
-    State(state): State<AppState>,
-    user: PageUser,
-    Form(form): Form<NewUserForm>,
-) -> PageResult {
-    require_admin(&user, "manage users")?;
-    let admin = form.admin.as_deref() == Some("true");
-    let flash = match accounts::create_user(
-        &state.pool,
-        form.username.trim(),
-        &form.password,
-        admin,
-        true,
-    )
-    .await
-    {
-        Ok(created) => {
-            tracing::info!(user = %created.name, by = %user.user.name, "user created");
-            Flash::Ok(format!(
-                "Created {}. They must choose a new password after signing in.",
-                created.name
-            ))
-        }
-        Err(e @ (Error::Invalid { .. } | Error::Unprocessable(_) | Error::Conflict(_))) => {
-            let field = match &e {
-                Error::Conflict(_) => Some("username"),
-                other => other.field(),
-            };
-            let mut echo = refused_form(&form, field, &e.to_string());
-            echo.values.remove("password");
-            return render_users(&state, &user, &echo, e.status()).await;
-        }
-        Err(e) => return Err(e.into()),
-    };
-    set_flash(&user.session, flash).await;
-    Ok(Redirect::to("/admin/users").into_response())
-}
-
-async fn admin_toggle_user(
-    State(state): State<AppState>,
-    user: PageUser,
-    Path((name, action)): Path<(String, String)>,
-) -> PageResult {
-    require_admin(&user, "manage users")?;
-    let disabled = match action.as_str() {
-        "disable" => true,
-        "enable" => false,
-        _ => return Err(Error::NotFound("no such action".into()).into()),
-    };
-    let flash = if disabled && name.eq_ignore_ascii_case(&user.user.name) {
-        Flash::Error("You cannot disable your own account.".into())
-    } else {
-        let changed = accounts::set_disabled(&state.pool, &name, disabled).await?;
-        tracing::info!(user = %changed.name, disabled, by = %user.user.name, "user updated");
-        Flash::Ok(format!(
-            "{} is now {}.",
-            changed.name,
-            if disabled { "disabled" } else { "enabled" }
-        ))
-    };
-    set_flash(&user.session, flash).await;
-    Ok(Redirect::to("/admin/users").into_response())
 }
 
 #[cfg(test)]
