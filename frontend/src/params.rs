@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 
 use crate::layout::shell;
-use crate::PageContext;
+use crate::{FormEcho, PageContext};
 
 /// A stored value's name and when it last changed (values are never shown).
 #[derive(Debug, Clone)]
@@ -14,12 +14,15 @@ pub struct StoredRow {
 }
 
 /// The parameter store and the secrets manager: names, a form to set a
-/// value, and delete buttons. Values are write-only.
+/// value, and delete buttons. Values are write-only. `refused` fills one
+/// form in again after a refusal (its name only, never the value).
 pub fn stores_page(
     ctx: &PageContext,
     parameters: Vec<StoredRow>,
     secrets: Vec<StoredRow>,
+    refused: Option<(&'static str, FormEcho)>,
 ) -> String {
+    let none = FormEcho::default();
     let section = |kind: &'static str,
                    title: &'static str,
                    hint: &'static str,
@@ -58,6 +61,10 @@ pub fn stores_page(
             .into_any()
         };
         let action = format!("/admin/stores/{kind}");
+        let echo = match &refused {
+            Some((k, echo)) if *k == kind => echo,
+            _ => &none,
+        };
         view! {
             <section class="card" data-testid=kind>
                 <h2>{title}</h2>
@@ -65,9 +72,14 @@ pub fn stores_page(
                 {list}
                 <form class="stack" method="post" action=action>
                     <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
-                    <label>"Name" <input type="text" name="name" required/></label>
+                    {echo.form_error()}
+                    <label>"Name" <input type="text" name="name" required
+                        value=echo.value("name", "") aria-invalid=echo.invalid("name")/>
+                        {echo.error_for("name")}</label>
                     <label>"Value (stored encrypted; never shown again)"
-                        <textarea name="value" rows="3" autocomplete="off" required></textarea></label>
+                        <textarea name="value" rows="3" autocomplete="off" required
+                            aria-invalid=echo.invalid("value")></textarea>
+                        {echo.error_for("value")}</label>
                     <button type="submit">"Save"</button>
                 </form>
             </section>

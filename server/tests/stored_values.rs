@@ -23,6 +23,39 @@ async fn administrators_manage_stored_values_in_the_browser() {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
+    // A refused name comes back as typed, the reason next to it; the value
+    // never does, and nothing is stored.
+    for (kind, name, value, field, status) in [
+        ("secret", "bad name!", "the-secret-typed", "name", 422),
+        (
+            "parameter",
+            "ci/big",
+            &"x".repeat(70 * 1024)[..],
+            "value",
+            413,
+        ),
+    ] {
+        let r = http
+            .post(server.url(&format!("/admin/stores/{kind}")))
+            .header("cookie", &cookie)
+            .form(&[
+                ("csrf_token", csrf.as_str()),
+                ("name", name),
+                ("value", value),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{kind}");
+        let html = r.text().await.unwrap();
+        let section = &html[html.find(&format!("data-testid=\"{kind}\"")).unwrap()..];
+        assert!(section.contains(&format!("value=\"{name}\"")), "{section}");
+        assert!(
+            section.contains(&format!("data-error-for=\"{field}\"")),
+            "{section}"
+        );
+        assert!(!html.contains(&value[..16]), "a value was sent back");
+    }
     let page = http
         .get(server.url("/admin/stores"))
         .header("cookie", &cookie)

@@ -102,9 +102,10 @@ pub fn validate_value_name(kind: &str, name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::Unprocessable(format!(
-            "invalid {kind} name {name:?}: letters, digits, '/', '_', '.', '-'"
-        )))
+        Err(Error::invalid(
+            "name",
+            format!("invalid {kind} name {name:?}: letters, digits, '/', '_', '.', '-'"),
+        ))
     }
 }
 

@@ -1,16 +1,17 @@
 //! Params' page: Administration › Parameters & secrets.
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use nubo_frontend::params as view;
-use nubo_frontend::{Flash, Nav};
+use nubo_frontend::{Flash, FormEcho, Nav};
 use serde::Deserialize;
 
 use crate::error::Error;
 use crate::http::auth::PageUser;
-use crate::http::pages::{capitalise, context, require_admin, set_flash, PageResult};
+use crate::http::pages::{capitalise, context, refused_form, require_admin, set_flash, PageResult};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -21,7 +22,18 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn stores_page(State(state): State<AppState>, user: PageUser) -> PageResult {
-    require_admin(&user, "manage parameters and secrets")?;
+    render(&state, &user, None, StatusCode::OK).await
+}
+
+/// The stores page; `refused` names the form (parameter or secret) to fill
+/// in again, with its name only: a value is never sent back.
+async fn render(
+    state: &AppState,
+    user: &PageUser,
+    refused: Option<(&'static str, FormEcho)>,
+    status: StatusCode,
+) -> PageResult {
+    require_admin(user, "manage parameters and secrets")?;
     let rows = |list: Vec<crate::params::StoredValue>| {
         list.into_iter()
             .map(|v| view::StoredRow {
@@ -32,11 +44,12 @@ async fn stores_page(State(state): State<AppState>, user: PageUser) -> PageResul
     };
     let parameters = rows(crate::params::list_values(&state.pool, "parameter").await?);
     let secrets = rows(crate::params::list_values(&state.pool, "secret").await?);
-    let ctx = context(&user, "Parameters & secrets", Nav::Stores).await;
-    Ok(Html(view::stores_page(&ctx, parameters, secrets)).into_response())
+    let ctx = context(user, "Parameters & secrets", Nav::Stores).await;
+    let html = view::stores_page(&ctx, parameters, secrets, refused);
+    Ok((status, Html(html)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize)]
 struct StoredForm {
     name: String,
     #[serde(default)]
@@ -76,8 +89,14 @@ async fn put_stored(
     .await
     {
         Ok(()) => set_flash(&user.session, Flash::Ok(format!("Saved {kind} {name}."))).await,
-        Err(Error::Unprocessable(m) | Error::PayloadTooLarge(m)) => {
-            set_flash(&user.session, Flash::Error(capitalise(&m))).await
+        Err(e @ (Error::Invalid { .. } | Error::Unprocessable(_) | Error::PayloadTooLarge(_))) => {
+            let field = match &e {
+                Error::PayloadTooLarge(_) => Some("value"),
+                other => other.field(),
+            };
+            let mut echo = refused_form(&form, field, &e.to_string());
+            echo.values.remove("value");
+            return render(&state, &user, Some((kind, echo)), e.status()).await;
         }
         Err(e) => return Err(e.into()),
     }
