@@ -91,7 +91,12 @@ class TerminalSession {
     this.term = new Terminal({
       fontFamily: cssVar("--mono", "monospace"),
       fontSize: 13,
-      cursorBlink: true,
+      // A blinking cursor costs a frame on every echo: xterm 6 draws the
+      // typed character one animation frame later while it restarts the
+      // blink (about 17 ms more from key to glyph, measured with
+      // e2e/bench-terminal-latency.mjs). A steady cursor, as VS Code's
+      // terminal has by default.
+      cursorBlink: false,
       scrollback: 5000,
       theme: terminalTheme(),
     });
