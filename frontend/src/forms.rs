@@ -49,6 +49,23 @@ impl FormEcho {
     }
 }
 
+/// The two inputs of a new password (never filled in again), each with
+/// its refusal next to it; `again` labels the second one.
+pub fn new_password_inputs(echo: &FormEcho, again: &'static str) -> impl IntoView {
+    view! {
+        <label>"New password"
+            <input type="password" name="new_password" autocomplete="new-password" minlength="8" required
+                aria-invalid=echo.invalid("new_password")/>
+            {echo.error_for("new_password")}
+        </label>
+        <label>{again}
+            <input type="password" name="confirm_password" autocomplete="new-password" minlength="8" required
+                aria-invalid=echo.invalid("confirm_password")/>
+            {echo.error_for("confirm_password")}
+        </label>
+    }
+}
+
 /// A textarea's content: HTML drops a newline right after `<textarea>`, so
 /// a leading one is doubled.
 pub fn textarea_text(text: String) -> String {

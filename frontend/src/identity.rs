@@ -48,16 +48,7 @@ pub fn account(ctx: &PageContext, echo: &FormEcho) -> String {
                         aria-invalid=echo.invalid("current_password")/>
                     {echo.error_for("current_password")}
                 </label>
-                <label>"New password"
-                    <input type="password" name="new_password" autocomplete="new-password" minlength="8" required
-                        aria-invalid=echo.invalid("new_password")/>
-                    {echo.error_for("new_password")}
-                </label>
-                <label>"Repeat new password"
-                    <input type="password" name="confirm_password" autocomplete="new-password" minlength="8" required
-                        aria-invalid=echo.invalid("confirm_password")/>
-                    {echo.error_for("confirm_password")}
-                </label>
+                {crate::forms::new_password_inputs(echo, "Repeat new password")}
                 <button type="submit">"Change password"</button>
             </form>
         </section>

@@ -216,16 +216,7 @@ pub fn reset_password(csrf: &str, message: Option<Flash>, echo: &FormEcho) -> St
                             value=echo.value("code", "") aria-invalid=echo.invalid("code")/>
                         {echo.error_for("code")}
                     </label>
-                    <label>"New password"
-                        <input type="password" name="new_password" autocomplete="new-password" minlength="8" required
-                            aria-invalid=echo.invalid("new_password")/>
-                        {echo.error_for("new_password")}
-                    </label>
-                    <label>"New password again"
-                        <input type="password" name="confirm_password" autocomplete="new-password" minlength="8" required
-                            aria-invalid=echo.invalid("confirm_password")/>
-                        {echo.error_for("confirm_password")}
-                    </label>
+                    {crate::forms::new_password_inputs(echo, "New password again")}
                     <button type="submit">"Set the password"</button>
                 </form>
                 <p class="center"><a href="/login">"Sign in"</a></p>

@@ -106,6 +106,61 @@ async fn access_is_given_by_managers_only_scoped_to_the_repository_and_gone_with
         assert!(html.contains(words), "{words}: {html}");
     }
 
+    // Nothing takes the creator's own access away: no grant to them, and
+    // no Deny on a group they are in.
+    let to_alice = [("kind", "user"), ("principal", "alice"), ("level", "read")];
+    assert_eq!(
+        post(&server, &b, "/repos/proj/access", &to_alice).await,
+        422
+    );
+    let root = server.user_with_token("root", true);
+    assert_eq!(
+        api(
+            &server,
+            &root,
+            Method::POST,
+            "/groups",
+            Some(serde_json::json!({"name": "team"}))
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(
+        api(
+            &server,
+            &root,
+            Method::PUT,
+            "/groups/team/members/alice",
+            None
+        )
+        .await
+        .0 / 100,
+        2
+    );
+    let to_team = [
+        ("kind", "group"),
+        ("principal", "team"),
+        ("level", "write"),
+        ("branches", "main"),
+    ];
+    assert_eq!(post(&server, &b, "/repos/proj/access", &to_team).await, 303);
+    let deny = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "codecommit:*", "Resource": "arn:nubo:codecommit:::proj"}]}"#;
+    let edit = [
+        ("edit_kind", "group"),
+        ("edit_principal", "team"),
+        ("document", deny),
+    ];
+    assert_eq!(
+        post(&server, &b, "/repos/proj/access/policy", &edit).await,
+        422
+    );
+    assert_eq!(
+        read(alice.clone()).await,
+        200,
+        "the creator keeps her repository"
+    );
+
     // A policy edited to reach anything else is refused; carol's stays read.
     let wide = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}"#;
     let edit = [
@@ -124,14 +179,7 @@ async fn access_is_given_by_managers_only_scoped_to_the_repository_and_gone_with
             .0,
         403
     );
-    let (_, policies) = api(
-        &server,
-        &server.user_with_token("root", true),
-        Method::GET,
-        "/users/carol/policies",
-        None,
-    )
-    .await;
+    let (_, policies) = api(&server, &root, Method::GET, "/users/carol/policies", None).await;
     assert_eq!(policies.as_array().map(Vec::len), Some(1), "{policies}");
     assert_eq!(policies[0]["name"], "access.proj");
     assert_eq!(

@@ -196,6 +196,15 @@ pub fn refused_form(
     }
 }
 
+/// A form's comma-separated list (branches, globs), trimmed, empty items
+/// dropped.
+pub fn comma_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(|item| item.trim().to_string())
+        .filter(|item| !item.is_empty())
+        .collect()
+}
+
 /// A form's fields by name, to fill it in again.
 pub fn form_values(form: &impl serde::Serialize) -> std::collections::BTreeMap<String, String> {
     serde_json::to_value(form)

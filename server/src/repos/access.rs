@@ -65,16 +65,17 @@ pub fn document(repo: &str, level: &str, branches: &[String]) -> Result<Value> {
             }
             vec![read, push]
         }
-        "admin" => {
-            let mut all = vec![json!({"Sid": "Admin", "Effect": "Allow",
-                "Action": "codecommit:*", "Resource": arn})];
-            if !refs.is_empty() {
-                all.push(json!({"Sid": "OnlyTheseBranches", "Effect": "Deny",
-                    "Action": "codecommit:GitPush", "Resource": arn,
-                    "Condition": {"StringNotLike": {policy::REFERENCES_KEY: refs}}}));
-            }
-            all
-        }
+        // Pushes limited by an Allow, never a Deny: an explicit Deny would
+        // also bind the repository's creator when they are in the group.
+        "admin" if refs.is_empty() => vec![json!({"Sid": "Admin", "Effect": "Allow",
+            "Action": "codecommit:*", "Resource": arn})],
+        "admin" => vec![
+            json!({"Sid": "Admin", "Effect": "Allow",
+                "Action": ["codecommit:GitPull", "codecommit:GetRepository", "codecommit:DeleteRepository"],
+                "Resource": arn}),
+            json!({"Sid": "Push", "Effect": "Allow", "Action": "codecommit:GitPush", "Resource": arn,
+                "Condition": {"StringLikeIfExists": {policy::REFERENCES_KEY: refs}}}),
+        ],
         other => {
             return Err(Error::invalid(
                 "level",
@@ -93,7 +94,7 @@ fn branches_of(doc: &Value) -> Vec<String> {
         other => vec![other.clone()],
     };
     for s in statements {
-        for op in ["StringLikeIfExists", "StringNotLike"] {
+        for op in ["StringLikeIfExists"] {
             if let Some(Value::Array(refs)) = s["Condition"][op].get(policy::REFERENCES_KEY) {
                 out = refs
                     .iter()
@@ -166,6 +167,47 @@ pub async fn principal(pool: &SqlitePool, kind: &str, name: &str) -> Result<(Str
             format!("{other:?} is not a kind of principal: choose user or group"),
         )),
     }
+}
+
+/// Refuses what would take the creator's own access away: a policy on the
+/// creator (who may do everything with the repository already), or a Deny
+/// on a group they are in (an explicit Deny wins over being the creator).
+pub async fn guard(
+    pool: &SqlitePool,
+    repo: &Repo,
+    kind: &str,
+    id: &str,
+    doc: &Value,
+) -> Result<()> {
+    if kind == "user" && id == repo.owner_id {
+        return Err(Error::invalid(
+            "principal",
+            format!(
+                "{} created this repository and may do everything with it already",
+                repo.owner
+            ),
+        ));
+    }
+    let statements = match &doc["Statement"] {
+        Value::Array(items) => items.clone(),
+        other => vec![other.clone()],
+    };
+    let denies = statements.iter().any(|s| s["Effect"] == "Deny");
+    if denies && kind == "group" {
+        let member: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM group_members WHERE group_id = $1 AND user_id = $2")
+                .bind(id)
+                .bind(&repo.owner_id)
+                .fetch_optional(pool)
+                .await?;
+        if member.is_some() {
+            return Err(Error::invalid(
+                "document",
+                format!("a Deny here would also bind {}, who created the repository and is in this group", repo.owner),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Gives (or changes) a principal's access to `repo`.
@@ -262,6 +304,7 @@ mod tests {
         for level in LEVELS {
             for branches in [vec![], vec!["main".to_string(), "release/*".to_string()]] {
                 let doc = document("app", level, &branches).unwrap();
+                assert!(!doc.to_string().contains("Deny"), "{doc}");
                 if *level != "read" {
                     assert_eq!(branches_of(&doc), branches, "{level}");
                 }

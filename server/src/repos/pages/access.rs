@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::http::auth::PageUser;
-use crate::http::pages::{context, refused_form, set_flash, PageResult};
+use crate::http::pages::{comma_list, context, refused_form, set_flash, PageResult};
 use crate::repos::{self, access};
 use crate::state::AppState;
 
@@ -131,15 +131,11 @@ async fn give(
     Form(form): Form<GiveForm>,
 ) -> PageResult {
     let repo = managed(&state, &user, &name).await?;
-    let branches: Vec<String> = form
-        .branches
-        .split(',')
-        .map(|b| b.trim().to_string())
-        .filter(|b| !b.is_empty())
-        .collect();
+    let branches = comma_list(&form.branches);
     let done = async {
         let doc = access::document(&repo.name, &form.level, &branches)?;
         let (id, who) = access::principal(&state.pool, &form.kind, &form.principal).await?;
+        access::guard(&state.pool, &repo, &form.kind, &id, &doc).await?;
         access::put(&state.pool, &repo, &form.kind, &id, &doc).await?;
         Ok::<_, Error>(who)
     }
@@ -177,6 +173,7 @@ async fn edit(
         let doc = access::check_scoped(&repo.name, &form.document)?;
         let (id, who) =
             access::principal(&state.pool, &form.edit_kind, &form.edit_principal).await?;
+        access::guard(&state.pool, &repo, &form.edit_kind, &id, &doc).await?;
         access::put(&state.pool, &repo, &form.edit_kind, &id, &doc).await?;
         Ok::<_, Error>(who)
     }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::http::auth::PageUser;
-use crate::http::pages::{context, refused_form, set_flash, PageResult};
+use crate::http::pages::{comma_list, context, refused_form, set_flash, PageResult};
 use crate::repos;
 use crate::state::AppState;
 
@@ -125,12 +125,7 @@ async fn add_webhook(
         "codecommit:DeleteRepository",
     )
     .await?;
-    let branches: Vec<String> = form
-        .branches
-        .split(',')
-        .map(|b| b.trim().to_string())
-        .filter(|b| !b.is_empty())
-        .collect();
+    let branches = comma_list(&form.branches);
     // The secret comes from the form, so the page never has to show one.
     let body = crate::repos::webhooks::NewWebhook {
         url: form.url.trim().to_string(),
