@@ -239,12 +239,15 @@ async fn a_fork_bomb_or_a_memory_hog_stays_in_its_workspace() {
     .await;
     assert_eq!(out["exit_code"], 137, "{out}");
 
-    // A fork bomb fills its own pids limit and nothing else. Its own
-    // output is whatever the bomb leaves room for; what matters is
-    // everything around it. It runs in a session of its own, so the exec's
-    // end (which kills the exec's process group) does not take it down
-    // half-way: it goes on until the restart below, as a real one would.
-    let bomb = "setsid bash -c 'b() { b | b & }; b' </dev/null >/dev/null 2>&1 & sleep 2";
+    // Exhausting the pids limit (what a fork bomb does) stays in the
+    // workspace. The filler forks sleepers until the limit is reached and
+    // then keeps trying, so every freed slot is taken again; it runs in a
+    // session of its own, so the exec's end (which kills the exec's process
+    // group) leaves it, and it holds the limit until the restart below. (A
+    // bash `b | b &` bomb made this a race: bash gives up when fork fails,
+    // and its processes die out.)
+    let filler = "import os, time\nwhile True:\n    try:\n        if os.fork() == 0:\n            os.execv(\"/bin/sleep\", [\"sleep\", \"1000\"])\n    except OSError:\n        time.sleep(0.01)\n";
+    let bomb = format!("setsid python3 -c '{filler}' </dev/null >/dev/null 2>&1 & sleep 2");
     let (s, _) = api(
         &server,
         &token,
@@ -264,9 +267,9 @@ async fn a_fork_bomb_or_a_memory_hog_stays_in_its_workspace() {
     );
     let out = exec(&server, &token, &b, &["echo", "unaffected"]).await;
     assert_eq!(out["stdout"], "unaffected\n");
-    // The noisy workspace cannot start anything more, and says so (its
-    // processes die and fork again, so one may slip into a freed slot now
-    // and then: the refusal is looked for over a few tries)...
+    // The noisy workspace cannot start anything more, and says so (the
+    // refusal is looked for over a few tries, in case the filler had not
+    // yet taken a slot freed a moment before)...
     let mut answers = Vec::new();
     for _ in 0..20 {
         let (s, body) = api(
