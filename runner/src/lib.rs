@@ -10,5 +10,6 @@ pub mod cache;
 pub mod local;
 pub mod local_batch;
 pub mod mask;
+pub mod pipeline;
 pub mod reports;
 pub mod yaml;

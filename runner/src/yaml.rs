@@ -76,7 +76,7 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
         return Err(YamlError {
             pos: Pos { line: 1, col: 1 },
             message: format!(
-                "the file is {} bytes; a buildspec may have at most {MAX_BYTES}",
+                "the file is {} bytes; at most {MAX_BYTES} are read",
                 text.len()
             ),
         });
@@ -98,14 +98,36 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
             col: span.start.col() + 1,
         };
         let finished: Option<(Node, usize)> = match event {
-            Event::Scalar(value, style, anchor, _tag) => {
+            Event::Scalar(value, style, anchor, tag) => {
                 let plain = style == ScalarStyle::Plain;
                 let v = if plain && matches!(value.as_ref(), "" | "~" | "null" | "Null" | "NULL") {
                     Value::Null
                 } else {
                     Value::Str(value.into_owned(), plain)
                 };
-                Some((Node { value: v, pos }, anchor))
+                let node = Node { value: v, pos };
+                // CloudFormation's short forms (`!Ref X`, `!Sub "…"`) become
+                // their long forms (`{Ref: X}`, `{Fn::Sub: "…"}`), so a
+                // reader sees an intrinsic instead of a plain string.
+                let node = match tag {
+                    Some(t) if t.handle == "!" && !t.suffix.is_empty() => {
+                        let name = if t.suffix == "Ref" || t.suffix == "Condition" {
+                            t.suffix.clone()
+                        } else {
+                            format!("Fn::{}", t.suffix)
+                        };
+                        let key = Node {
+                            value: Value::Str(name, false),
+                            pos,
+                        };
+                        Node {
+                            value: Value::Map(vec![(key, node)]),
+                            pos,
+                        }
+                    }
+                    _ => node,
+                };
+                Some((node, anchor))
             }
             Event::Alias(id) => {
                 let node = anchors.get(&id).cloned().ok_or_else(|| YamlError {

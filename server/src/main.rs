@@ -16,6 +16,7 @@ mod keys;
 mod metrics;
 mod netguard;
 mod params;
+mod pipelines;
 mod rate_limit;
 mod repos;
 mod safe_fs;

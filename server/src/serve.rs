@@ -89,6 +89,32 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     crate::workspaces::spawn_reaper(state.workspace_env(), state.workspaces.clone());
     crate::builds::recover(&state.pool, &state.settings.data_dir).await?;
     crate::builds::spawn_workers(state.ctx.clone(), state.builds.clone());
+    crate::pipelines::engine::spawn(
+        state.ctx.clone(),
+        state.builds.clone(),
+        state.pipelines.clone(),
+    );
+    // Pushes start the pipelines whose source branch they update.
+    let mut pushed = state.events.subscribe();
+    let (ctx, engine) = (state.ctx.clone(), state.pipelines.clone());
+    tokio::spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match pushed.recv().await {
+                Ok(update) => match crate::pipelines::triggers::on_push(&ctx, &update).await {
+                    Ok(started) if !started.is_empty() => engine.wake.notify_one(),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, repo = %update.repo, "a push could not start its pipelines")
+                    }
+                },
+                Err(RecvError::Lagged(n)) => {
+                    tracing::error!(missed = n, "pipelines missed push events")
+                }
+                Err(RecvError::Closed) => break,
+            }
+        }
+    });
     // The first subscriber of push events: counts them for /metrics.
     let mut pushes = state.events.subscribe();
     let metrics = state.metrics.clone();

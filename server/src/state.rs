@@ -20,6 +20,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub workspaces: crate::workspaces::Server,
     pub builds: Arc<crate::builds::Running>,
+    /// The pipeline engine's wake-up.
+    pub pipelines: Arc<crate::pipelines::engine::Engine>,
     /// Signs the tokens and cookies of the preview origin.
     pub preview_key: crate::workspaces::preview_key::PreviewKey,
     /// The locks of the repositories' working copies.
@@ -73,6 +75,7 @@ impl AppState {
                 git: git_listeners,
             },
             builds: Arc::new(crate::builds::Running::new(repo_locks.clone())),
+            pipelines: Arc::default(),
             preview_key: Default::default(),
             repo_locks,
             limiter: Arc::new(limiter),

@@ -24,6 +24,7 @@ const DOMAINS: &[(&str, &[&str])] = &[
     ("params", &["identity"]),
     ("builds", &["identity", "repos", "params"]),
     ("workspaces", &["identity", "repos"]),
+    ("pipelines", &["identity", "repos", "params", "builds"]),
 ];
 
 /// Files of a domain that are its transport, besides `api.rs`, `pages.rs`

@@ -89,6 +89,12 @@ pub enum Command {
         after_help = "Examples:\n  nubo workspace create web --owner alice --repo my-app\n  nubo workspace list\n  nubo workspace exec alice/web -- git log --oneline -3\n  nubo workspace stop alice/web\n  nubo workspace delete alice/web"
     )]
     Workspace(crate::workspaces::cli::WorkspaceCommand),
+    /// Work with pipelines (CodePipeline declarations)
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  nubo pipeline check pipeline.json\n  nubo pipeline create pipeline.json --owner alice\n  nubo pipeline list\n  nubo pipeline start web\n  nubo pipeline status web"
+    )]
+    Pipeline(crate::pipelines::cli::PipelineCommand),
     /// Work with buildspec.yml files
     #[command(
         subcommand,
@@ -203,6 +209,12 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Secret(cmd) => {
             crate::params::cli::run("secret", cmd, &Ctx::open(&settings).await?).await
+        }
+        Command::Pipeline(crate::pipelines::cli::PipelineCommand::Check { file, params }) => {
+            crate::pipelines::cli::check(&file, &params)
+        }
+        Command::Pipeline(cmd) => {
+            crate::pipelines::cli::run(cmd, &Ctx::open(&settings).await?).await
         }
         Command::Buildspec(crate::builds::cli::BuildspecCommand::Check { file }) => {
             crate::builds::cli::check(&file)

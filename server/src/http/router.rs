@@ -32,7 +32,8 @@ pub fn router(state: AppState, tls: bool) -> Router {
         .merge(crate::params::api::router())
         .merge(crate::http::simulator::router())
         .merge(crate::workspaces::api::router())
-        .merge(crate::builds::api::router());
+        .merge(crate::builds::api::router())
+        .merge(crate::pipelines::api::router());
     let (api, openapi) = crate::http::openapi::document(api);
     let openapi_json: Arc<str> = serde_json::to_string_pretty(&openapi)
         .unwrap_or_else(|_| "{}".into())

@@ -36,6 +36,15 @@ impl<'a> Target<'a> {
         }
     }
 
+    /// A pipeline's action; its creator has the creator's rule.
+    pub fn pipeline_action(name: &'a str, owner_id: &'a str, resource: String) -> Target<'a> {
+        Target {
+            name,
+            owner_id: Some(owner_id),
+            resource,
+        }
+    }
+
     /// A parameter (`parameter`) or secret (`secret`) of the stores, which
     /// has no creator rule: only a policy (or being an administrator)
     /// gives access.

@@ -26,6 +26,7 @@ pub const ACTIONS: &[&str] = &[
     "codecommit:ListRepositories",
     "secretsmanager:GetSecretValue",
     "ssm:GetParameters",
+    "codepipeline:PutApprovalResult",
 ];
 
 pub const REFERENCES_KEY: &str = "codecommit:References";
@@ -35,7 +36,13 @@ const RESOURCE_PREFIXES: &[&str] = &[
     ARN_PREFIX,
     "arn:nubo:secretsmanager:::secret:",
     "arn:nubo:ssm:::parameter/",
+    "arn:nubo:codepipeline:::",
 ];
+
+/// The resource name of a pipeline's action (approvals are granted on it).
+pub fn pipeline_action_arn(pipeline: &str, stage: &str, action: &str) -> String {
+    format!("arn:nubo:codepipeline:::{pipeline}/{stage}/{action}")
+}
 
 /// The resource name of a repository.
 pub fn repo_arn(repo: &str) -> String {
@@ -169,7 +176,7 @@ pub fn parse(text: &str) -> Result<Policy, String> {
         .map_err(at)?;
         for a in &actions {
             let lower = a.to_ascii_lowercase();
-            let service_named = ["codecommit:", "secretsmanager:", "ssm:"]
+            let service_named = ["codecommit:", "secretsmanager:", "ssm:", "codepipeline:"]
                 .iter()
                 .any(|p| lower.starts_with(p));
             let known = a == "*"

@@ -1,0 +1,224 @@
+//! `nubo pipeline …`: check a declaration offline, and list, start and
+//! follow pipelines on this server's data directory.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use crate::ctx::Ctx;
+use crate::identity::accounts;
+
+#[derive(Debug, Subcommand)]
+pub enum PipelineCommand {
+    /// Validate a declaration (CodePipeline JSON, the same in YAML, or a CloudFormation template): exit 0 when valid (warnings allowed), 1 with FILE:LINE:COL errors on stderr
+    #[command(
+        after_help = "Examples:\n  nubo pipeline check pipeline.json\n  nubo pipeline check template.yml --param Repo=app --param Branch=main"
+    )]
+    Check {
+        file: PathBuf,
+        /// A CloudFormation parameter for !Ref and !Sub (NAME=VALUE; repeatable)
+        #[arg(long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
+    },
+    /// Create a pipeline from a declaration, owned by USER
+    #[command(after_help = "Example:\n  nubo pipeline create pipeline.json --owner alice")]
+    Create {
+        file: PathBuf,
+        #[arg(long)]
+        owner: String,
+        #[arg(long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
+    },
+    /// List pipelines with their latest execution
+    List,
+    /// Start an execution (default: the source branch's head)
+    #[command(
+        after_help = "Examples:\n  nubo pipeline start web\n  nubo pipeline start web --ref v1.2 --by alice"
+    )]
+    Start {
+        name: String,
+        #[arg(long = "ref")]
+        rev: Option<String>,
+        /// Who started it (default: the pipeline's creator)
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Show an execution's stages and actions (default: the latest)
+    #[command(after_help = "Example:\n  nubo pipeline status web")]
+    Status {
+        name: String,
+        execution: Option<String>,
+    },
+}
+
+fn params(list: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    list.iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| anyhow::anyhow!("--param {p:?} is not NAME=VALUE"))
+        })
+        .collect()
+}
+
+fn read(file: &PathBuf) -> anyhow::Result<String> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{}: not UTF-8 text", file.display()))
+}
+
+/// `nubo pipeline check`: no server needed.
+pub fn check(file: &PathBuf, list: &[String]) -> anyhow::Result<()> {
+    let text = read(file)?;
+    let name = file.display();
+    let checked = nubo_runner::pipeline::check(&text, &params(list)?);
+    for w in &checked.warnings {
+        eprintln!(
+            "{name}:{}:{}: warning: {}: {}",
+            w.pos.line, w.pos.col, w.path, w.message
+        );
+    }
+    for e in &checked.errors {
+        eprintln!(
+            "{name}:{}:{}: error: {}{}{}",
+            e.pos.line,
+            e.pos.col,
+            e.path,
+            if e.path.is_empty() { "" } else { ": " },
+            e.message
+        );
+    }
+    match checked.pipeline {
+        Some(p) => {
+            eprintln!(
+                "{name}: valid: pipeline {}, {} stages",
+                p.name,
+                p.stages.len()
+            );
+            Ok(())
+        }
+        None => std::process::exit(1),
+    }
+}
+
+pub async fn run(cmd: PipelineCommand, ctx: &Ctx) -> anyhow::Result<()> {
+    let pool = &ctx.pool;
+    match cmd {
+        PipelineCommand::Check { file, params } => check(&file, &params),
+        PipelineCommand::Create {
+            file,
+            owner,
+            params: list,
+        } => {
+            let user = accounts::find_by_name(pool, &owner)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no user named {owner:?}"))?;
+            let checked = nubo_runner::pipeline::check(&read(&file)?, &params(&list)?);
+            let text = match checked.pipeline {
+                Some(p) => serde_json::to_string(&p)?,
+                None => {
+                    for e in &checked.errors {
+                        eprintln!(
+                            "{}:{}:{}: error: {}: {}",
+                            file.display(),
+                            e.pos.line,
+                            e.pos.col,
+                            e.path,
+                            e.message
+                        );
+                    }
+                    std::process::exit(1);
+                }
+            };
+            match super::read(pool, &text, &user).await? {
+                Ok((decl, warnings)) => {
+                    for w in warnings {
+                        eprintln!("warning: {}: {}", w.path, w.message);
+                    }
+                    let p = super::create(pool, &decl, &user).await?;
+                    println!("created pipeline {}", p.name);
+                    Ok(())
+                }
+                Err(super::Refused(list)) => {
+                    for p in list {
+                        eprintln!("error: {}: {}", p.path, p.message);
+                    }
+                    std::process::exit(1);
+                }
+            }
+        }
+        PipelineCommand::List => {
+            for p in super::list_all(pool).await? {
+                let latest = super::executions::rows_of(pool, &p.id, 1)
+                    .await?
+                    .into_iter()
+                    .next();
+                let (repo, branch) = p.declaration.source().unwrap_or_default();
+                let status = latest
+                    .map(|e| format!("#{} {}", e.number, e.status))
+                    .unwrap_or_else(|| "never run".into());
+                println!("{}\t{repo}@{branch}\t{}\t{status}", p.name, p.owner);
+            }
+            Ok(())
+        }
+        PipelineCommand::Start { name, rev, by } => {
+            let p = super::find(pool, &name)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no pipeline named {name:?}"))?;
+            let locks = crate::repos::Locks::default();
+            let (commit, branch) =
+                super::triggers::resolve(ctx, &locks, &p, rev.as_deref()).await?;
+            let trigger = super::Trigger {
+                kind: "manual".into(),
+                by: by.unwrap_or_else(|| p.owner.clone()),
+                ref_name: rev.unwrap_or_else(|| branch.clone()),
+            };
+            let id = super::start(ctx, &p, trigger, &commit, &branch, &BTreeMap::new()).await?;
+            println!("{id}");
+            eprintln!("started; a running server picks it up within a second");
+            Ok(())
+        }
+        PipelineCommand::Status { name, execution } => {
+            let p = super::find(pool, &name)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no pipeline named {name:?}"))?;
+            let row = match execution {
+                Some(id) => super::executions::load(pool, &id)
+                    .await?
+                    .filter(|r| r.pipeline_id == p.id),
+                None => super::executions::rows_of(pool, &p.id, 1)
+                    .await?
+                    .into_iter()
+                    .next(),
+            }
+            .ok_or_else(|| anyhow::anyhow!("no such execution of {}", p.name))?;
+            let e = super::executions::state(pool, &p.name, &row).await?;
+            println!(
+                "execution #{} {} ({}) at {}",
+                e.number,
+                e.id,
+                e.status,
+                &e.source_revision.commit[..e.source_revision.commit.len().min(10)]
+            );
+            if let Some(w) = &e.waiting {
+                println!("  waiting: {w}");
+            }
+            if let Some(r) = &e.reason {
+                println!("  {r}");
+            }
+            for s in &e.stages {
+                println!("  {} {}", s.name, s.status.as_deref().unwrap_or("-"));
+                for a in &s.actions {
+                    println!(
+                        "    {} {} {}",
+                        a.name,
+                        a.status.as_deref().unwrap_or("-"),
+                        a.summary.as_deref().unwrap_or("")
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}

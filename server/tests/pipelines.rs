@@ -1,0 +1,521 @@
+//! Pipelines end to end: a real `git push` starts an execution; source,
+//! build and manual approval run in order with variables flowing between
+//! them; approvals need the permission; SUPERSEDED holds a stage for one
+//! execution and lets a newer waiting one replace an older one; retry and
+//! stop; bad declarations are refused with their places.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const SPEC: &str = "version: 0.2\nenv:\n  exported-variables: [VERSION]\nphases:\n  build:\n    commands:\n      - echo commit=$COMMIT\n      - export VERSION=1.$CODEBUILD_BUILD_NUMBER\n";
+
+fn declaration(name: &str) -> Value {
+    json!({"pipeline": {
+    "name": name,
+    "roleArn": "arn:aws:iam::111111111111:role/ignored",
+    "artifactStore": {"type": "S3", "location": "ignored"},
+    "stages": [
+        {"name": "Source", "actions": [{"name": "Code",
+            "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "CodeCommit", "version": "1"},
+            "configuration": {"RepositoryName": "web", "BranchName": "main"},
+            "outputArtifacts": [{"name": "Src"}], "namespace": "SourceVariables"}]},
+        {"name": "Build", "actions": [{"name": "Compile",
+            "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+            "configuration": {"ProjectName": "web-build",
+                "EnvironmentVariables": "[{\"name\":\"COMMIT\",\"value\":\"#{SourceVariables.CommitId}\",\"type\":\"PLAINTEXT\"}]"},
+            "inputArtifacts": [{"name": "Src"}], "namespace": "BuildVariables"}]},
+        {"name": "Approve", "actions": [{"name": "Gate",
+            "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"},
+            "configuration": {"CustomData": "Ship #{BuildVariables.VERSION}?"}}]}
+    ]}})
+}
+
+async fn execution(server: &Server, token: &str, pipeline: &str, id: &str) -> Value {
+    api(
+        server,
+        token,
+        Method::GET,
+        &format!("/pipelines/{pipeline}/executions/{id}"),
+        None,
+    )
+    .await
+    .1
+}
+
+/// Waits until `done` holds for the execution; answers it.
+async fn wait_until(
+    server: &Server,
+    token: &str,
+    pipeline: &str,
+    id: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let mut e = Value::Null;
+    for _ in 0..600 {
+        e = execution(server, token, pipeline, id).await;
+        if done(&e) {
+            return e;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what} never happened: {e:#}");
+}
+
+fn action(e: &Value, stage: usize) -> &Value {
+    &e["stages"][stage]["actions"][0]
+}
+
+async fn setup(server: &Server) -> String {
+    let alice = server.user_with_token("alice", false);
+    create_repo(server, &alice, "web").await;
+    push(server, &alice, "web", &[("README.md", "# web\n")]).await;
+    let (s, p) = api(
+        server,
+        &alice,
+        Method::POST,
+        "/projects",
+        Some(json!({"name": "web-build", "repo": "web", "buildspec": SPEC})),
+    )
+    .await;
+    assert_eq!(s, 201, "{p}");
+    alice
+}
+
+#[tokio::test]
+async fn a_push_runs_source_build_and_approval_in_order() {
+    let server = Server::start(&[]);
+    let alice = setup(&server).await;
+    let (s, created) = api(
+        &server,
+        &alice,
+        Method::POST,
+        "/pipelines",
+        Some(declaration("web")),
+    )
+    .await;
+    assert_eq!(s, 201, "{created}");
+    assert_eq!(created, json!({"name": "web", "warnings": []}));
+
+    // A real push to the source branch starts an execution.
+    let commit = push(&server, &alice, "web", &[("README.md", "# web, again\n")]).await;
+    let mut list = Value::Null;
+    for _ in 0..100 {
+        list = api(
+            &server,
+            &alice,
+            Method::GET,
+            "/pipelines/web/executions",
+            None,
+        )
+        .await
+        .1;
+        if list.as_array().is_some_and(|l| !l.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let id = list[0]["id"].as_str().expect("an execution").to_string();
+    assert_eq!(list[0]["trigger"]["type"], "push");
+    assert_eq!(list[0]["source_revision"]["commit"], commit);
+
+    let e = wait_until(&server, &alice, "web", &id, "the approval", |e| {
+        action(e, 2)["status"] == "InProgress"
+    })
+    .await;
+    assert_eq!(e["status"], "InProgress");
+    assert_eq!(e["stages"][0]["status"], "Succeeded");
+    assert_eq!(e["stages"][1]["status"], "Succeeded");
+    assert_eq!(e["stages"][2]["status"], "InProgress");
+    assert_eq!(e["waiting"], "waiting for approval of Approve/Gate");
+    let build_id = action(&e, 1)["build_id"].as_str().unwrap().to_string();
+    // The source's variable reached the build, the build's the approval.
+    assert!(build_log(&server, &alice, &build_id)
+        .await
+        .contains(&format!("commit={commit}")));
+    let number = wait_build(&server, &alice, &build_id).await["number"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(action(&e, 2)["summary"], format!("Ship 1.{number}?"));
+    let started = |stage: usize| {
+        action(&e, stage)["started_at"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        started(0) <= started(1) && started(1) <= started(2),
+        "{e:#}"
+    );
+
+    // Approving needs codepipeline:PutApprovalResult: bob has none.
+    let bob = server.user_with_token("bob", false);
+    let answer =
+        json!({"stage": "Approve", "action": "Gate", "result": "Approved", "comment": "ship it"});
+    let (s, body) = api(
+        &server,
+        &bob,
+        Method::POST,
+        &format!("/pipelines/web/executions/{id}/approval"),
+        Some(answer.clone()),
+    )
+    .await;
+    assert_eq!(s, 403, "{body}");
+    let (_, audit) = api(
+        &server,
+        &server.user_with_token("root", true),
+        Method::GET,
+        "/audit",
+        None,
+    )
+    .await;
+    assert!(
+        audit.as_array().unwrap().iter().any(|a| a["user"] == "bob"
+            && a["action"] == "codepipeline:PutApprovalResult"
+            && a["allowed"] == false),
+        "the refusal is audited: {audit:#}"
+    );
+    let (s, body) = api(
+        &server,
+        &alice,
+        Method::POST,
+        &format!("/pipelines/web/executions/{id}/approval"),
+        Some(answer.clone()),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let e = wait_until(&server, &alice, "web", &id, "the end", |e| {
+        e["status"] != "InProgress"
+    })
+    .await;
+    assert_eq!(e["status"], "Succeeded", "{e:#}");
+    assert_eq!(action(&e, 2)["summary"], "approved by alice: ship it");
+    let (s, _) = api(
+        &server,
+        &alice,
+        Method::POST,
+        &format!("/pipelines/web/executions/{id}/approval"),
+        Some(answer),
+    )
+    .await;
+    assert_eq!(s, 409, "answered once");
+}
+
+#[tokio::test]
+async fn superseded_executions_wait_for_a_held_stage_and_the_newest_waiting_one_wins() {
+    let server = Server::start(&[]);
+    let alice = setup(&server).await;
+    let (s, _) = api(
+        &server,
+        &alice,
+        Method::POST,
+        "/pipelines",
+        Some(declaration("web")),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let start = || async {
+        let (s, b) = api(
+            &server,
+            &alice,
+            Method::POST,
+            "/pipelines/web/executions",
+            Some(json!({"ref": "main"})),
+        )
+        .await;
+        assert_eq!(s, 201, "{b}");
+        b["id"].as_str().unwrap().to_string()
+    };
+    let first = start().await;
+    wait_until(
+        &server,
+        &alice,
+        "web",
+        &first,
+        "the first at its approval",
+        |e| action(e, 2)["status"] == "InProgress",
+    )
+    .await;
+    // The second gets through its build and waits in front of the held stage.
+    let second = start().await;
+    let e = wait_until(&server, &alice, "web", &second, "the second waiting", |e| {
+        e["waiting"]
+            .as_str()
+            .is_some_and(|w| w.contains("waiting for execution #1 to leave stage Approve"))
+    })
+    .await;
+    assert_eq!(e["stages"][2]["status"], Value::Null, "not entered: {e:#}");
+    // A third overtakes it there: the second is superseded between stages.
+    let third = start().await;
+    wait_until(&server, &alice, "web", &third, "the third waiting", |e| {
+        e["waiting"].as_str().is_some_and(|w| w.contains("Approve"))
+    })
+    .await;
+    let e = wait_until(
+        &server,
+        &alice,
+        "web",
+        &second,
+        "the second superseded",
+        |e| e["status"] == "Superseded",
+    )
+    .await;
+    assert!(
+        e["reason"]
+            .as_str()
+            .unwrap()
+            .contains("superseded by execution #3"),
+        "{e:#}"
+    );
+    // Rejected, the first fails and frees the stage for the third.
+    let reject = json!({"stage": "Approve", "action": "Gate", "result": "Rejected", "comment": "not this one"});
+    let (s, _) = api(
+        &server,
+        &alice,
+        Method::POST,
+        &format!("/pipelines/web/executions/{first}/approval"),
+        Some(reject),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let e = wait_until(&server, &alice, "web", &first, "the first failed", |e| {
+        e["status"] == "Failed"
+    })
+    .await;
+    assert!(
+        e["reason"]
+            .as_str()
+            .unwrap()
+            .contains("rejected by alice: not this one"),
+        "{e:#}"
+    );
+    wait_until(
+        &server,
+        &alice,
+        "web",
+        &third,
+        "the third at its approval",
+        |e| action(e, 2)["status"] == "InProgress",
+    )
+    .await;
+    // The first can no longer be retried there; the third can be stopped.
+    let (s, body) = api(
+        &server,
+        &alice,
+        Method::POST,
+        &format!("/pipelines/web/executions/{first}/retry"),
+        Some(json!({"stage": "Approve", "mode": "FAILED_ACTIONS"})),
+    )
+    .await;
+    assert_eq!(s, 409, "{body}");
+    let (s, body) = api(
+        &server,
+        &alice,
+        Method::POST,
+        &format!("/pipelines/web/executions/{third}/stop"),
+        Some(json!({"abandon": true})),
+    )
+    .await;
+    assert_eq!((s, body["status"].as_str()), (200, Some("Stopped")));
+    let e = execution(&server, &alice, "web", &third).await;
+    assert_eq!(action(&e, 2)["status"], "Abandoned");
+    // Once another execution entered the stage, never again (as AWS).
+    let (s, _) = api(
+        &server,
+        &alice,
+        Method::POST,
+        &format!("/pipelines/web/executions/{first}/retry"),
+        Some(json!({"stage": "Approve"})),
+    )
+    .await;
+    assert_eq!(s, 409);
+}
+
+#[tokio::test]
+async fn a_rejected_approval_is_retried_and_the_build_before_it_is_kept() {
+    let server = Server::start(&[]);
+    let alice = setup(&server).await;
+    let (s, _) = api(
+        &server,
+        &alice,
+        Method::POST,
+        "/pipelines",
+        Some(declaration("web")),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (_, b) = api(
+        &server,
+        &alice,
+        Method::POST,
+        "/pipelines/web/executions",
+        None,
+    )
+    .await;
+    let id = b["id"].as_str().unwrap().to_string();
+    let e = wait_until(&server, &alice, "web", &id, "the approval", |e| {
+        action(e, 2)["status"] == "InProgress"
+    })
+    .await;
+    let build = action(&e, 1)["build_id"].clone();
+    let url = format!("/pipelines/web/executions/{id}");
+    let answer = |result: &str| json!({"stage": "Approve", "action": "Gate", "result": result, "comment": ""});
+    api(
+        &server,
+        &alice,
+        Method::POST,
+        &format!("{url}/approval"),
+        Some(answer("Rejected")),
+    )
+    .await;
+    wait_until(&server, &alice, "web", &id, "the failure", |e| {
+        e["status"] == "Failed"
+    })
+    .await;
+    let (s, body) = api(
+        &server,
+        &alice,
+        Method::POST,
+        &format!("{url}/retry"),
+        Some(json!({"stage": "Build"})),
+    )
+    .await;
+    assert_eq!(s, 409, "only the failed stage: {body}");
+    let (s, body) = api(
+        &server,
+        &alice,
+        Method::POST,
+        &format!("{url}/retry"),
+        Some(json!({"stage": "Approve", "mode": "FAILED_ACTIONS"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    wait_until(&server, &alice, "web", &id, "the approval again", |e| {
+        e["status"] == "InProgress" && action(e, 2)["status"] == "InProgress"
+    })
+    .await;
+    api(
+        &server,
+        &alice,
+        Method::POST,
+        &format!("{url}/approval"),
+        Some(answer("Approved")),
+    )
+    .await;
+    let e = wait_until(&server, &alice, "web", &id, "the end", |e| {
+        e["status"] != "InProgress"
+    })
+    .await;
+    assert_eq!(e["status"], "Succeeded", "{e:#}");
+    assert_eq!(
+        action(&e, 1)["build_id"],
+        build,
+        "the build was not run again"
+    );
+}
+
+#[tokio::test]
+async fn bad_declarations_are_refused_with_their_places_and_change_nothing() {
+    let server = Server::start(&[]);
+    let alice = setup(&server).await;
+    let mut bad = declaration("web");
+    bad["pipeline"]["stages"][1]["actions"][0]["name"] = json!("Com/pile");
+    bad["pipeline"]["stages"][1]["actions"][0]["inputArtifacts"] = json!([{"name": "Nowhere"}]);
+    let (s, body) = api(&server, &alice, Method::POST, "/pipelines", Some(bad)).await;
+    assert_eq!(s, 422, "{body}");
+    let paths: Vec<&str> = body["error"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        paths.contains(&"pipeline.stages[1].actions[0].name"),
+        "{body:#}"
+    );
+    assert!(
+        paths.contains(&"pipeline.stages[1].actions[0].inputArtifacts[0]"),
+        "{body:#}"
+    );
+    assert!(body["error"]["problems"][0]["line"].as_u64().unwrap() > 0);
+    // Another user's build project and repository are not theirs to run.
+    let bob = server.user_with_token("bob", false);
+    let (s, body) = api(
+        &server,
+        &bob,
+        Method::POST,
+        "/pipelines",
+        Some(declaration("stolen")),
+    )
+    .await;
+    assert_eq!(s, 422, "{body}");
+    let text = body["error"]["message"].as_str().unwrap();
+    assert!(
+        text.contains("no build project of yours named \"web-build\"")
+            && text.contains("repository \"web\""),
+        "{text}"
+    );
+    let (_, list) = api(&server, &alice, Method::GET, "/pipelines", None).await;
+    assert_eq!(list, json!([]));
+    // Unrunnable providers are kept, with a warning.
+    let mut ecs = declaration("web");
+    ecs["pipeline"]["stages"].as_array_mut().unwrap().push(json!({"name": "Deploy", "actions": [{"name": "Ecs",
+        "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "ECS", "version": "1"}}]}));
+    let (s, body) = api(&server, &alice, Method::POST, "/pipelines", Some(ecs)).await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(body["warnings"][0]["message"], "not runnable here: ECS");
+    let (s, body) = api(&server, &alice, Method::GET, "/pipelines/web", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        body["pipeline"]["stages"][3]["actions"][0]["actionTypeId"]["provider"],
+        "ECS"
+    );
+    let (s, _) = api(&server, &bob, Method::GET, "/pipelines/web", None).await;
+    assert_eq!(s, 404, "another user's pipeline is not theirs to see");
+}
+
+#[test]
+fn pipeline_check_answers_file_line_col_and_its_exit_status() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let good = dir.join("pipeline.json");
+    let mut decl = declaration("web");
+    decl["pipeline"]["stages"].as_array_mut().unwrap().push(json!({"name": "Deploy", "actions": [{"name": "Stack",
+        "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "CloudFormation", "version": "1"}}]}));
+    std::fs::write(&good, serde_json::to_string_pretty(&decl).unwrap()).unwrap();
+    let out = cli(dir, &["pipeline", "check", good.to_str().unwrap()], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr
+            .contains("warning: pipeline.stages[3].actions[0]: not runnable here: CloudFormation"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("valid: pipeline web, 4 stages"), "{stderr}");
+    // YAML with two mistakes: each with FILE:LINE:COL.
+    let bad = dir.join("pipeline.yml");
+    std::fs::write(
+        &bad,
+        "pipeline:\n  name: web\n  stages:\n    - name: Source\n      actions:\n        - name: Code\n          actionTypeId: {category: Build, owner: AWS, provider: CodeBuild, version: '1'}\n          configuration: {ProjectName: p}\n          runOrder: 0\n",
+    )
+    .unwrap();
+    let out = cli(dir, &["pipeline", "check", bad.to_str().unwrap()], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let name = bad.display();
+    for line in [
+        format!("{name}:2:3: error: pipeline.stages: a pipeline needs at least 2 stages, not 1"),
+        format!("{name}:9:21: error: pipeline.stages[0].actions[0].runOrder: runOrder must be a whole number from 1 to 999"),
+        format!("{name}:6:11: error: pipeline.stages[0].actions[0]: the first stage may hold only Source actions"),
+    ] {
+        assert!(stderr.lines().any(|l| l == line), "{line}\n{stderr}");
+    }
+    let out = cli(dir, &["pipeline", "check", "--help"], None);
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("nubo pipeline check template.yml --param Repo=app"));
+}
