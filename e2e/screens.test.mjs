@@ -51,6 +51,7 @@ test("the main pages in light and dark, without horizontal scroll", async () => 
     "git-credentials": "/account/git-credentials",
     users: "/admin/users",
     audit: "/admin/audit",
+    pipelines: "/pipelines",
     deployments: "/deployments",
   };
   const overflowing = [];

@@ -80,7 +80,8 @@ pub(crate) fn shell(ctx: &PageContext, content: impl IntoView + 'static) -> Stri
                     {nav_link(nav, Nav::Dashboard, "/", "Dashboard")}
                     {nav_link(nav, Nav::Repositories, "/repos", "Repositories")}
                     {nav_link(nav, Nav::Workspaces, "/workspaces", "Workspaces")}
-                    {nav_link(nav, Nav::Pipelines, "/projects", "Builds")}
+                    {nav_link(nav, Nav::Builds, "/projects", "Builds")}
+                    {nav_link(nav, Nav::Pipelines, "/pipelines", "Pipelines")}
                     {nav_link(nav, Nav::Deployments, "/deployments", "Deployments")}
                     <div class="nav-section">"Settings"</div>
                     {nav_link(nav, Nav::Account, "/account", "Account")}

@@ -15,6 +15,7 @@ pub mod identity;
 mod layout;
 pub mod pages;
 pub mod params;
+pub mod pipelines;
 pub mod repos;
 pub mod users;
 pub mod workspaces;
@@ -49,8 +50,9 @@ pub enum Nav {
     Dashboard,
     Repositories,
     Workspaces,
-    /// "Builds": build projects and their builds (`/projects`, `/builds/…`).
-    /// Named for the pipelines that will join them under this entry.
+    /// Build projects and their builds (`/projects`, `/builds/…`).
+    Builds,
+    /// Pipelines and their executions (`/pipelines/…`).
     Pipelines,
     Deployments,
     Account,

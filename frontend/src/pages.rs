@@ -127,7 +127,6 @@ pub fn dashboard(ctx: &PageContext, overview: &Overview) -> String {
 #[derive(Debug, Clone, Copy)]
 pub enum Section {
     Workspaces,
-    Pipelines,
     Deployments,
 }
 
@@ -137,11 +136,6 @@ pub fn empty_section(ctx: &PageContext, section: Section) -> String {
             "No workspaces yet",
             "Workspaces give you an editor and terminals for a repository.",
             view! { <a class="button" href="/workspaces">"Create a workspace"</a> }.into_any(),
-        ),
-        Section::Pipelines => (
-            "Pipelines are on their way",
-            "Next: a push runs source → build → test → approval → deploy, with CodePipeline's definitions. Until then a build project runs your buildspec.yml on demand.",
-            view! { <a class="button" href="/projects">"Go to Builds"</a> }.into_any(),
         ),
         Section::Deployments => (
             "Deployments are on their way",

@@ -519,3 +519,105 @@ fn pipeline_check_answers_file_line_col_and_its_exit_status() {
     assert!(String::from_utf8_lossy(&out.stdout)
         .contains("nubo pipeline check template.yml --param Repo=app"));
 }
+
+#[tokio::test]
+async fn a_server_killed_mid_execution_fails_the_cut_action_and_the_stage_can_be_retried() {
+    let mut server = Server::start(&[]);
+    let alice = server.user_with_token("alice", false);
+    create_repo(&server, &alice, "web").await;
+    push(&server, &alice, "web", &[("README.md", "# web\n")]).await;
+    let slow =
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - echo started\n      - sleep 60\n";
+    let (s, _) = api(
+        &server,
+        &alice,
+        Method::POST,
+        "/projects",
+        Some(json!({"name": "web-build", "repo": "web", "buildspec": slow})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (s, _) = api(
+        &server,
+        &alice,
+        Method::POST,
+        "/pipelines",
+        Some(declaration("web")),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (_, b) = api(
+        &server,
+        &alice,
+        Method::POST,
+        "/pipelines/web/executions",
+        None,
+    )
+    .await;
+    let id = b["id"].as_str().unwrap().to_string();
+    let e = wait_until(&server, &alice, "web", &id, "the build running", |e| {
+        action(e, 1)["build_id"].is_string()
+    })
+    .await;
+    let build = action(&e, 1)["build_id"].as_str().unwrap().to_string();
+    for _ in 0..300 {
+        if build_log(&server, &alice, &build)
+            .await
+            .contains("\nstarted\n")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.kill();
+    let data = server.data_dir.clone();
+    let restarted = Server::start_in(&data, &[], &[]);
+    let e = wait_until(
+        &restarted,
+        &alice,
+        "web",
+        &id,
+        "the execution failed",
+        |e| e["status"] != "InProgress",
+    )
+    .await;
+    assert_eq!(e["status"], "Failed", "{e:#}");
+    assert_eq!(action(&e, 1)["status"], "Failed");
+    assert!(
+        action(&e, 1)["summary"]
+            .as_str()
+            .unwrap()
+            .contains("the server stopped while the build was running"),
+        "{e:#}"
+    );
+    assert_eq!(
+        action(&e, 0)["status"],
+        "Succeeded",
+        "what was done stays done"
+    );
+    let (s, body) = api(
+        &restarted,
+        &alice,
+        Method::POST,
+        &format!("/pipelines/web/executions/{id}/retry"),
+        Some(json!({"stage": "Build"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let e = wait_until(&restarted, &alice, "web", &id, "a new build", |e| {
+        action(e, 1)["build_id"]
+            .as_str()
+            .is_some_and(|b| b != build)
+    })
+    .await;
+    assert_eq!(action(&e, 1)["status"], "InProgress");
+    let (s, body) = api(
+        &restarted,
+        &alice,
+        Method::POST,
+        &format!("/pipelines/web/executions/{id}/stop"),
+        Some(json!({"abandon": true})),
+    )
+    .await;
+    assert_eq!((s, body["status"].as_str()), (200, Some("Stopped")));
+}

@@ -7,7 +7,7 @@ use crate::{FormEcho, Nav, Viewer};
 pub(crate) fn ctx() -> PageContext {
     PageContext {
         title: "Builds".into(),
-        nav: Nav::Pipelines,
+        nav: Nav::Builds,
         viewer: Viewer {
             name: "ann".into(),
             admin: false,

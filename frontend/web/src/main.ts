@@ -1,11 +1,12 @@
 // Nubo's page islands. Every page works without this script; it only adds
 // conveniences: the theme switch, copy buttons, confirmations before
 // destructive actions, relative times, a reset link's code, the live log of a running build and
-// the live statuses of a running batch.
+// the live statuses of a running batch and the live pipeline view.
 
 import { setupBatchPage } from "./builds/batch";
 import { setupBuildLog } from "./builds/live";
 import { setupHighlighting } from "./highlight";
+import { setupLiveExecution } from "./pipelines";
 
 type Theme = "auto" | "light" | "dark";
 const THEME_KEY = "nubo.theme";
@@ -62,8 +63,8 @@ function flashLabel(button: HTMLButtonElement, text: string): void {
   window.setTimeout(() => (button.textContent = original), 1500);
 }
 
-function setupConfirmations(): void {
-  for (const form of document.querySelectorAll<HTMLFormElement>("form[data-confirm]")) {
+function setupConfirmations(scope: ParentNode = document): void {
+  for (const form of scope.querySelectorAll<HTMLFormElement>("form[data-confirm]")) {
     form.addEventListener("submit", (event) => {
       if (!window.confirm(form.dataset.confirm ?? "Are you sure?")) event.preventDefault();
     });
@@ -131,5 +132,9 @@ document.addEventListener("DOMContentLoaded", () => {
   setupHighlighting();
   setupBuildLog((root) => setupRelativeTimes(root));
   setupBatchPage((root) => setupRelativeTimes(root));
+  setupLiveExecution((root) => {
+    setupRelativeTimes(root);
+    setupConfirmations(root);
+  });
   document.documentElement.dataset.islands = "ready";
 });

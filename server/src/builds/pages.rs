@@ -117,7 +117,7 @@ async fn render_projects(state: &AppState, user: &PageUser, echo: &FormEcho) -> 
         .into_iter()
         .map(|r| r.name)
         .collect();
-    let ctx = context(user, "Builds", Nav::Pipelines).await;
+    let ctx = context(user, "Builds", Nav::Builds).await;
     let html = Html(nubo_frontend::projects_page(&ctx, &rows, &repos, echo));
     let status = if echo.error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
@@ -263,7 +263,7 @@ async fn project_page(
     }
     history.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
     let history: Vec<_> = history.into_iter().map(|(_, item)| item).collect();
-    let ctx = context(&user, &p.name, Nav::Pipelines).await;
+    let ctx = context(&user, &p.name, Nav::Builds).await;
     Ok(Html(nubo_frontend::project_page(
         &ctx,
         &project_row(&p, last.first()),
@@ -315,7 +315,7 @@ async fn batch_page(
 ) -> PageResult {
     let batch = crate::builds::batches::batch_for(&state.pool, &user.user, &id).await?;
     let row = batch_row(&state, &batch).await?;
-    let ctx = context(&user, &format!("{} batch", batch.project), Nav::Pipelines).await;
+    let ctx = context(&user, &format!("{} batch", batch.project), Nav::Builds).await;
     Ok(Html(nubo_frontend::batch_page(&ctx, &row)).into_response())
 }
 
@@ -413,7 +413,7 @@ async fn build_page(
     }
     shown.push_str(&String::from_utf8_lossy(&log[cut..]));
     let title = format!("{} #{}", b.project, b.number);
-    let ctx = context(&user, &title, Nav::Pipelines).await;
+    let ctx = context(&user, &title, Nav::Builds).await;
     Ok(Html(nubo_frontend::build_page(&ctx, &build_row(&b), &shown)).into_response())
 }
 

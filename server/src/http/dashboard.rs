@@ -16,10 +16,6 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(dashboard))
         .route(
-            "/pipelines",
-            get(|u: PageUser| section(u, Section::Pipelines)),
-        )
-        .route(
             "/deployments",
             get(|u: PageUser| section(u, Section::Deployments)),
         )
@@ -99,7 +95,6 @@ async fn dashboard(State(state): State<AppState>, user: PageUser) -> PageResult 
 async fn section(user: PageUser, section: Section) -> Response {
     let (title, nav) = match section {
         Section::Workspaces => ("Workspaces", Nav::Workspaces),
-        Section::Pipelines => ("Pipelines", Nav::Pipelines),
         Section::Deployments => ("Deployments", Nav::Deployments),
     };
     let ctx = context(&user, title, nav).await;

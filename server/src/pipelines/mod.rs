@@ -22,6 +22,7 @@ pub mod cli;
 pub mod control;
 pub mod engine;
 pub mod executions;
+pub mod pages;
 pub mod triggers;
 
 pub use executions::Execution;
