@@ -621,3 +621,140 @@ async fn a_server_killed_mid_execution_fails_the_cut_action_and_the_stage_can_be
     .await;
     assert_eq!((s, body["status"].as_str()), (200, Some("Stopped")));
 }
+
+#[tokio::test]
+async fn queued_keeps_order_and_parallel_runs_executions_side_by_side() {
+    let server = Server::start(&[]);
+    let alice = setup(&server).await;
+    for (name, mode) in [("queued", "QUEUED"), ("parallel", "PARALLEL")] {
+        let mut d = declaration(name);
+        d["pipeline"]["executionMode"] = json!(mode);
+        let (s, body) = api(&server, &alice, Method::POST, "/pipelines", Some(d)).await;
+        assert_eq!(s, 201, "{body}");
+    }
+    let start = |p: &'static str| {
+        let (server, alice) = (&server, &alice);
+        async move {
+            let (_, b) = api(
+                server,
+                alice,
+                Method::POST,
+                &format!("/pipelines/{p}/executions"),
+                None,
+            )
+            .await;
+            b["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{b}"))
+                .to_string()
+        }
+    };
+    let at_gate = |e: &Value| action(e, 2)["status"] == "InProgress";
+    // QUEUED: the second and third wait in order; nobody is superseded.
+    let q1 = start("queued").await;
+    wait_until(&server, &alice, "queued", &q1, "#1 at the gate", at_gate).await;
+    let q2 = start("queued").await;
+    wait_until(&server, &alice, "queued", &q2, "#2 waiting", |e| {
+        e["waiting"].as_str().is_some_and(|w| w.contains("#1"))
+    })
+    .await;
+    let q3 = start("queued").await;
+    wait_until(&server, &alice, "queued", &q3, "#3 queued", |e| {
+        e["waiting"].as_str().is_some_and(|w| w.contains("Approve"))
+    })
+    .await;
+    assert_eq!(
+        execution(&server, &alice, "queued", &q2).await["status"],
+        "InProgress",
+        "not superseded"
+    );
+    let approve =
+        json!({"stage": "Approve", "action": "Gate", "result": "Approved", "comment": ""});
+    api(
+        &server,
+        &alice,
+        Method::POST,
+        &format!("/pipelines/queued/executions/{q1}/approval"),
+        Some(approve.clone()),
+    )
+    .await;
+    wait_until(&server, &alice, "queued", &q2, "#2 at the gate", at_gate).await;
+    let e3 = execution(&server, &alice, "queued", &q3).await;
+    assert!(e3["waiting"].as_str().unwrap().contains("#2"), "{e3:#}");
+    // PARALLEL: both at their gates at once.
+    let p1 = start("parallel").await;
+    let p2 = start("parallel").await;
+    wait_until(&server, &alice, "parallel", &p1, "#1 at the gate", at_gate).await;
+    wait_until(&server, &alice, "parallel", &p2, "#2 at the gate", at_gate).await;
+}
+
+#[tokio::test]
+async fn the_cli_imports_a_codestar_pipeline_starts_it_and_answers_its_approval() {
+    let server = Server::start(&[]);
+    let alice = setup(&server).await;
+    server.user_with_token("bob", false);
+    let mut decl = declaration("web");
+    decl["pipeline"]["stages"][0]["actions"][0]["actionTypeId"]["provider"] =
+        json!("CodeStarSourceConnection");
+    decl["pipeline"]["stages"][0]["actions"][0]["configuration"] = json!({"ConnectionArn": "arn:aws:codestar-connections:eu-west-1:1:connection/x", "FullRepositoryId": "acme/website", "BranchName": "main"});
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("web.json");
+    std::fs::write(&file, decl.to_string()).unwrap();
+    let f = file.to_str().unwrap();
+    // Without --repo it names "website", which is not here.
+    let out = server.cli(&["pipeline", "import", f, "--owner", "alice"], None);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("repository \"website\""),
+        "{out:?}"
+    );
+    let out = server.cli(
+        &["pipeline", "import", f, "--owner", "alice", "--repo", "web"],
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = server.cli(&["pipeline", "start", "web", "--by", "alice"], None);
+    assert!(out.status.success(), "{out:?}");
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    wait_until(&server, &alice, "web", &id, "the approval", |e| {
+        action(e, 2)["status"] == "InProgress"
+    })
+    .await;
+    let approve = |user: &'static str| {
+        server.cli(
+            &[
+                "pipeline",
+                "approve",
+                "web",
+                &id,
+                "--stage",
+                "Approve",
+                "--action",
+                "Gate",
+                "--as",
+                user,
+                "--comment",
+                "cli",
+            ],
+            None,
+        )
+    };
+    let out = approve("bob");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("codepipeline:PutApprovalResult"),
+        "{out:?}"
+    );
+    assert!(approve("alice").status.success());
+    let e = wait_until(&server, &alice, "web", &id, "the end", |e| {
+        e["status"] != "InProgress"
+    })
+    .await;
+    assert_eq!(e["status"], "Succeeded", "{e:#}");
+    let out = server.cli(&["pipeline", "status", "web"], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("(Succeeded)") && text.contains("Gate Succeeded approved by alice: cli"),
+        "{text}"
+    );
+}

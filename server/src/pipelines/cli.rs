@@ -23,13 +23,75 @@ pub enum PipelineCommand {
         params: Vec<String>,
     },
     /// Create a pipeline from a declaration, owned by USER
-    #[command(after_help = "Example:\n  nubo pipeline create pipeline.json --owner alice")]
+    #[command(
+        visible_alias = "import",
+        after_help = "Examples:\n  nubo pipeline create pipeline.json --owner alice\n  aws codepipeline get-pipeline --name web > web.json && nubo pipeline import web.json --owner alice\n  nubo pipeline import template.yml --owner alice --param Repo=web --repo app"
+    )]
     Create {
         file: PathBuf,
         #[arg(long)]
         owner: String,
         #[arg(long = "param", value_name = "NAME=VALUE")]
         params: Vec<String>,
+        /// The Nubo repository a CodeStarSourceConnection or GitHub source stands for
+        #[arg(long)]
+        repo: Option<String>,
+    },
+    /// Approve a waiting manual approval, as USER
+    #[command(
+        after_help = "Example:\n  nubo pipeline approve web EXECUTION --stage Approve --action Gate --as alice --comment 'ship it'"
+    )]
+    Approve {
+        name: String,
+        execution: String,
+        #[arg(long)]
+        stage: String,
+        #[arg(long)]
+        action: String,
+        #[arg(long = "as")]
+        user: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Reject a waiting manual approval, as USER
+    #[command(
+        after_help = "Example:\n  nubo pipeline reject web EXECUTION --stage Approve --action Gate --as alice --comment 'not yet'"
+    )]
+    Reject {
+        name: String,
+        execution: String,
+        #[arg(long)]
+        stage: String,
+        #[arg(long)]
+        action: String,
+        #[arg(long = "as")]
+        user: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Retry a failed stage (FAILED_ACTIONS or ALL_ACTIONS), as USER
+    #[command(
+        after_help = "Example:\n  nubo pipeline retry web EXECUTION --stage Build --as alice"
+    )]
+    Retry {
+        name: String,
+        execution: String,
+        #[arg(long)]
+        stage: String,
+        #[arg(long, default_value = "FAILED_ACTIONS")]
+        mode: String,
+        #[arg(long = "as")]
+        user: String,
+    },
+    /// Stop an execution (--abandon: without letting running actions finish), as USER
+    #[command(after_help = "Example:\n  nubo pipeline stop web EXECUTION --as alice --abandon")]
+    Stop {
+        name: String,
+        execution: String,
+        #[arg(long)]
+        abandon: bool,
+        #[arg(long = "as")]
+        user: String,
     },
     /// List pipelines with their latest execution
     List,
@@ -61,6 +123,15 @@ fn params(list: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
                 .ok_or_else(|| anyhow::anyhow!("--param {p:?} is not NAME=VALUE"))
         })
         .collect()
+}
+
+async fn find_user(
+    pool: &sqlx::SqlitePool,
+    name: &str,
+) -> anyhow::Result<crate::identity::accounts::User> {
+    accounts::find_by_name(pool, name)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no user named {name:?}"))
 }
 
 fn read(file: &PathBuf) -> anyhow::Result<String> {
@@ -110,13 +181,24 @@ pub async fn run(cmd: PipelineCommand, ctx: &Ctx) -> anyhow::Result<()> {
             file,
             owner,
             params: list,
+            repo,
         } => {
-            let user = accounts::find_by_name(pool, &owner)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no user named {owner:?}"))?;
+            let user = find_user(pool, &owner).await?;
             let checked = nubo_runner::pipeline::check(&read(&file)?, &params(&list)?);
             let text = match checked.pipeline {
-                Some(p) => serde_json::to_string(&p)?,
+                Some(mut p) => {
+                    // A CodeStarSourceConnection or GitHub source names a
+                    // repository elsewhere: --repo says which one here.
+                    if let Some(repo) = &repo {
+                        for a in p.stages.iter_mut().flat_map(|s| s.actions.iter_mut()) {
+                            if a.runs() == nubo_runner::pipeline::Runs::Source {
+                                a.configuration
+                                    .insert("RepositoryName".into(), repo.clone());
+                            }
+                        }
+                    }
+                    serde_json::to_string(&p)?
+                }
                 None => {
                     for e in &checked.errors {
                         eprintln!(
@@ -147,6 +229,63 @@ pub async fn run(cmd: PipelineCommand, ctx: &Ctx) -> anyhow::Result<()> {
                     std::process::exit(1);
                 }
             }
+        }
+        PipelineCommand::Approve {
+            name,
+            execution,
+            stage,
+            action,
+            user,
+            comment,
+        } => {
+            let user = find_user(pool, &user).await?;
+            super::control::approve(
+                ctx, &user, &name, &execution, &stage, &action, "Approved", &comment,
+            )
+            .await?;
+            println!("approved {stage}/{action}");
+            Ok(())
+        }
+        PipelineCommand::Reject {
+            name,
+            execution,
+            stage,
+            action,
+            user,
+            comment,
+        } => {
+            let user = find_user(pool, &user).await?;
+            super::control::approve(
+                ctx, &user, &name, &execution, &stage, &action, "Rejected", &comment,
+            )
+            .await?;
+            println!("rejected {stage}/{action}");
+            Ok(())
+        }
+        PipelineCommand::Retry {
+            name,
+            execution,
+            stage,
+            mode,
+            user,
+        } => {
+            let user = find_user(pool, &user).await?;
+            super::control::retry(ctx, &user, &name, &execution, &stage, &mode).await?;
+            println!("retrying {stage}");
+            Ok(())
+        }
+        PipelineCommand::Stop {
+            name,
+            execution,
+            abandon,
+            user,
+        } => {
+            let user = find_user(pool, &user).await?;
+            let running = crate::builds::Running::new(crate::repos::Locks::default());
+            let status =
+                super::control::stop(ctx, &running, &user, &name, &execution, abandon).await?;
+            println!("{status}");
+            Ok(())
         }
         PipelineCommand::List => {
             for p in super::list_all(pool).await? {

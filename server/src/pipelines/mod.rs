@@ -283,30 +283,25 @@ pub async fn start(
         "codepipeline".into(),
         [("PipelineExecutionId".to_string(), id.clone())].into(),
     );
-    let mut tx = ctx.pool.begin().await?;
-    let number: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(MAX(number), 0) + 1 FROM pipeline_executions WHERE pipeline_id = $1",
-    )
-    .bind(&pipeline.id)
-    .fetch_one(&mut *tx)
-    .await?;
+    // One statement: its number is taken as it is written (a read then a
+    // write in one transaction can fail under SQLite when the engine
+    // writes in between).
     sqlx::query(
         "INSERT INTO pipeline_executions (id, pipeline_id, number, status, trigger_json, commit_sha, branch,
              definition_json, variables_json, started_at)
-         VALUES ($1, $2, $3, 'InProgress', $4, $5, $6, $7, $8, $9)",
+         SELECT $1, $2, COALESCE(MAX(number), 0) + 1, 'InProgress', $3, $4, $5, $6, $7, $8
+         FROM pipeline_executions WHERE pipeline_id = $2",
     )
     .bind(&id)
     .bind(&pipeline.id)
-    .bind(number)
     .bind(serde_json::to_string(&trigger).unwrap_or_default())
     .bind(commit)
     .bind(branch)
     .bind(to_json(decl))
     .bind(serde_json::to_string(&vars).unwrap_or_default())
     .bind(now_ms())
-    .execute(&mut *tx)
+    .execute(&ctx.pool)
     .await?;
-    tx.commit().await?;
     tracing::info!(pipeline = %pipeline.name, execution = %id, commit, by = %trigger.by, "pipeline execution started");
     Ok(id)
 }
