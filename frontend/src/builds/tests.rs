@@ -103,13 +103,16 @@ fn statuses_and_durations_read_well() {
 }
 
 #[test]
-fn the_builds_entry_leads_to_the_projects() {
+fn the_builds_entry_leads_to_the_projects_and_pipelines_have_their_own() {
     let html = projects_page(&ctx(), &[], &[], &FormEcho::default());
     assert!(
         html.contains(r#"<a href="/projects" aria-current="page">Builds</a>"#),
         "{html}"
     );
-    assert!(!html.contains(">Pipelines</a>"));
+    assert!(
+        html.contains(r#"<a href="/pipelines">Pipelines</a>"#),
+        "{html}"
+    );
 }
 
 #[test]
