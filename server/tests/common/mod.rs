@@ -3,11 +3,14 @@
 #![allow(dead_code)]
 
 mod builds;
+mod pipelines;
 mod podman;
 mod workspaces;
 
 #[allow(unused_imports)]
 pub use builds::*;
+#[allow(unused_imports)]
+pub use pipelines::*;
 #[allow(unused_imports)]
 pub use podman::*;
 #[allow(unused_imports)]
