@@ -346,7 +346,7 @@ async fn pages_need_a_session_and_render_for_one() {
         ("/", "Welcome, admin"),
         ("/repos", "No repositories yet"),
         ("/workspaces", "No workspaces yet"),
-        ("/pipelines", "Pipelines are on their way"),
+        ("/pipelines", "No pipelines yet"),
         ("/deployments", "Deployments are on their way"),
         ("/admin/users", "Create a user"),
         ("/account/tokens", "Create a token"),
