@@ -425,6 +425,47 @@ pub fn commit(dir: &Path, id: &str) -> Result<(CommitInfo, Vec<FileChange>)> {
     Ok((info(&commit)?, changes))
 }
 
+/// The files that differ between `old` (or, when it is `None` or not a
+/// commit here, `new`'s first parent) and `new`: what a push changed. At
+/// most `limit` paths.
+pub fn changed_paths(
+    dir: &Path,
+    old: Option<&str>,
+    new: &str,
+    limit: usize,
+) -> Result<Vec<String>> {
+    let repo = open(dir)?;
+    let new_commit = commit_at(&repo, new)?;
+    let new_tree = new_commit.tree().map_err(git_err)?;
+    let base = match old.and_then(|o| commit_at(&repo, o).ok()) {
+        Some(c) => Some(c),
+        None => match new_commit.parent_ids().next() {
+            Some(p) => Some(repo.find_commit(p).map_err(git_err)?),
+            None => None,
+        },
+    };
+    let old_tree = match base {
+        Some(c) => c.tree().map_err(git_err)?,
+        None => repo.empty_tree(),
+    };
+    let mut out = Vec::new();
+    old_tree
+        .changes()
+        .map_err(git_err)?
+        .options(|o| {
+            o.track_path().track_rewrites(None);
+        })
+        .for_each_to_obtain_tree(&new_tree, |change| {
+            if (change.entry_mode().is_blob() || change.entry_mode().is_link()) && out.len() < limit
+            {
+                out.push(change.location().to_string());
+            }
+            Ok(std::ops::ControlFlow::Continue(()))
+        })
+        .map_err(git_err)?;
+    Ok(out)
+}
+
 /// The README at the top of `rev`, if any: (file name, text).
 pub fn readme(dir: &Path, rev: &str) -> Option<(String, String)> {
     let entries = tree(dir, rev, "").ok()?;

@@ -96,18 +96,24 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     );
     // Pushes start the pipelines whose source branch they update.
     let mut pushed = state.events.subscribe();
-    let (ctx, engine) = (state.ctx.clone(), state.pipelines.clone());
+    let (ctx, engine, locks) = (
+        state.ctx.clone(),
+        state.pipelines.clone(),
+        state.repo_locks.clone(),
+    );
     tokio::spawn(async move {
         use tokio::sync::broadcast::error::RecvError;
         loop {
             match pushed.recv().await {
-                Ok(update) => match crate::pipelines::triggers::on_push(&ctx, &update).await {
-                    Ok(started) if !started.is_empty() => engine.wake.notify_one(),
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::error!(error = %e, repo = %update.repo, "a push could not start its pipelines")
+                Ok(update) => {
+                    match crate::pipelines::triggers::on_push(&ctx, &locks, &update).await {
+                        Ok(started) if !started.is_empty() => engine.wake.notify_one(),
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::error!(error = %e, repo = %update.repo, "a push could not start its pipelines")
+                        }
                     }
-                },
+                }
                 Err(RecvError::Lagged(n)) => {
                     tracing::error!(missed = n, "pipelines missed push events")
                 }

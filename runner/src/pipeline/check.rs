@@ -106,11 +106,10 @@ pub fn check(text: &str, params: &BTreeMap<String, String>) -> Checked {
         (None, Some(id)) => id,
         (n, _) => r.name(n, &top, node.pos, "a pipeline"),
     };
-    for key in NOT_YET {
-        if let Some(n) = e.get(*key) {
-            r.warn(&format!("{top}.{key}"), n.pos, format!("{key} is kept but not acted on yet: pushes to the source branch start the pipeline"));
-        }
-    }
+    let push_filters = match e.get("triggers") {
+        Some(t) => r.triggers(t, &format!("{top}.triggers")),
+        None => Vec::new(),
+    };
     let execution_mode = match e.get("executionMode") {
         None => "SUPERSEDED".to_string(),
         Some(n) => {
@@ -180,6 +179,15 @@ pub fn check(text: &str, params: &BTreeMap<String, String>) -> Checked {
             continue;
         };
         let sname = r.name(f.get("name"), &sp, s.pos, "a stage");
+        for key in NOT_YET {
+            if let Some(n) = f.get(*key) {
+                r.warn(
+                    &format!("{sp}.{key}"),
+                    n.pos,
+                    format!("stage condition {key} is kept but not acted on yet"),
+                );
+            }
+        }
         if !stage_names.insert(sname.clone()) {
             r.error(
                 &format!("{sp}.name"),
@@ -328,6 +336,7 @@ pub fn check(text: &str, params: &BTreeMap<String, String>) -> Checked {
             stages,
             execution_mode,
             variables,
+            push_filters,
         });
     }
     r.out

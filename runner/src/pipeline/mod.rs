@@ -9,10 +9,13 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 mod check;
+mod filters;
 mod read;
+mod triggers;
 mod vars;
 
 pub use check::{check, Checked, Problem};
+pub use filters::{decide, glob, Patterns, PushFilter};
 pub use vars::{references, substitute};
 
 /// The most stages and actions per stage (CodePipeline's limits).
@@ -29,6 +32,9 @@ pub struct Pipeline {
     pub execution_mode: String,
     #[serde(default)]
     pub variables: Vec<Variable>,
+    /// Push filters from `triggers` (none: pushes to the source branch).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub push_filters: Vec<PushFilter>,
 }
 
 /// A pipeline-level variable, overridable when an execution is started.

@@ -232,3 +232,73 @@ fn variables_are_found_and_substituted() {
     });
     assert_eq!(out, "1-#{A.c}-#{");
 }
+
+#[test]
+fn globs_match_as_path_filters_expect() {
+    for (p, t) in [
+        ("main", "main"),
+        ("release/*", "release/1.0"),
+        ("src/**", "src/a/b.rs"),
+        ("src/**/x.rs", "src/x.rs"),
+        ("**/*.md", "README.md"),
+        ("**/*.md", "docs/a/b.md"),
+        ("v?.*", "v1.2"),
+    ] {
+        assert!(glob(p, t), "{p} {t}");
+    }
+    for (p, t) in [
+        ("release/*", "release/1/2"),
+        ("src/*", "src/a/b"),
+        ("v?", "v10"),
+        ("main", "mainline"),
+        ("*.md", "docs/a.md"),
+    ] {
+        assert!(!glob(p, t), "{p} {t}");
+    }
+    // A hostile pattern is still quick: memoised, not exponential.
+    let started = std::time::Instant::now();
+    assert!(!glob(&"*a".repeat(40), &"a".repeat(39)));
+    assert!(glob(&"*a".repeat(40), &"a".repeat(60)));
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn push_filters_decide_with_excludes_winning() {
+    let pats = |i: &[&str], e: &[&str]| {
+        Some(Patterns {
+            includes: i.iter().map(|s| s.to_string()).collect(),
+            excludes: e.iter().map(|s| s.to_string()).collect(),
+        })
+    };
+    let filters = vec![
+        PushFilter {
+            branches: pats(&["main", "release/*"], &["release/old*"]),
+            file_paths: pats(&["api/**"], &["api/**/*.md"]),
+            ..Default::default()
+        },
+        PushFilter {
+            tags: pats(&["v*"], &[]),
+            ..Default::default()
+        },
+    ];
+    let paths = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(decide(&filters, "refs/heads/main", &paths(&["api/x.rs"])).0);
+    assert!(
+        !decide(
+            &filters,
+            "refs/heads/main",
+            &paths(&["api/README.md", "web/x"])
+        )
+        .0
+    );
+    assert!(decide(&filters, "refs/heads/release/2", &paths(&["api/y"])).0);
+    assert!(
+        !decide(&filters, "refs/heads/release/old-1", &paths(&["api/y"])).0,
+        "excludes win"
+    );
+    assert_eq!(
+        decide(&filters, "refs/tags/v1", &[]),
+        (true, "filter 2: tag v1".to_string())
+    );
+    assert!(!decide(&filters, "refs/heads/dev", &paths(&["api/x"])).0);
+}

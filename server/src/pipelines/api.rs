@@ -19,6 +19,7 @@ use crate::state::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_pipelines, create_pipeline))
+        .routes(routes!(dry_run))
         .routes(routes!(get_pipeline, put_pipeline, delete_pipeline))
         .routes(routes!(list_executions, start_execution))
         .routes(routes!(get_execution))
@@ -323,4 +324,49 @@ async fn stop(
     .await?;
     state.pipelines.wake.notify_one();
     Ok(Json(serde_json::json!({"status": status})))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DryRun {
+    /// The repository pushed to.
+    pub repository: String,
+    /// The ref pushed: `refs/heads/B` or `refs/tags/T`.
+    #[serde(rename = "ref")]
+    pub ref_name: String,
+    /// The files the push changed (for file-path filters).
+    #[serde(default)]
+    pub paths: Vec<String>,
+}
+
+/// Which of your pipelines a push would start, and why (nothing is started).
+#[utoipa::path(post, path = "/pipelines/dry-run", tag = "pipelines", request_body = DryRun,
+    responses((status = 200, description = "`{results: [{pipeline, starts, why}], summary}`")))]
+async fn dry_run(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Json(body): Json<DryRun>,
+) -> Result<Json<serde_json::Value>> {
+    let mut results = Vec::new();
+    for p in pipelines::list_for(&state.pool, &current.user).await? {
+        if !p
+            .declaration
+            .source()
+            .is_some_and(|(r, _)| r.eq_ignore_ascii_case(&body.repository))
+        {
+            continue;
+        }
+        let (starts, why) =
+            pipelines::triggers::evaluate(&p, &body.repository, &body.ref_name, &body.paths);
+        results.push(serde_json::json!({"pipeline": p.name, "starts": starts, "why": why}));
+    }
+    let n = results.iter().filter(|r| r["starts"] == true).count();
+    let summary = match n {
+        0 => "no pipeline would start".to_string(),
+        1 => "1 pipeline would start".to_string(),
+        n => format!("{n} pipelines would start"),
+    };
+    Ok(Json(
+        serde_json::json!({"results": results, "summary": summary}),
+    ))
 }

@@ -76,6 +76,16 @@ pub async fn read(
     let Some(decl) = checked.pipeline else {
         return Ok(Err(Refused(problems(checked.errors))));
     };
+    if decl.name.eq_ignore_ascii_case("dry-run") {
+        let message =
+            "the name dry-run is taken by the API (/api/v1/pipelines/dry-run)".to_string();
+        return Ok(Err(Refused(vec![Problem {
+            path: "pipeline.name".into(),
+            line: 0,
+            column: 0,
+            message,
+        }])));
+    }
     let mut refused = Vec::new();
     let mut refuse = |path: String, message: String| {
         refused.push(Problem {

@@ -1,5 +1,8 @@
-//! What starts executions: a push to a pipeline's source branch (the
-//! default trigger), and a manual start on a branch, tag or commit.
+//! What starts executions: a push — to the source action's branch, or,
+//! when the declaration has push filters (V2 `triggers`), to a branch or
+//! tag they admit, with a changed file they admit when they name file
+//! paths — and a manual start on a branch, tag or commit. The dry run
+//! answers which pipelines a push would start, and why.
 
 use std::collections::BTreeMap;
 
@@ -8,32 +11,103 @@ use crate::ctx::Ctx;
 use crate::error::{Error, Result};
 use crate::events::RefUpdate;
 
-const ZERO: &str = "0000000000000000000000000000000000000000";
+/// The most changed paths looked at for file-path filters.
+const MAX_PATHS: usize = 10_000;
 
-/// The pipelines a push of `ref_name` to `repo` starts.
-pub fn matching<'p>(pipelines: &'p [Pipeline], repo: &str, ref_name: &str) -> Vec<&'p Pipeline> {
-    let Some(branch) = ref_name.strip_prefix("refs/heads/") else {
-        return Vec::new();
+fn zero(id: &str) -> bool {
+    id.chars().all(|c| c == '0')
+}
+
+/// Whether a push of `ref_name` to `repo` that changed `paths` starts
+/// `pipeline`, and why, in words.
+pub fn evaluate(
+    pipeline: &Pipeline,
+    repo: &str,
+    ref_name: &str,
+    paths: &[String],
+) -> (bool, String) {
+    let Some((source, branch)) = pipeline.declaration.source() else {
+        return (false, "it has no source action Nubo runs".into());
     };
-    pipelines
+    if !source.eq_ignore_ascii_case(repo) {
+        return (false, format!("its source is the repository {source}"));
+    }
+    let filters = &pipeline.declaration.push_filters;
+    if filters.is_empty() {
+        return if ref_name == format!("refs/heads/{branch}") {
+            (true, format!("a push to its source branch {branch}"))
+        } else {
+            (
+                false,
+                format!("it starts on pushes to {branch} only (it has no push filters)"),
+            )
+        };
+    }
+    nubo_runner::pipeline::decide(filters, ref_name, paths)
+}
+
+fn wants_paths(p: &Pipeline) -> bool {
+    p.declaration
+        .push_filters
+        .iter()
+        .any(|f| f.file_paths.is_some())
+}
+
+/// Starts the pipelines a pushed ref update starts; answers their
+/// execution ids. A deleted ref starts nothing.
+pub async fn on_push(
+    ctx: &Ctx,
+    locks: &crate::repos::Locks,
+    update: &RefUpdate,
+) -> Result<Vec<String>> {
+    if zero(&update.new) {
+        return Ok(Vec::new());
+    }
+    let all = super::list_all(&ctx.pool).await?;
+    let candidates: Vec<&Pipeline> = all
         .iter()
         .filter(|p| {
             p.declaration
                 .source()
-                .is_some_and(|(r, b)| r.eq_ignore_ascii_case(repo) && b == branch)
+                .is_some_and(|(r, _)| r.eq_ignore_ascii_case(&update.repo))
         })
-        .collect()
-}
-
-/// Starts the pipelines a pushed ref update matches; answers their
-/// execution ids. A deleted branch starts nothing.
-pub async fn on_push(ctx: &Ctx, update: &RefUpdate) -> Result<Vec<String>> {
-    if update.new == ZERO || update.new.chars().all(|c| c == '0') {
+        .collect();
+    if candidates.is_empty() {
         return Ok(Vec::new());
     }
-    let all = super::list_all(&ctx.pool).await?;
+    let repo = crate::repos::find(&ctx.pool, &update.repo)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no repository named {:?}", update.repo)))?;
+    let (dir, _) = crate::repos::working_copy(ctx, locks, &repo, false).await?;
+    let paths = if candidates.iter().any(|p| wants_paths(p)) {
+        let (d, old, new) = (dir.clone(), update.old.clone(), update.new.clone());
+        tokio::task::spawn_blocking(move || {
+            let old = (!zero(&old)).then_some(old);
+            nubo_git::browse::changed_paths(&d, old.as_deref(), &new, MAX_PATHS)
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .map_err(|e| Error::Internal(e.to_string()))?
+    } else {
+        Vec::new()
+    };
+    // A tag's commit (an annotated tag points at a tag object).
+    let (d, new) = (dir.clone(), update.new.clone());
+    let commit = tokio::task::spawn_blocking(move || nubo_git::browse::log(&d, &new, 1))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .into_iter()
+        .next()
+        .map(|c| c.id)
+        .unwrap_or_else(|| update.new.clone());
     let mut started = Vec::new();
-    for p in matching(&all, &update.repo, &update.ref_name) {
+    for p in candidates {
+        let (starts, why) = evaluate(p, &update.repo, &update.ref_name, &paths);
+        if !starts {
+            tracing::debug!(pipeline = %p.name, reference = %update.ref_name, why, "a push did not start the pipeline");
+            continue;
+        }
         // The creator runs it: they must still be able to read the source.
         let owner = super::owner(&ctx.pool, p).await?;
         if let Err(e) =
@@ -42,13 +116,21 @@ pub async fn on_push(ctx: &Ctx, update: &RefUpdate) -> Result<Vec<String>> {
             tracing::warn!(pipeline = %p.name, error = %e, "a push did not start the pipeline: its creator cannot read the repository");
             continue;
         }
+        let branch = match update.ref_name.strip_prefix("refs/heads/") {
+            Some(b) => b.to_string(),
+            None => p
+                .declaration
+                .source()
+                .map(|(_, b)| b.to_string())
+                .unwrap_or_default(),
+        };
         let trigger = Trigger {
             kind: "push".into(),
             by: update.pusher.clone(),
             ref_name: update.ref_name.clone(),
         };
-        let branch = update.ref_name.trim_start_matches("refs/heads/");
-        started.push(start(ctx, p, trigger, &update.new, branch, &BTreeMap::new()).await?);
+        tracing::info!(pipeline = %p.name, why, "a push starts the pipeline");
+        started.push(start(ctx, p, trigger, &commit, &branch, &BTreeMap::new()).await?);
     }
     Ok(started)
 }

@@ -1,0 +1,226 @@
+//! Push filters on a monorepo: a push starts only the pipelines whose
+//! branches, tags and file paths admit it (excludes win), and the dry run
+//! says which would start and why.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+fn filtered(name: &str, push: Value) -> Value {
+    let mut d = declaration(name);
+    d["pipeline"]["stages"][0]["actions"][0]["configuration"]["RepositoryName"] = json!("mono");
+    d["pipeline"]["stages"][1]["actions"][0]["configuration"]["ProjectName"] = json!("mono-build");
+    d["pipeline"]["pipelineType"] = json!("V2");
+    d["pipeline"]["triggers"] = json!([{"providerType": "CodeStarSourceConnection",
+        "gitConfiguration": {"sourceActionName": "Code", "push": [push]}}]);
+    d
+}
+
+async fn executions(server: &Server, token: &str, pipeline: &str) -> usize {
+    api(
+        server,
+        token,
+        Method::GET,
+        &format!("/pipelines/{pipeline}/executions"),
+        None,
+    )
+    .await
+    .1
+    .as_array()
+    .map(Vec::len)
+    .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_push_starts_only_the_pipelines_its_ref_and_files_match() {
+    let server = Server::start(&[]);
+    let alice = server.user_with_token("alice", false);
+    create_repo(&server, &alice, "mono").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path();
+    ok(git(w, "x", "x", &["init", "-q", "-b", "main", "src"]));
+    let src = w.join("src");
+    let url = server.url("/v1/repos/mono");
+    let commit_push = |files: &[(&str, &str)], message: &str, refs: &[&str]| {
+        for (path, text) in files {
+            let p = src.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        ok(git(&src, "x", "x", &["add", "."]));
+        ok(git(&src, "x", "x", &["commit", "-qm", message]));
+        let mut args = vec!["push", "-q", url.as_str()];
+        args.extend_from_slice(refs);
+        ok(git(&src, "alice", &alice, &args));
+    };
+    commit_push(
+        &[("api/main.rs", "1"), ("web/index.html", "1")],
+        "first",
+        &["main"],
+    );
+    let (s, _) = api(
+        &server,
+        &alice,
+        Method::POST,
+        "/projects",
+        Some(json!({"name": "mono-build", "repo": "mono", "buildspec": SPEC})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    for (name, push) in [
+        (
+            "api",
+            json!({"branches": {"includes": ["main"]}, "filePaths": {"includes": ["api/**"]}}),
+        ),
+        (
+            "web",
+            json!({"branches": {"includes": ["main", "release/*"]}, "filePaths": {"includes": ["web/**"], "excludes": ["web/**/*.md"]}}),
+        ),
+        (
+            "release",
+            json!({"tags": {"includes": ["v*"], "excludes": ["v0*"]}}),
+        ),
+    ] {
+        let (s, body) = api(
+            &server,
+            &alice,
+            Method::POST,
+            "/pipelines",
+            Some(filtered(name, push)),
+        )
+        .await;
+        assert_eq!(s, 201, "{body}");
+    }
+    // A change under web/ starts web only; a Markdown file there, nothing.
+    commit_push(&[("web/index.html", "2")], "web change", &["main"]);
+    commit_push(&[("web/docs/notes.md", "x")], "docs", &["main"]);
+    ok(git(&src, "x", "x", &["tag", "v0.9"]));
+    ok(git(&src, "x", "x", &["tag", "-a", "-m", "one", "v1.0"]));
+    ok(git(
+        &src,
+        "alice",
+        &alice,
+        &["push", "-q", &url, "v0.9", "v1.0"],
+    ));
+    let mut counts = (0, 0, 0);
+    for _ in 0..50 {
+        counts = (
+            executions(&server, &alice, "api").await,
+            executions(&server, &alice, "web").await,
+            executions(&server, &alice, "release").await,
+        );
+        if counts.1 >= 1 && counts.2 >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let counts_after = (
+        executions(&server, &alice, "api").await,
+        executions(&server, &alice, "web").await,
+        executions(&server, &alice, "release").await,
+    );
+    assert_eq!(
+        counts_after,
+        (0, 1, 1),
+        "api, web, release (before settling: {counts:?})"
+    );
+    let (_, list) = api(
+        &server,
+        &alice,
+        Method::GET,
+        "/pipelines/release/executions",
+        None,
+    )
+    .await;
+    assert_eq!(list[0]["trigger"]["ref"], "refs/tags/v1.0");
+    let tagged = ok(git(&src, "x", "x", &["rev-parse", "v1.0^{commit}"]))
+        .trim()
+        .to_string();
+    assert_eq!(
+        list[0]["source_revision"]["commit"], tagged,
+        "the tag's commit, not the tag object"
+    );
+
+    // The dry run says which would start, and why.
+    let ask = |r: &str, paths: &[&str]| {
+        let body = json!({"repository": "mono", "ref": r, "paths": paths});
+        let (server, alice) = (&server, &alice);
+        async move {
+            api(
+                server,
+                alice,
+                Method::POST,
+                "/pipelines/dry-run",
+                Some(body),
+            )
+            .await
+        }
+    };
+    let (s, answer) = ask("refs/heads/main", &["api/lib.rs"]).await;
+    assert_eq!(s, 200, "{answer}");
+    let by: std::collections::HashMap<String, (bool, String)> = answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["pipeline"].as_str().unwrap().to_string(),
+                (
+                    r["starts"].as_bool().unwrap(),
+                    r["why"].as_str().unwrap().to_string(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by["api"],
+        (
+            true,
+            "filter 1: branch main, and api/lib.rs changed".to_string()
+        )
+    );
+    assert_eq!(
+        by["web"],
+        (
+            false,
+            "filter 1: branch main, but none of the 1 changed files is included".to_string()
+        )
+    );
+    assert!(!by["release"].0);
+    let (_, answer) = ask("refs/heads/feature", &["web/a.html"]).await;
+    assert_eq!(answer["summary"], "no pipeline would start", "{answer}");
+    let (_, answer) = api(
+        &server,
+        &alice,
+        Method::POST,
+        "/pipelines/dry-run",
+        Some(json!({"repository": "elsewhere", "ref": "refs/heads/main"})),
+    )
+    .await;
+    assert_eq!(answer["results"], json!([]));
+    assert_eq!(answer["summary"], "no pipeline would start");
+}
+
+#[test]
+fn filters_are_checked_with_their_places() {
+    let bad = filtered(
+        "x",
+        json!({"branches": {"includes": ["main"]}, "tags": {"includes": ["v*"]}}),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("p.json");
+    std::fs::write(&f, serde_json::to_string_pretty(&bad).unwrap()).unwrap();
+    let out = cli(
+        tmp.path(),
+        &["pipeline", "check", f.to_str().unwrap()],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("error: pipeline.triggers[0].gitConfiguration.push[0]: a push filter names branches or tags, not both"), "{stderr}");
+}
