@@ -511,3 +511,69 @@ async fn queued_keeps_order_and_parallel_runs_executions_side_by_side() {
     wait_until(&server, &alice, "parallel", &p1, "#1 at the gate", at_gate).await;
     wait_until(&server, &alice, "parallel", &p2, "#2 at the gate", at_gate).await;
 }
+
+#[tokio::test]
+async fn an_approval_marked_supersede_gives_way_to_a_newer_execution() {
+    let server = Server::start(&[]);
+    let alice = setup(&server).await;
+    let mut d = declaration("web");
+    d["pipeline"]["stages"][2]["actions"][0]["configuration"]["Supersede"] = json!("true");
+    let (s, _) = api(&server, &alice, Method::POST, "/pipelines", Some(d)).await;
+    assert_eq!(s, 201);
+    let start = || async {
+        let (_, b) = api(
+            &server,
+            &alice,
+            Method::POST,
+            "/pipelines/web/executions",
+            None,
+        )
+        .await;
+        b["id"].as_str().unwrap().to_string()
+    };
+    let old = start().await;
+    wait_until(
+        &server,
+        &alice,
+        "web",
+        &old,
+        "the old one at its approval",
+        |e| action(e, 2)["status"] == "InProgress",
+    )
+    .await;
+    let new = start().await;
+    // The newer one replaces it at the gate instead of waiting behind it.
+    let e = wait_until(
+        &server,
+        &alice,
+        "web",
+        &old,
+        "the old one superseded",
+        |e| e["status"] == "Superseded",
+    )
+    .await;
+    assert_eq!(action(&e, 2)["status"], "Abandoned");
+    assert!(
+        e["reason"].as_str().unwrap().contains("Supersede: true"),
+        "{e:#}"
+    );
+    wait_until(
+        &server,
+        &alice,
+        "web",
+        &new,
+        "the new one at its approval",
+        |e| action(e, 2)["status"] == "InProgress",
+    )
+    .await;
+    let answer = json!({"stage": "Approve", "action": "Gate", "result": "Approved", "comment": ""});
+    let (s, _) = api(
+        &server,
+        &alice,
+        Method::POST,
+        &format!("/pipelines/web/executions/{old}/approval"),
+        Some(answer),
+    )
+    .await;
+    assert_eq!(s, 409, "the old commit can no longer be approved");
+}

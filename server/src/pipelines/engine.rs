@@ -245,8 +245,8 @@ async fn enter(ctx: &Ctx, row: &Row, stage: &str) -> Result<bool> {
                 tracing::info!(execution = %row.id, stage, "superseded older waiting executions");
             }
         }
-        let holder: Option<i64> = sqlx::query_scalar(
-            "SELECT number FROM pipeline_executions WHERE pipeline_id = $1 AND id != $2
+        let held: Option<(String, i64)> = sqlx::query_as(
+            "SELECT id, number FROM pipeline_executions WHERE pipeline_id = $1 AND id != $2
                  AND status IN ('InProgress', 'Stopping') AND stage_index = $3 AND entered
                  ORDER BY number LIMIT 1",
         )
@@ -255,6 +255,18 @@ async fn enter(ctx: &Ctx, row: &Row, stage: &str) -> Result<bool> {
         .bind(row.stage_index as i64)
         .fetch_optional(&ctx.pool)
         .await?;
+        let mut holder = held.as_ref().map(|(_, n)| *n);
+        // Better than AWS: an older execution that only waits at approvals
+        // marked `Supersede: true` is replaced by this newer one, so an old
+        // commit is not promoted by accident.
+        if let Some((id, n)) = &held {
+            if mode == "SUPERSEDED"
+                && *n < row.number
+                && supersede_at_approval(ctx, id, row, stage).await?
+            {
+                holder = None;
+            }
+        }
         let older_waiting: Option<i64> = sqlx::query_scalar(
             "SELECT number FROM pipeline_executions WHERE pipeline_id = $1 AND status = 'InProgress'
                  AND NOT entered AND stage_index = $2 AND number < $3 ORDER BY number LIMIT 1",
@@ -295,6 +307,61 @@ async fn enter(ctx: &Ctx, row: &Row, stage: &str) -> Result<bool> {
     }
     tx.commit().await?;
     Ok(true)
+}
+
+/// Supersedes the execution `id` if all it runs in this stage are
+/// approvals marked `Supersede: true`; answers whether it did.
+async fn supersede_at_approval(ctx: &Ctx, id: &str, newer: &Row, stage: &str) -> Result<bool> {
+    let Some(older) = executions::load(&ctx.pool, id).await? else {
+        return Ok(false);
+    };
+    let Some(decl_stage) = older.declaration.stages.get(older.stage_index) else {
+        return Ok(false);
+    };
+    let stored = executions::actions(&ctx.pool, id, older.stage_index).await?;
+    let running: Vec<usize> = stored
+        .iter()
+        .filter(|(_, a)| a.status.as_deref() == Some("InProgress"))
+        .map(|(ai, _)| *ai)
+        .collect();
+    let all_gates = !running.is_empty()
+        && running.iter().all(|ai| {
+            decl_stage.actions.get(*ai).is_some_and(|a| {
+                a.runs() == Runs::Approval
+                    && a.config("Supersede")
+                        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            })
+        });
+    if !all_gates || older.status != "InProgress" {
+        return Ok(false);
+    }
+    let now = now_ms();
+    let why = format!(
+        "superseded by execution #{} while waiting for approval in stage {stage} (Supersede: true)",
+        newer.number
+    );
+    let mut tx = ctx.pool.begin().await?;
+    let done = sqlx::query(
+        "UPDATE pipeline_executions SET status = 'Superseded', reason = $1, waiting = NULL, finished_at = $2
+         WHERE id = $3 AND status = 'InProgress'",
+    )
+    .bind(&why)
+    .bind(now)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE pipeline_actions SET status = 'Abandoned', summary = $1, finished_at = $2
+         WHERE execution_id = $3 AND status = 'InProgress'",
+    )
+    .bind(&why)
+    .bind(now)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::info!(execution = %id, by = %newer.id, stage, "superseded at an approval");
+    Ok(done.rows_affected() > 0)
 }
 
 fn resolve(row: &Row, text: &str) -> String {
