@@ -224,3 +224,186 @@ fn filters_are_checked_with_their_places() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("error: pipeline.triggers[0].gitConfiguration.push[0]: a push filter names branches or tags, not both"), "{stderr}");
 }
+
+fn in_repo_yaml(name: &str, words: &str) -> String {
+    format!(
+        "pipeline:
+  name: {name}
+  stages:
+    - name: Source
+      actions:
+        - name: Code
+          actionTypeId: {{category: Source, owner: AWS, provider: CodeCommit, version: '1'}}
+          configuration: {{RepositoryName: web, BranchName: main}}
+          namespace: SourceVariables
+    - name: Build
+      actions:
+        - name: Compile
+          actionTypeId: {{category: Build, owner: AWS, provider: CodeBuild, version: '1'}}
+          configuration: {{ProjectName: web-build}}
+    - name: Approve
+      actions:
+        - name: Gate
+          actionTypeId: {{category: Approval, owner: AWS, provider: Manual, version: '1'}}
+          configuration: {{CustomData: '{words}'}}
+"
+    )
+}
+
+#[tokio::test]
+async fn a_definition_in_the_repository_runs_the_file_of_its_commit() {
+    let server = Server::start(&[]);
+    let alice = setup(&server).await;
+    let (s, _) = api(
+        &server,
+        &alice,
+        Method::POST,
+        "/pipelines",
+        Some(declaration("taken")),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let first = in_repo_yaml("ci", "version one");
+    let taken = in_repo_yaml("taken", "not mine");
+    push(
+        &server,
+        &alice,
+        "web",
+        &[
+            (".nubo/pipelines/ci.yml", &first),
+            (".nubo/pipelines/taken.yml", &taken),
+            (".nubo/pipelines/bad.yml", "pipeline: ["),
+        ],
+    )
+    .await;
+    let mut list = Value::Null;
+    for _ in 0..100 {
+        list = api(
+            &server,
+            &alice,
+            Method::GET,
+            "/pipelines/ci/executions",
+            None,
+        )
+        .await
+        .1;
+        if list.as_array().is_some_and(|l| !l.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let one = list[0]["id"]
+        .as_str()
+        .expect("the file's pipeline ran")
+        .to_string();
+    let e = wait_until(&server, &alice, "ci", &one, "its approval", |e| {
+        action(e, 2)["status"] == "InProgress"
+    })
+    .await;
+    assert_eq!(action(&e, 2)["summary"], "version one");
+    // The file changes with the code: the next commit runs its own version.
+    push(
+        &server,
+        &alice,
+        "web",
+        &[(".nubo/pipelines/ci.yml", &in_repo_yaml("ci", "version two"))],
+    )
+    .await;
+    let mut two = String::new();
+    for _ in 0..100 {
+        let l = api(
+            &server,
+            &alice,
+            Method::GET,
+            "/pipelines/ci/executions",
+            None,
+        )
+        .await
+        .1;
+        if let Some(id) = l
+            .as_array()
+            .filter(|l| l.len() == 2)
+            .and_then(|l| l[0]["id"].as_str())
+        {
+            two = id.to_string();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!two.is_empty(), "the second push ran it again");
+    let reject = json!({"stage": "Approve", "action": "Gate", "result": "Rejected", "comment": ""});
+    api(
+        &server,
+        &alice,
+        Method::POST,
+        &format!("/pipelines/ci/executions/{one}/approval"),
+        Some(reject),
+    )
+    .await;
+    let e = wait_until(
+        &server,
+        &alice,
+        "ci",
+        &two,
+        "the second at its approval",
+        |e| action(e, 2)["status"] == "InProgress",
+    )
+    .await;
+    assert_eq!(action(&e, 2)["summary"], "version two");
+    // It is changed in the repository, not through the API.
+    let (s, body) = api(
+        &server,
+        &alice,
+        Method::PUT,
+        "/pipelines/ci",
+        Some(declaration("ci")),
+    )
+    .await;
+    assert_eq!(s, 409, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("web:.nubo/pipelines/ci.yml"),
+        "{body}"
+    );
+    // A file cannot take over another pipeline's name: the API pipeline
+    // runs its own declaration (its gate asks "Ship …?"), never the file's.
+    let (_, taken_runs) = api(
+        &server,
+        &alice,
+        Method::GET,
+        "/pipelines/taken/executions",
+        None,
+    )
+    .await;
+    let oldest = taken_runs.as_array().unwrap().last().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let e = wait_until(
+        &server,
+        &alice,
+        "taken",
+        &oldest,
+        "the API pipeline at its gate",
+        |e| action(e, 2)["status"] == "InProgress",
+    )
+    .await;
+    assert!(
+        action(&e, 2)["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("Ship "),
+        "{e:#}"
+    );
+    let (_, d) = api(&server, &alice, Method::GET, "/pipelines/taken", None).await;
+    assert!(!d.to_string().contains("not mine"), "{d}");
+    let bob = server.user_with_token("bob", false);
+    assert_eq!(
+        api(&server, &bob, Method::GET, "/pipelines/ci", None)
+            .await
+            .0,
+        404
+    );
+}

@@ -128,6 +128,12 @@ async fn put_pipeline(
     body: String,
 ) -> Result<Response> {
     let p = pipelines::for_user(&state.pool, &current.user, &name).await?;
+    if let Some((repo, path)) = &p.defined_in {
+        return Err(Error::Conflict(format!(
+            "{} is defined in {repo}:{path}: change it there, and push",
+            p.name
+        )));
+    }
     let (decl, warns) = match pipelines::read(&state.pool, &body, &current.user).await? {
         Ok(read) => read,
         Err(r) => return Ok(refused(r)),
@@ -199,6 +205,7 @@ async fn start_execution(
     let (commit, branch) =
         pipelines::triggers::resolve(&state, &state.repo_locks, &p, req.ref_name.as_deref())
             .await?;
+    let p = pipelines::in_repo::at_commit(&state, &state.repo_locks, p, &commit).await?;
     let trigger = Trigger {
         kind: "manual".into(),
         by: current.user.name.clone(),

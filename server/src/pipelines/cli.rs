@@ -308,6 +308,7 @@ pub async fn run(cmd: PipelineCommand, ctx: &Ctx) -> anyhow::Result<()> {
             let locks = crate::repos::Locks::default();
             let (commit, branch) =
                 super::triggers::resolve(ctx, &locks, &p, rev.as_deref()).await?;
+            let p = super::in_repo::at_commit(ctx, &locks, p, &commit).await?;
             let trigger = super::Trigger {
                 kind: "manual".into(),
                 by: by.unwrap_or_else(|| p.owner.clone()),

@@ -439,7 +439,11 @@ async fn start_build(
     let pipeline = super::find_by_id(&ctx.pool, &row.pipeline_id)
         .await?
         .ok_or_else(|| Error::NotFound("the pipeline was deleted".into()))?;
-    let owner = super::owner(&ctx.pool, &pipeline).await?;
+    // A definition in a repository runs as whoever pushed or started it.
+    let owner = match &pipeline.defined_in {
+        Some(_) => crate::identity::accounts::require_by_name(&ctx.pool, &row.trigger.by).await?,
+        None => super::owner(&ctx.pool, &pipeline).await?,
+    };
     let name = action.config("ProjectName").unwrap_or_default();
     let project = builds::project_for(&ctx.pool, &owner, name).await?;
     crate::repos::authorize(&ctx.pool, &project.repo, &owner, "codecommit:GitPull").await?;

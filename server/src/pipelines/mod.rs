@@ -22,6 +22,7 @@ pub mod cli;
 pub mod control;
 pub mod engine;
 pub mod executions;
+pub mod in_repo;
 pub mod pages;
 pub mod triggers;
 
@@ -37,6 +38,10 @@ pub struct Pipeline {
     pub owner: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// (repository, path) when it is defined in a repository's
+    /// `.nubo/pipelines/`; its executions then run the file of their
+    /// commit, as the user who pushed (or started) them.
+    pub defined_in: Option<(String, String)>,
 }
 
 /// A problem of a declaration, as the API answers it.
@@ -129,9 +134,19 @@ pub async fn read(
     }
 }
 
-type Row = (String, String, String, String, String, i64, i64);
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+);
 const SELECT: &str =
-    "SELECT p.id, p.name, p.definition_json, p.created_by, u.name, p.created_at, p.updated_at
+    "SELECT p.id, p.name, p.definition_json, p.created_by, u.name, p.created_at, p.updated_at, p.repo_name, p.repo_path
                       FROM pipelines p JOIN users u ON u.id = p.created_by";
 
 fn from_row(r: Row) -> Result<Pipeline> {
@@ -145,6 +160,7 @@ fn from_row(r: Row) -> Result<Pipeline> {
         owner: r.4,
         created_at: r.5,
         updated_at: r.6,
+        defined_in: r.7.zip(r.8),
     })
 }
 

@@ -251,6 +251,8 @@ async fn start(
     let started = async {
         let (commit, branch) =
             pipelines::triggers::resolve(&state, &state.repo_locks, &p, rev).await?;
+        let p =
+            pipelines::in_repo::at_commit(&state, &state.repo_locks, p.clone(), &commit).await?;
         let trigger = Trigger {
             kind: "manual".into(),
             by: user.user.name.clone(),

@@ -63,23 +63,41 @@ pub async fn on_push(
     if zero(&update.new) {
         return Ok(Vec::new());
     }
-    let all = super::list_all(&ctx.pool).await?;
-    let candidates: Vec<&Pipeline> = all
-        .iter()
+    // Pipelines from the API; those defined in a repository run only from
+    // the files of the pushed commit (below).
+    let mut candidates: Vec<Pipeline> = super::list_all(&ctx.pool)
+        .await?
+        .into_iter()
+        .filter(|p| p.defined_in.is_none())
         .filter(|p| {
             p.declaration
                 .source()
                 .is_some_and(|(r, _)| r.eq_ignore_ascii_case(&update.repo))
         })
         .collect();
-    if candidates.is_empty() {
-        return Ok(Vec::new());
-    }
     let repo = crate::repos::find(&ctx.pool, &update.repo)
         .await?
         .ok_or_else(|| Error::NotFound(format!("no repository named {:?}", update.repo)))?;
     let (dir, _) = crate::repos::working_copy(ctx, locks, &repo, false).await?;
-    let paths = if candidates.iter().any(|p| wants_paths(p)) {
+    if update.ref_name.starts_with("refs/heads/") {
+        if let Some(pusher) =
+            crate::identity::accounts::find_by_name(&ctx.pool, &update.pusher).await?
+        {
+            for (path, decl) in
+                super::in_repo::definitions(dir.clone(), &repo.name, &update.new).await
+            {
+                if let Some(p) =
+                    super::in_repo::register(&ctx.pool, &repo.name, &path, &decl, &pusher).await?
+                {
+                    candidates.push(p);
+                }
+            }
+        }
+    }
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let paths = if candidates.iter().any(wants_paths) {
         let (d, old, new) = (dir.clone(), update.old.clone(), update.new.clone());
         tokio::task::spawn_blocking(move || {
             let old = (!zero(&old)).then_some(old);
@@ -102,14 +120,21 @@ pub async fn on_push(
         .map(|c| c.id)
         .unwrap_or_else(|| update.new.clone());
     let mut started = Vec::new();
-    for p in candidates {
+    for p in &candidates {
         let (starts, why) = evaluate(p, &update.repo, &update.ref_name, &paths);
         if !starts {
             tracing::debug!(pipeline = %p.name, reference = %update.ref_name, why, "a push did not start the pipeline");
             continue;
         }
         // The creator runs it: they must still be able to read the source.
-        let owner = super::owner(&ctx.pool, p).await?;
+        // Who runs it (the creator, or the pusher for a definition in the
+        // repository) must still be able to read the source.
+        let owner = match &p.defined_in {
+            Some(_) => {
+                crate::identity::accounts::require_by_name(&ctx.pool, &update.pusher).await?
+            }
+            None => super::owner(&ctx.pool, p).await?,
+        };
         if let Err(e) =
             crate::repos::authorize(&ctx.pool, &update.repo, &owner, "codecommit:GitPull").await
         {
