@@ -95,6 +95,11 @@ test("create a pipeline, push, watch it live, approve it on the page", async () 
   assert.match(await page.textContent("[data-stage=Approve]"), /approved by admin: looks good/);
   await page.screenshot({ path: join(artifacts, "pipeline-succeeded.png"), fullPage: true });
 
+  // The build page links back to the execution.
+  await Promise.all([page.waitForLoadState("load"), page.click("[data-stage=Build] [data-testid=build-link]")]);
+  const back = await page.getAttribute("[data-testid=pipeline-link]", "href");
+  assert.match(back, /^\/pipelines\/site\/executions\/[0-9a-f]+$/);
+
   await page.goto(`${server.url}/pipelines`);
   assert.match(await page.textContent("tr[data-pipeline=site]"), /#1\s*Succeeded/);
   await page.close();

@@ -390,6 +390,7 @@ mod tests {
                 reason: None,
                 reports: vec![],
                 batch: None,
+                pipeline: None,
             },
         }
     }

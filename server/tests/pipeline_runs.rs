@@ -63,9 +63,10 @@ async fn a_push_runs_source_build_and_approval_in_order() {
     assert!(build_log(&server, &alice, &build_id)
         .await
         .contains(&format!("commit={commit}")));
-    let number = wait_build(&server, &alice, &build_id).await["number"]
-        .as_i64()
-        .unwrap();
+    // The build links back to its execution.
+    let b = wait_build(&server, &alice, &build_id).await;
+    assert_eq!(b["pipeline"], json!({"pipeline": "web", "execution": id}));
+    let number = b["number"].as_i64().unwrap();
     assert_eq!(action(&e, 2)["summary"], format!("Ship 1.{number}?"));
     let started = |stage: usize| {
         action(&e, stage)["started_at"]

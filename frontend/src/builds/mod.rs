@@ -112,6 +112,8 @@ pub struct BuildRow {
     pub reports: Vec<ReportRow>,
     /// The batch it is part of, if any.
     pub batch: Option<BatchLink>,
+    /// The pipeline execution that started it: (pipeline, execution id).
+    pub pipeline: Option<(String, String)>,
 }
 
 /// Where a build of a batch belongs: the batch and the build's identifier.
@@ -291,6 +293,10 @@ pub fn build_page(ctx: &PageContext, build: &BuildRow, log: &str) -> String {
         let href = format!("/batches/{}", b.batch_id);
         view! { <a href=href data-testid="batch-link">"Batch"</a>" / " }
     });
+    let pipeline_fact = build.pipeline.as_ref().map(|(p, e)| {
+        let href = format!("/pipelines/{p}/executions/{e}");
+        view! { <dt>"Pipeline"</dt><dd><a href=href data-testid="pipeline-link">{p.clone()}</a></dd> }
+    });
     let batch_fact = build.batch.as_ref().map(|b| {
         view! { <dt>"Batch identifier"</dt><dd><code data-testid="batch-identifier">{b.identifier.clone()}</code></dd> }
     });
@@ -321,6 +327,7 @@ pub fn build_page(ctx: &PageContext, build: &BuildRow, log: &str) -> String {
                 <dt>"Commit"</dt><dd>{commit_view(build.commit.as_ref())}</dd>
                 <dt>"Initiator"</dt><dd>{build.initiator.clone()}</dd>
                 {batch_fact}
+                {pipeline_fact}
                 <dt>"Queued"</dt><dd>{time_view(Some(build.queued_at))}</dd>
                 <dt>"Started"</dt><dd>{time_view(build.started_at)}</dd>
                 <dt>"Ended"</dt><dd>{time_view(build.ended_at)}</dd>

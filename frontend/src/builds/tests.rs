@@ -82,6 +82,7 @@ fn build(status: &str) -> BuildRow {
         artifacts: 0,
         reason: None,
         batch: None,
+        pipeline: None,
     }
 }
 

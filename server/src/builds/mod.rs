@@ -19,9 +19,12 @@ pub mod external;
 pub mod pages;
 pub mod run;
 mod source;
+mod started_by;
 pub mod worker;
 
 pub use artifacts::zip_dirs;
+use started_by::started_by_pipeline;
+pub use started_by::PipelineLink;
 pub use worker::{recover, spawn_workers, stop, Running};
 
 use std::collections::HashMap;
@@ -105,6 +108,8 @@ pub struct Build {
     /// The batch it belongs to, if any, and its identifier there.
     pub batch_id: Option<String>,
     pub identifier: Option<String>,
+    /// The pipeline execution that started it, if one did.
+    pub pipeline: Option<PipelineLink>,
     #[serde(skip)]
     pub queued_at_ms: i64,
     #[serde(skip)]
@@ -181,16 +186,18 @@ struct BuildRow {
     reports_json: String,
     batch_id: Option<String>,
     identifier: Option<String>,
+    env_json: String,
 }
 
 const BUILD_SELECT: &str =
     "SELECT b.id, p.name AS project, b.project_id, b.number, b.status, b.current_phase,
         b.phases_json, b.branch, b.commit_sha, b.initiator, b.queued_at, b.started_at, b.ended_at,
-        b.exported_json, b.artifacts, b.reason, b.reports_json, b.batch_id, b.identifier
+        b.exported_json, b.artifacts, b.reason, b.reports_json, b.batch_id, b.identifier, b.env_json
     FROM builds b JOIN build_projects p ON p.id = b.project_id";
 
 fn build_from(r: BuildRow) -> Build {
     Build {
+        pipeline: started_by_pipeline(&r.env_json),
         duration_ms: match (r.started_at, r.ended_at) {
             (Some(s), Some(e)) => Some(e - s),
             (Some(s), None) => Some(now_ms() - s),
@@ -590,7 +597,3 @@ pub enum LogEvent {
     Phase(PhaseInfo),
     End(String),
 }
-
-// ---- the parameter store and the secrets manager ----
-
-// ---- artifacts as a zip (stored, not compressed) ----

@@ -80,6 +80,10 @@ fn build_row(b: &crate::builds::Build) -> nubo_frontend::BuildRow {
                 batch_id,
                 identifier,
             }),
+        pipeline: b
+            .pipeline
+            .as_ref()
+            .map(|l| (l.pipeline.clone(), l.execution.clone())),
         reports: b
             .reports
             .iter()

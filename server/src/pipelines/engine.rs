@@ -471,6 +471,7 @@ async fn start_build(
         }
     }
     env.insert("CODEPIPELINE_EXECUTION_ID".into(), row.id.clone());
+    env.insert("CODEPIPELINE_PIPELINE_NAME".into(), pipeline.name.clone());
     let (repo, _) = row.declaration.source().unwrap_or_default();
     let same_repo = project.repo.eq_ignore_ascii_case(repo);
     let request = builds::StartBuild {
