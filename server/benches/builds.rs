@@ -6,62 +6,14 @@
 //! (`--container` builds in the workspace image on a Podman service the
 //! benchmark starts; the image must be built).
 
+mod common;
+
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::*;
 use serde_json::{json, Value};
-
-const BIN: &str = env!("CARGO_BIN_EXE_nubo");
-
-fn cli(data: &std::path::Path, args: &[&str], stdin: Option<&str>) -> String {
-    use std::io::Write;
-    let mut child = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    if let Some(s) = stdin {
-        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-    }
-    drop(child.stdin.take());
-    String::from_utf8(child.wait_with_output().unwrap().stdout)
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
-fn git(dir: &std::path::Path, token: &str, args: &[&str]) {
-    let helper = format!("!f() {{ echo username=bench; echo password={token}; }}; f");
-    let ok = Command::new("git")
-        .current_dir(dir)
-        .env("HOME", dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env_remove("GIT_SSL_CAINFO")
-        .args([
-            "-c",
-            "credential.helper=",
-            "-c",
-            &format!("credential.helper={helper}"),
-        ])
-        .args([
-            "-c",
-            "user.name=b",
-            "-c",
-            "user.email=b@e",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "git {args:?}");
-}
 
 /// Starts a build and follows its live log; answers (time to the first
 /// command's output, time from then to the end, log bytes seen).

@@ -10,6 +10,21 @@ use clap::Subcommand;
 use crate::ctx::Ctx;
 use crate::identity::accounts;
 
+/// An answer to a waiting manual approval.
+#[derive(Debug, clap::Args)]
+pub struct Answer {
+    name: String,
+    execution: String,
+    #[arg(long)]
+    stage: String,
+    #[arg(long)]
+    action: String,
+    #[arg(long = "as")]
+    user: String,
+    #[arg(long, default_value = "")]
+    comment: String,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum PipelineCommand {
     /// Validate a declaration (CodePipeline JSON, the same in YAML, or a CloudFormation template): exit 0 when valid (warnings allowed), 1 with FILE:LINE:COL errors on stderr
@@ -41,34 +56,12 @@ pub enum PipelineCommand {
     #[command(
         after_help = "Example:\n  nubo pipeline approve web EXECUTION --stage Approve --action Gate --as alice --comment 'ship it'"
     )]
-    Approve {
-        name: String,
-        execution: String,
-        #[arg(long)]
-        stage: String,
-        #[arg(long)]
-        action: String,
-        #[arg(long = "as")]
-        user: String,
-        #[arg(long, default_value = "")]
-        comment: String,
-    },
+    Approve(Answer),
     /// Reject a waiting manual approval, as USER
     #[command(
         after_help = "Example:\n  nubo pipeline reject web EXECUTION --stage Approve --action Gate --as alice --comment 'not yet'"
     )]
-    Reject {
-        name: String,
-        execution: String,
-        #[arg(long)]
-        stage: String,
-        #[arg(long)]
-        action: String,
-        #[arg(long = "as")]
-        user: String,
-        #[arg(long, default_value = "")]
-        comment: String,
-    },
+    Reject(Answer),
     /// Retry a failed stage (FAILED_ACTIONS or ALL_ACTIONS), as USER
     #[command(
         after_help = "Example:\n  nubo pipeline retry web EXECUTION --stage Build --as alice"
@@ -173,6 +166,24 @@ pub fn check(file: &PathBuf, list: &[String]) -> anyhow::Result<()> {
     }
 }
 
+/// `nubo pipeline approve|reject`: `result` is `Approved` or `Rejected`.
+async fn answer(ctx: &Ctx, a: Answer, result: &str) -> anyhow::Result<()> {
+    let user = find_user(&ctx.pool, &a.user).await?;
+    super::control::approve(
+        ctx,
+        &user,
+        &a.name,
+        &a.execution,
+        &a.stage,
+        &a.action,
+        result,
+        &a.comment,
+    )
+    .await?;
+    println!("{} {}/{}", result.to_lowercase(), a.stage, a.action);
+    Ok(())
+}
+
 pub async fn run(cmd: PipelineCommand, ctx: &Ctx) -> anyhow::Result<()> {
     let pool = &ctx.pool;
     match cmd {
@@ -230,38 +241,8 @@ pub async fn run(cmd: PipelineCommand, ctx: &Ctx) -> anyhow::Result<()> {
                 }
             }
         }
-        PipelineCommand::Approve {
-            name,
-            execution,
-            stage,
-            action,
-            user,
-            comment,
-        } => {
-            let user = find_user(pool, &user).await?;
-            super::control::approve(
-                ctx, &user, &name, &execution, &stage, &action, "Approved", &comment,
-            )
-            .await?;
-            println!("approved {stage}/{action}");
-            Ok(())
-        }
-        PipelineCommand::Reject {
-            name,
-            execution,
-            stage,
-            action,
-            user,
-            comment,
-        } => {
-            let user = find_user(pool, &user).await?;
-            super::control::approve(
-                ctx, &user, &name, &execution, &stage, &action, "Rejected", &comment,
-            )
-            .await?;
-            println!("rejected {stage}/{action}");
-            Ok(())
-        }
+        PipelineCommand::Approve(a) => answer(ctx, a, "Approved").await,
+        PipelineCommand::Reject(a) => answer(ctx, a, "Rejected").await,
         PipelineCommand::Retry {
             name,
             execution,

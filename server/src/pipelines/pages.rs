@@ -114,11 +114,32 @@ async fn create(
     }
 }
 
+fn trigger_text(t: &Trigger) -> String {
+    match t.kind.as_str() {
+        "push" => format!("push by {} to {}", t.by, t.ref_name),
+        _ => format!("started by {}", t.by),
+    }
+}
+
+/// A history row: the execution without its stages, so the history reads
+/// no action rows.
+fn history_view(row: &executions::Row) -> view::ExecutionView {
+    view::ExecutionView {
+        id: row.id.clone(),
+        number: row.number,
+        status: row.status.clone(),
+        commit: row.commit.clone(),
+        branch: row.branch.clone(),
+        trigger: trigger_text(&row.trigger),
+        waiting: row.waiting.clone(),
+        reason: row.reason.clone(),
+        started_at: crate::db::rfc3339(row.started_at),
+        stages: Vec::new(),
+    }
+}
+
 fn execution_view(e: executions::Execution, row: &executions::Row) -> view::ExecutionView {
-    let trigger = match e.trigger.kind.as_str() {
-        "push" => format!("push by {} to {}", e.trigger.by, e.trigger.ref_name),
-        _ => format!("started by {}", e.trigger.by),
-    };
+    let trigger = trigger_text(&e.trigger);
     let stages = e
         .stages
         .into_iter()
@@ -183,13 +204,7 @@ async fn render_pipeline(
         )),
         None => None,
     };
-    let mut history = Vec::new();
-    for row in &rows {
-        history.push(execution_view(
-            executions::state(&state.pool, &p.name, row).await?,
-            row,
-        ));
-    }
+    let history = rows.iter().map(history_view).collect();
     let (repo, branch) = p.declaration.source().unwrap_or_default();
     let ctx = context(user, &p.name, Nav::Pipelines).await;
     Ok(Html(view::pipeline_page(

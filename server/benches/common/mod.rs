@@ -1,0 +1,58 @@
+//! What the benchmarks share: the binary, its CLI, and the real git with a
+//! token as the password.
+#![allow(dead_code)]
+
+use std::process::{Command, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_nubo");
+
+/// Runs `nubo --data-dir DATA ARGS`; answers its trimmed stdout.
+pub fn cli(data: &std::path::Path, args: &[&str], stdin: Option<&str>) -> String {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    String::from_utf8(child.wait_with_output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// Runs the real git in `dir` with `token` as the password.
+pub fn git(dir: &std::path::Path, token: &str, args: &[&str]) {
+    let helper = format!("!f() {{ echo username=bench; echo password={token}; }}; f");
+    let ok = Command::new("git")
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env_remove("GIT_SSL_CAINFO")
+        .args([
+            "-c",
+            "credential.helper=",
+            "-c",
+            &format!("credential.helper={helper}"),
+        ])
+        .args([
+            "-c",
+            "user.name=b",
+            "-c",
+            "user.email=b@e",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "git {args:?}");
+}
