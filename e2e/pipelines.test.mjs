@@ -102,5 +102,24 @@ test("create a pipeline, push, watch it live, approve it on the page", async () 
 
   await page.goto(`${server.url}/pipelines`);
   assert.match(await page.textContent("tr[data-pipeline=site]"), /#1\s*Succeeded/);
+
+  // Disabling the transition into Approve holds the next execution before it.
+  await page.goto(`${server.url}/pipelines/site`);
+  await page.fill("[data-stage=Approve] form.transition input[name=reason]", "release freeze");
+  await Promise.all([page.waitForLoadState("load"), page.click("[data-stage=Approve] form.transition button")]);
+  assert.match(await page.textContent("[data-stage=Approve] form[data-transition=disabled]"), /Disabled by admin: release freeze/);
+  await Promise.all([page.waitForLoadState("load"), page.click("[data-testid=start]")]);
+  await page.waitForFunction(
+    () => /transition into stage Approve is disabled by admin: release freeze/.test(document.querySelector("[data-testid=waiting]")?.textContent ?? ""),
+    null,
+    { timeout: 60_000 },
+  );
+  assert.match(await page.textContent("[data-stage=Build]"), /Succeeded/);
+  await page.screenshot({ path: join(artifacts, "pipeline-transition-disabled.png"), fullPage: true });
+  await Promise.all([page.waitForLoadState("load"), page.click("[data-stage=Approve] form.transition button")]);
+  await page.waitForSelector("[data-stage=Approve] [data-testid=approval]", { timeout: 30_000 });
+  // The events list what happened, newest first.
+  assert.match(await page.textContent("[data-testid=events] tbody tr:first-child"), /action Approve\/Gate\s*STARTED/);
+  assert.match(await page.textContent("[data-testid=events]"), /execution\s*SUCCEEDED/);
   await page.close();
 });

@@ -15,6 +15,7 @@ pub mod identity;
 mod layout;
 pub mod pages;
 pub mod params;
+pub mod pipeline_events;
 pub mod pipelines;
 pub mod repos;
 pub mod users;

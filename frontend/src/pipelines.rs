@@ -36,11 +36,21 @@ pub struct ActionView {
     pub awaiting_approval: bool,
 }
 
+/// The transition into a stage: enabled, or disabled with a note
+/// ("disabled by alice: waiting for the freeze to end").
+#[derive(Debug, Clone)]
+pub struct TransitionView {
+    pub enabled: bool,
+    pub note: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct StageView {
     pub name: String,
     pub status: Option<String>,
     pub actions: Vec<ActionView>,
+    /// None for the first stage (nothing transitions into it).
+    pub inbound: Option<TransitionView>,
 }
 
 /// One execution.
@@ -177,6 +187,38 @@ fn action_card(ctx: &PageContext, base: &str, stage: &str, a: ActionView) -> imp
     }
 }
 
+/// The toggle of the transition into `stage`.
+fn transition_form(
+    ctx: &PageContext,
+    pipeline: &str,
+    stage: &str,
+    t: TransitionView,
+) -> impl IntoView {
+    let action = format!("/pipelines/{pipeline}/transitions/{stage}");
+    let state = if t.enabled { "enabled" } else { "disabled" };
+    let body = if t.enabled {
+        view! {
+            <input type="hidden" name="enabled" value="false"/>
+            <input type="text" name="reason" placeholder="Why disable it?" aria-label="Reason" maxlength="300" required/>
+            <button type="submit" class="secondary small">"Disable transition"</button>
+        }
+        .into_any()
+    } else {
+        view! {
+            <p class="small warn">{t.note.clone().unwrap_or_default()}</p>
+            <input type="hidden" name="enabled" value="true"/>
+            <button type="submit" class="small">"Enable transition"</button>
+        }
+        .into_any()
+    };
+    view! {
+        <form class="transition" method="post" action=action data-transition=state>
+            <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
+            {body}
+        </form>
+    }
+}
+
 /// An execution's stages as columns; the live view swaps this part.
 pub fn execution_part(ctx: &PageContext, pipeline: &str, e: &ExecutionView) -> String {
     let base = format!("/pipelines/{pipeline}/executions/{}", e.id);
@@ -200,8 +242,13 @@ pub fn execution_part(ctx: &PageContext, pipeline: &str, e: &ExecutionView) -> S
                     </form>
                 }
             });
+            let inbound = s
+                .inbound
+                .clone()
+                .map(|t| transition_form(ctx, pipeline, &s.name, t));
             view! {
                 <section class="card stage" data-tone=tone(s.status.as_deref()) data-stage=s.name.clone()>
+                    {inbound}
                     <h3>{s.name.clone()}" "{badge(s.status.as_deref())}</h3>
                     {actions}
                     {retry}
@@ -242,6 +289,8 @@ pub fn pipeline_page(
     source: &str,
     current: Option<ExecutionView>,
     history: Vec<ExecutionView>,
+    events: Vec<crate::pipeline_events::EventRow>,
+    rules: Vec<crate::pipeline_events::RuleRow>,
 ) -> String {
     let current = match current {
         Some(e) => view! { <section class="card execution" inner_html=execution_part(ctx, name, &e)></section> }.into_any(),
@@ -280,6 +329,8 @@ pub fn pipeline_page(
                 <tbody>{rows}</tbody>
             </table>
         </section>
+        {crate::pipeline_events::events_card(name, events)}
+        {crate::pipeline_events::rules_card(ctx, name, rules)}
     };
     shell(ctx, content)
 }

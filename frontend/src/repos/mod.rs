@@ -10,7 +10,7 @@ use crate::{FormEcho, PageContext};
 mod access;
 mod browse;
 mod overview;
-mod settings;
+pub(crate) mod settings;
 
 pub use access::{access_page, AccessPage, AccessRow, Grant};
 pub use browse::{

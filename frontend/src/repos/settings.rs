@@ -16,6 +16,15 @@ pub struct WebhookRow {
     pub deliveries: Vec<(String, String, i64, String)>,
 }
 
+/// A webhook's recent deliveries: (event, state, attempts, last outcome).
+pub(crate) fn deliveries_list(list: Vec<(String, String, i64, String)>) -> impl IntoView {
+    list.into_iter()
+        .map(|(event, state, attempts, last)| {
+            view! { <li><code>{event}</code>" — " {state} {format!(" after {attempts} attempt(s)")} " " <span class="muted">{last}</span></li> }
+        })
+        .collect_view()
+}
+
 /// The Settings tab; `echo` fills the webhook form again after a refusal.
 pub fn settings_page(
     ctx: &PageContext,
@@ -29,13 +38,7 @@ pub fn settings_page(
         .into_iter()
         .map(|h| {
             let remove = format!("/repos/{repo}/webhooks/{}/delete", h.id);
-            let deliveries = h
-                .deliveries
-                .into_iter()
-                .map(|(event, state, attempts, last)| {
-                    view! { <li><code>{event}</code>" — " {state} {format!(" after {attempts} attempt(s)")} " " <span class="muted">{last}</span></li> }
-                })
-                .collect_view();
+            let deliveries = deliveries_list(h.deliveries);
             view! {
                 <div class="card" data-webhook=h.url.clone()>
                     <p><code>{h.url.clone()}</code>" " <span class="muted">{h.filter}</span></p>

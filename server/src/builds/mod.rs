@@ -16,13 +16,16 @@ pub mod batches;
 pub mod cli;
 pub mod container;
 pub mod external;
+mod inputs;
 pub mod pages;
 pub mod run;
 mod source;
+mod start;
 mod started_by;
 pub mod worker;
 
 pub use artifacts::zip_dirs;
+pub use start::{check_start, start, Input, StartBuild};
 use started_by::started_by_pipeline;
 pub use started_by::PipelineLink;
 pub use worker::{recover, spawn_workers, stop, Running};
@@ -322,7 +325,7 @@ fn validate_project_name(name: &str) -> Result<()> {
     }
 }
 
-fn validate_env(env: &[(String, String)]) -> Result<()> {
+pub(crate) fn validate_env(env: &[(String, String)]) -> Result<()> {
     for (k, _) in env {
         let ok = !k.is_empty()
             && !k.starts_with(|c: char| c.is_ascii_digit())
@@ -516,77 +519,6 @@ pub async fn batch_builds(pool: &SqlitePool, batch_id: &str) -> Result<Vec<Build
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(build_from).collect())
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct StartBuild {
-    /// Default: the project's branch.
-    #[serde(default)]
-    pub branch: Option<String>,
-    /// A commit to build instead of the branch's head.
-    #[serde(default)]
-    pub commit: Option<String>,
-    /// Variables overriding the project's and the buildspec's.
-    #[serde(default)]
-    pub env: Option<std::collections::BTreeMap<String, String>>,
-}
-
-/// Checks what a start request names: a branch, a commit, variables.
-pub fn check_start(branch: &str, req: &StartBuild) -> Result<()> {
-    if branch.starts_with('-') || branch.contains("..") || branch.contains(char::is_whitespace) {
-        return Err(Error::Unprocessable(format!(
-            "{branch:?} is not a branch name"
-        )));
-    }
-    if let Some(c) = &req.commit {
-        if !(4..=64).contains(&c.len()) || !c.chars().all(|ch| ch.is_ascii_hexdigit()) {
-            return Err(Error::Unprocessable(format!("{c:?} is not a commit id")));
-        }
-    }
-    let env: Vec<(String, String)> = req.env.clone().unwrap_or_default().into_iter().collect();
-    validate_env(&env)
-}
-
-/// Queues a build; answers it (QUEUED).
-pub async fn start(
-    pool: &SqlitePool,
-    project: &Project,
-    initiator: &User,
-    req: StartBuild,
-) -> Result<Build> {
-    let branch = req
-        .branch
-        .clone()
-        .filter(|b| !b.is_empty())
-        .unwrap_or_else(|| project.branch.clone());
-    check_start(&branch, &req)?;
-    let env: Vec<(String, String)> = req.env.clone().unwrap_or_default().into_iter().collect();
-    let mut tx = pool.begin().await?;
-    let number: i64 = sqlx::query_scalar(
-        "UPDATE build_projects SET next_number = next_number + 1 WHERE id = $1 RETURNING next_number - 1",
-    )
-    .bind(&project.id)
-    .fetch_one(&mut *tx)
-    .await?;
-    let id = format!("{}:{}", project.name, new_id());
-    sqlx::query(
-        "INSERT INTO builds (id, project_id, number, status, phases_json, branch, commit_sha, initiator,
-             env_json, queued_at, exported_json)
-         VALUES ($1, $2, $3, 'QUEUED', '[]', $4, $5, $6, $7, $8, '[]')",
-    )
-    .bind(&id)
-    .bind(&project.id)
-    .bind(number)
-    .bind(&branch)
-    .bind(&req.commit)
-    .bind(&initiator.name)
-    .bind(serde_json::to_string(&env).unwrap_or_default())
-    .bind(now_ms())
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(find_build(pool, &id).await?.expect("just made"))
 }
 
 /// A line or a change of a running build, for live viewers.

@@ -361,6 +361,7 @@ async fn start_build_form(
         branch: non_empty(&form.branch),
         commit: non_empty(&form.commit),
         env: None,
+        ..Default::default()
     };
     let started = async {
         crate::repos::authorize(&state.pool, &p.repo, &user.user, "codecommit:GitPull").await?;

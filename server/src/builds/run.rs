@@ -75,6 +75,9 @@ pub(super) struct Source {
     /// The buildspec as read (a runner apart from the server reads it again).
     pub(super) text: String,
     pub(super) secrets: Vec<(String, String)>,
+    /// Secondary input artifacts: `CODEBUILD_SRC_DIR_NAME` and the path
+    /// under the source.
+    pub(super) inputs: Vec<(String, String)>,
 }
 
 /// Runs the claimed build `id` to its end.
@@ -107,7 +110,16 @@ pub(super) async fn execute(ctx: &Ctx, running: &Running, id: &str) -> Result<()
     job.log
         .say("Phase complete: DOWNLOAD_SOURCE State: SUCCEEDED");
     job.log.phase("DOWNLOAD_SOURCE", "SUCCEEDED", fetch_ms);
-    let options = runner_options(ctx, &job, source.spec, source.secrets).await?;
+    let base = match &place {
+        Runner::Server => job.src.display().to_string(),
+        Runner::Apart(_) => "/codebuild/src".to_string(),
+    };
+    let inputs = source
+        .inputs
+        .iter()
+        .map(|(var, rel)| (var.clone(), format!("{base}/{rel}")))
+        .collect();
+    let options = runner_options(ctx, &job, source.spec, source.secrets, inputs).await?;
     let (phases, follower) = follow_phases(ctx, &job);
     let (outcome, failure) = match place {
         Runner::Server => run_on_server(&job, options, phases).await?,
@@ -231,6 +243,7 @@ async fn runner_options(
     job: &Job,
     spec: nubo_runner::buildspec::Buildspec,
     secrets: Vec<(String, String)>,
+    inputs: Vec<(String, String)>,
 ) -> Result<Options> {
     if let Some(name) = spec.artifacts.as_ref().and_then(|a| a.name.clone()) {
         let _ = std::fs::write(job.dir.join("artifact-name"), name);
@@ -245,6 +258,7 @@ async fn runner_options(
         .await?;
     let build_env: Vec<(String, String)> = serde_json::from_str(&json).unwrap_or_default();
     overrides.extend(build_env);
+    overrides.extend(inputs);
     // Marks every process of this build, so a restart can find leftovers.
     overrides.push(("NUBO_BUILD_ID".into(), job.id.clone()));
     Ok(Options {

@@ -17,6 +17,10 @@ pub(super) async fn download(
         Ok(commit) => commit,
         Err(why) => return Ok(Err(why)),
     };
+    let inputs = match super::inputs::materialize(ctx, job).await? {
+        Ok(list) => list,
+        Err(why) => return Ok(Err(why)),
+    };
     sqlx::query(
         "UPDATE builds SET commit_sha = $1, current_phase = 'DOWNLOAD_SOURCE' WHERE id = $2",
     )
@@ -33,6 +37,7 @@ pub(super) async fn download(
             spec,
             text,
             secrets,
+            inputs,
         })),
         Err(e) => Ok(Err(format!("DECRYPTED_VARIABLES_ERROR: {e}"))),
     }

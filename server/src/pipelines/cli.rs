@@ -86,6 +86,31 @@ pub enum PipelineCommand {
         #[arg(long = "as")]
         user: String,
     },
+    /// Disable (--disable --reason R) or enable (--enable) the transition into STAGE, as USER; with neither, show every transition
+    #[command(
+        after_help = "Examples:\n  nubo pipeline transition web Deploy --disable --reason 'release freeze' --as alice\n  nubo pipeline transition web Deploy --enable --as alice\n  nubo pipeline transition web"
+    )]
+    Transition {
+        name: String,
+        stage: Option<String>,
+        #[arg(long, conflicts_with = "enable", requires = "reason")]
+        disable: bool,
+        #[arg(long)]
+        enable: bool,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long = "as")]
+        user: Option<String>,
+    },
+    /// List a pipeline's events (state changes), oldest first: the latest 100, or one execution's
+    #[command(
+        after_help = "Examples:\n  nubo pipeline events web\n  nubo pipeline events web --execution EXECUTION"
+    )]
+    Events {
+        name: String,
+        #[arg(long)]
+        execution: Option<String>,
+    },
     /// List pipelines with their latest execution
     List,
     /// Start an execution (default: the source branch's head)
@@ -266,6 +291,56 @@ pub async fn run(cmd: PipelineCommand, ctx: &Ctx) -> anyhow::Result<()> {
             let status =
                 super::control::stop(ctx, &running, &user, &name, &execution, abandon).await?;
             println!("{status}");
+            Ok(())
+        }
+        PipelineCommand::Transition {
+            name,
+            stage,
+            disable,
+            enable,
+            reason,
+            user,
+        } => {
+            let p = super::find(pool, &name)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no pipeline named {name:?}"))?;
+            if let (Some(stage), true) = (&stage, disable || enable) {
+                let user = user.ok_or_else(|| anyhow::anyhow!("say who with --as USER"))?;
+                let user = find_user(pool, &user).await?;
+                let p = super::for_user(pool, &user, &p.name).await?;
+                super::transitions::set(pool, &p, &user, stage, enable, reason.as_deref()).await?;
+            } else if disable || enable {
+                anyhow::bail!("say which stage's transition to change");
+            }
+            for t in super::transitions::list(pool, &p).await? {
+                if stage.as_ref().is_some_and(|s| *s != t.stage) {
+                    continue;
+                }
+                match (&t.disabled_by, &t.reason) {
+                    (Some(by), Some(why)) => println!("{}\tdisabled by {by}: {why}", t.stage),
+                    _ => println!("{}\tenabled", t.stage),
+                }
+            }
+            Ok(())
+        }
+        PipelineCommand::Events { name, execution } => {
+            let p = super::find(pool, &name)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no pipeline named {name:?}"))?;
+            let mut list = super::events::list(pool, &p.id, execution.as_deref(), 100).await?;
+            list.reverse();
+            for e in list {
+                let what = match (&e.stage, &e.action) {
+                    (Some(s), Some(a)) => format!("action {s}/{a}"),
+                    (Some(s), None) => format!("stage {s}"),
+                    _ => "execution".to_string(),
+                };
+                let summary = e.event["detail"]["summary"].as_str().unwrap_or("");
+                println!(
+                    "{}\t{}\t{what}\t{}\t{summary}",
+                    e.time, e.execution, e.state
+                );
+            }
             Ok(())
         }
         PipelineCommand::List => {

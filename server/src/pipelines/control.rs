@@ -3,6 +3,7 @@
 
 use sqlx::SqlitePool;
 
+use super::events::{self, Subject};
 use super::executions::{self, Row};
 use super::Pipeline;
 use crate::builds;
@@ -198,6 +199,8 @@ pub async fn retry(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    let why = format!("stage {stage} retried by {} ({mode})", user.name);
+    events::record(ctx, &row, Subject::Execution, "Resumed", Some(&why)).await?;
     tracing::info!(pipeline = %p.name, execution = %row.id, stage, mode, by = %user.name, "stage retried");
     Ok(())
 }
@@ -221,13 +224,17 @@ pub async fn stop(
         )));
     }
     let status = if abandon {
-        let builds: Vec<Option<String>> = sqlx::query_scalar(
-            "SELECT build_id FROM pipeline_actions WHERE execution_id = $1 AND status = 'InProgress'",
+        let cut: Vec<(i64, i64, Option<String>)> = sqlx::query_as(
+            "SELECT stage_index, action_index, build_id FROM pipeline_actions WHERE execution_id = $1 AND status = 'InProgress'",
         )
         .bind(&row.id)
         .fetch_all(&ctx.pool)
         .await?;
-        for b in builds.into_iter().flatten() {
+        for (si, ai, _) in &cut {
+            let subject = Subject::Action(*si as usize, *ai as usize);
+            events::record(ctx, &row, subject, "Abandoned", None).await?;
+        }
+        for b in cut.into_iter().filter_map(|c| c.2) {
             if let Some(build) = builds::find_build(&ctx.pool, &b).await? {
                 let _ = builds::stop(ctx, running, &build).await;
             }
@@ -247,6 +254,8 @@ pub async fn stop(
         .bind(&row.id)
         .execute(&ctx.pool)
         .await?;
+        let why = format!("stopped by {}", user.name);
+        events::record(ctx, &row, Subject::Execution, "Stopped", Some(&why)).await?;
         "Stopped"
     } else {
         sqlx::query(
@@ -256,6 +265,8 @@ pub async fn stop(
         .bind(&row.id)
         .execute(&ctx.pool)
         .await?;
+        let why = format!("stopped by {}", user.name);
+        events::record(ctx, &row, Subject::Execution, "Stopping", Some(&why)).await?;
         "Stopping"
     };
     tracing::info!(pipeline = %p.name, execution = %row.id, abandon, by = %user.name, "execution stopped");

@@ -13,11 +13,12 @@ use std::time::Duration;
 
 use nubo_runner::pipeline::{substitute, Action, Runs};
 
+use super::events::{self, Subject};
 use super::executions::{self, Row};
 use crate::builds;
 use crate::ctx::Ctx;
 use crate::db::now_ms;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// How long an approval waits for an answer (CodePipeline's 7 days).
 pub const APPROVAL_TIMEOUT_MS: i64 = 7 * 24 * 3_600_000;
@@ -79,7 +80,7 @@ pub async fn tick(ctx: &Ctx, running: &builds::Running, engine: &Engine) -> Resu
 }
 
 async fn end(ctx: &Ctx, id: &str, status: &str, reason: &str) -> Result<()> {
-    sqlx::query(
+    let done = sqlx::query(
         "UPDATE pipeline_executions SET status = $1, reason = $2, waiting = NULL, finished_at = $3
          WHERE id = $4 AND status IN ('InProgress', 'Stopping')",
     )
@@ -89,6 +90,11 @@ async fn end(ctx: &Ctx, id: &str, status: &str, reason: &str) -> Result<()> {
     .bind(id)
     .execute(&ctx.pool)
     .await?;
+    if done.rows_affected() > 0 {
+        if let Some(row) = executions::load(&ctx.pool, id).await? {
+            events::record(ctx, &row, Subject::Execution, status, Some(reason)).await?;
+        }
+    }
     tracing::info!(execution = %id, status, reason, "pipeline execution ended");
     Ok(())
 }
@@ -112,6 +118,14 @@ async fn set_action(
 ) -> Result<()> {
     let now = now_ms();
     let done = status != "InProgress";
+    let before: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT status FROM pipeline_actions WHERE execution_id = $1 AND stage_index = $2 AND action_index = $3",
+    )
+    .bind(&row.id)
+    .bind(row.stage_index as i64)
+    .bind(ai as i64)
+    .fetch_optional(&ctx.pool)
+    .await?;
     sqlx::query(
         "UPDATE pipeline_actions SET status = $1, summary = COALESCE($2, summary), build_id = COALESCE($3, build_id),
              started_at = COALESCE(started_at, $4), finished_at = CASE WHEN $5 THEN $4 ELSE NULL END
@@ -127,6 +141,10 @@ async fn set_action(
     .bind(ai as i64)
     .execute(&ctx.pool)
     .await?;
+    if before.flatten().as_deref() != Some(status) {
+        let subject = Subject::Action(row.stage_index, ai);
+        events::record(ctx, row, subject, status, summary).await?;
+    }
     Ok(())
 }
 
@@ -186,6 +204,8 @@ async fn advance(ctx: &Ctx, running: &builds::Running, row: &Row) -> Result<bool
             "stage {} failed: {}: {why}",
             stage.name, stage.actions[ai].name
         );
+        let subject = Subject::Stage(row.stage_index);
+        events::record(ctx, row, subject, "Failed", Some(&reason)).await?;
         end(ctx, &row.id, "Failed", &reason).await?;
         return Ok(false);
     }
@@ -207,6 +227,7 @@ async fn advance(ctx: &Ctx, running: &builds::Running, row: &Row) -> Result<bool
         .map(|(_, a)| a.run_order)
         .min();
     let Some(order) = next else {
+        events::record(ctx, row, Subject::Stage(row.stage_index), "Succeeded", None).await?;
         sqlx::query("UPDATE pipeline_executions SET stage_index = stage_index + 1, entered = FALSE, waiting = NULL WHERE id = $1")
             .bind(&row.id)
             .execute(&ctx.pool)
@@ -229,20 +250,21 @@ async fn enter(ctx: &Ctx, row: &Row, stage: &str) -> Result<bool> {
     let mode = row.declaration.execution_mode.as_str();
     if mode != "PARALLEL" {
         if mode == "SUPERSEDED" {
-            let superseded = sqlx::query(
-                "UPDATE pipeline_executions SET status = 'Superseded', waiting = NULL, finished_at = $1,
-                     reason = 'superseded by execution #' || $2 || ' while waiting for stage ' || $3
-                 WHERE pipeline_id = $4 AND status = 'InProgress' AND NOT entered AND stage_index = $5 AND number < $2",
+            let older: Vec<String> = sqlx::query_scalar(
+                "SELECT id FROM pipeline_executions
+                 WHERE pipeline_id = $1 AND status = 'InProgress' AND NOT entered AND stage_index = $2 AND number < $3",
             )
-            .bind(now_ms())
-            .bind(row.number)
-            .bind(stage)
             .bind(&row.pipeline_id)
             .bind(row.stage_index as i64)
-            .execute(&ctx.pool)
+            .bind(row.number)
+            .fetch_all(&ctx.pool)
             .await?;
-            if superseded.rows_affected() > 0 {
-                tracing::info!(execution = %row.id, stage, "superseded older waiting executions");
+            for id in older {
+                let why = format!(
+                    "superseded by execution #{} while waiting for stage {stage}",
+                    row.number
+                );
+                superseded(ctx, &id, &why, "AND NOT entered").await?;
             }
         }
         let held: Option<(String, i64)> = sqlx::query_as(
@@ -289,6 +311,17 @@ async fn enter(ctx: &Ctx, row: &Row, stage: &str) -> Result<bool> {
             return Ok(false);
         }
     }
+    if row.stage_index > 0 {
+        if let Some((reason, by)) =
+            super::transitions::disabled(&ctx.pool, &row.pipeline_id, stage).await?
+        {
+            let why = format!("the transition into stage {stage} is disabled by {by}: {reason}");
+            if row.waiting.as_deref() != Some(why.as_str()) {
+                set_waiting(ctx, &row.id, Some(&why)).await?;
+            }
+            return Ok(false);
+        }
+    }
     let mut tx = ctx.pool.begin().await?;
     sqlx::query("UPDATE pipeline_executions SET entered = TRUE, waiting = NULL WHERE id = $1 AND NOT entered")
         .bind(&row.id)
@@ -306,6 +339,14 @@ async fn enter(ctx: &Ctx, row: &Row, stage: &str) -> Result<bool> {
         .await?;
     }
     tx.commit().await?;
+    events::record(
+        ctx,
+        row,
+        Subject::Stage(row.stage_index),
+        "InProgress",
+        None,
+    )
+    .await?;
     Ok(true)
 }
 
@@ -340,16 +381,14 @@ async fn supersede_at_approval(ctx: &Ctx, id: &str, newer: &Row, stage: &str) ->
         "superseded by execution #{} while waiting for approval in stage {stage} (Supersede: true)",
         newer.number
     );
-    let mut tx = ctx.pool.begin().await?;
-    let done = sqlx::query(
-        "UPDATE pipeline_executions SET status = 'Superseded', reason = $1, waiting = NULL, finished_at = $2
-         WHERE id = $3 AND status = 'InProgress'",
+    let gates: Vec<i64> = sqlx::query_scalar(
+        "SELECT action_index FROM pipeline_actions WHERE execution_id = $1 AND stage_index = $2 AND status = 'InProgress'",
     )
-    .bind(&why)
-    .bind(now)
     .bind(id)
-    .execute(&mut *tx)
+    .bind(older.stage_index as i64)
+    .fetch_all(&ctx.pool)
     .await?;
+    let mut tx = ctx.pool.begin().await?;
     sqlx::query(
         "UPDATE pipeline_actions SET status = 'Abandoned', summary = $1, finished_at = $2
          WHERE execution_id = $3 AND status = 'InProgress'",
@@ -360,11 +399,37 @@ async fn supersede_at_approval(ctx: &Ctx, id: &str, newer: &Row, stage: &str) ->
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    for ai in gates {
+        let subject = Subject::Action(older.stage_index, ai as usize);
+        events::record(ctx, &older, subject, "Abandoned", Some(&why)).await?;
+    }
     tracing::info!(execution = %id, by = %newer.id, stage, "superseded at an approval");
-    Ok(done.rows_affected() > 0)
+    superseded(ctx, id, &why, "").await
 }
 
-fn resolve(row: &Row, text: &str) -> String {
+/// Marks the open execution `id` Superseded (with `also`, an extra
+/// condition); answers whether it was.
+async fn superseded(ctx: &Ctx, id: &str, why: &str, also: &str) -> Result<bool> {
+    let done = sqlx::query(&format!(
+        "UPDATE pipeline_executions SET status = 'Superseded', reason = $1, waiting = NULL, finished_at = $2
+         WHERE id = $3 AND status = 'InProgress' {also}"
+    ))
+    .bind(why)
+    .bind(now_ms())
+    .bind(id)
+    .execute(&ctx.pool)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    if let Some(row) = executions::load(&ctx.pool, id).await? {
+        events::record(ctx, &row, Subject::Execution, "Superseded", Some(why)).await?;
+    }
+    tracing::info!(execution = %id, why, "execution superseded");
+    Ok(true)
+}
+
+pub(super) fn resolve(row: &Row, text: &str) -> String {
     substitute(text, |ns, key| {
         row.variables.get(ns).and_then(|m| m.get(key)).cloned()
     })
@@ -401,7 +466,7 @@ async fn begin(
             let summary = format!("{repo} at {}", &row.commit[..row.commit.len().min(10)]);
             set_action(ctx, row, ai, "Succeeded", Some(&summary), None).await
         }
-        Runs::Build => match start_build(ctx, running, row, action).await {
+        Runs::Build => match super::build_action::start(ctx, running, row, action).await {
             Ok(build) => {
                 let summary = format!("build {} queued", build.id);
                 set_action(ctx, row, ai, "InProgress", Some(&summary), Some(&build.id)).await
@@ -425,63 +490,6 @@ async fn begin(
             set_action(ctx, row, ai, "Failed", Some(&why), None).await
         }
     }
-}
-
-/// Starts a CodeBuild action's build as the pipeline's creator, with its
-/// `EnvironmentVariables` (variables resolved); the execution's commit
-/// when the project builds the pipeline's source repository.
-async fn start_build(
-    ctx: &Ctx,
-    running: &builds::Running,
-    row: &Row,
-    action: &Action,
-) -> Result<builds::Build> {
-    let pipeline = super::find_by_id(&ctx.pool, &row.pipeline_id)
-        .await?
-        .ok_or_else(|| Error::NotFound("the pipeline was deleted".into()))?;
-    // A definition in a repository runs as whoever pushed or started it.
-    let owner = match &pipeline.defined_in {
-        Some(_) => crate::identity::accounts::require_by_name(&ctx.pool, &row.trigger.by).await?,
-        None => super::owner(&ctx.pool, &pipeline).await?,
-    };
-    let name = action.config("ProjectName").unwrap_or_default();
-    let project = builds::project_for(&ctx.pool, &owner, name).await?;
-    crate::repos::authorize(&ctx.pool, &project.repo, &owner, "codecommit:GitPull").await?;
-    let mut env = BTreeMap::new();
-    if let Some(text) = action.config("EnvironmentVariables") {
-        let list: Vec<serde_json::Value> =
-            serde_json::from_str(&resolve(row, text)).map_err(|e| {
-                Error::invalid(
-                    "EnvironmentVariables",
-                    format!("EnvironmentVariables is not a JSON list: {e}"),
-                )
-            })?;
-        for v in list {
-            let kind = v["type"].as_str().unwrap_or("PLAINTEXT");
-            if kind != "PLAINTEXT" {
-                return Err(Error::invalid("EnvironmentVariables", format!("variables of type {kind} are not supported here: use the buildspec's env instead")));
-            }
-            let (Some(k), Some(val)) = (v["name"].as_str(), v["value"].as_str()) else {
-                return Err(Error::invalid(
-                    "EnvironmentVariables",
-                    "each variable needs a name and a value",
-                ));
-            };
-            env.insert(k.to_string(), val.to_string());
-        }
-    }
-    env.insert("CODEPIPELINE_EXECUTION_ID".into(), row.id.clone());
-    env.insert("CODEPIPELINE_PIPELINE_NAME".into(), pipeline.name.clone());
-    let (repo, _) = row.declaration.source().unwrap_or_default();
-    let same_repo = project.repo.eq_ignore_ascii_case(repo);
-    let request = builds::StartBuild {
-        branch: same_repo.then(|| row.branch.clone()),
-        commit: same_repo.then(|| row.commit.clone()),
-        env: Some(env),
-    };
-    let build = builds::start(&ctx.pool, &project, &owner, request).await?;
-    running.wake.notify_one();
-    Ok(build)
 }
 
 /// Follows a running action; answers whether it ended.

@@ -18,12 +18,15 @@ use crate::error::{Error, Result};
 use crate::identity::accounts::{self, User};
 
 pub mod api;
+mod build_action;
 pub mod cli;
 pub mod control;
 pub mod engine;
+pub mod events;
 pub mod executions;
 pub mod in_repo;
 pub mod pages;
+pub mod transitions;
 pub mod triggers;
 
 pub use executions::Execution;
@@ -328,6 +331,9 @@ pub async fn start(
     .bind(now_ms())
     .execute(&ctx.pool)
     .await?;
+    if let Some(row) = executions::load(&ctx.pool, &id).await? {
+        events::record(ctx, &row, events::Subject::Execution, "InProgress", None).await?;
+    }
     tracing::info!(pipeline = %pipeline.name, execution = %id, commit, by = %trigger.by, "pipeline execution started");
     Ok(id)
 }

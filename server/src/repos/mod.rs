@@ -10,6 +10,7 @@ pub mod browse;
 pub mod cli;
 pub mod git_http;
 pub mod hook;
+mod hookshot;
 pub mod pages;
 pub mod pushes;
 pub mod ssh;

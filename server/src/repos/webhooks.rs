@@ -5,8 +5,6 @@
 //! Deliveries are rows in the database before any attempt, so a restart
 //! resumes them. A worker task sends what is due.
 
-use std::time::Duration;
-
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -18,6 +16,8 @@ use crate::db::{new_id, now_ms, rfc3339};
 use crate::error::{Error, Result};
 use crate::events::RefUpdate;
 use crate::identity::policy::glob;
+
+pub use super::hookshot::spawn_worker;
 
 /// Attempts per delivery before it is marked failed.
 pub const MAX_ATTEMPTS: i64 = 6;
@@ -98,7 +98,7 @@ fn check_url(url: &str) -> Result<()> {
 }
 
 /// A URL whose host is an address literal the policy refuses.
-fn literal_refused(policy: &crate::netguard::Policy, url: &str) -> Option<String> {
+pub(super) fn literal_refused(policy: &crate::netguard::Policy, url: &str) -> Option<String> {
     let parsed = reqwest::Url::parse(url).ok()?;
     let host = parsed.host_str()?;
     let ip: std::net::IpAddr = host
@@ -110,17 +110,30 @@ fn literal_refused(policy: &crate::netguard::Policy, url: &str) -> Option<String
 }
 
 pub async fn create(ctx: &Ctx, repo_id: &str, body: NewWebhook) -> Result<CreatedWebhook> {
+    create_in(ctx, repo_id, None, body, EVENTS).await
+}
+
+/// A webhook of a repository or, with `pipeline_id`, a pipeline's
+/// notification rule (kept with its source repository, sent by the same
+/// worker), taking the events in `allowed`.
+pub async fn create_in(
+    ctx: &Ctx,
+    repo_id: &str,
+    pipeline_id: Option<&str>,
+    body: NewWebhook,
+    allowed: &[&str],
+) -> Result<CreatedWebhook> {
     check_url(&body.url).map_err(|e| e.on_field("url"))?;
     let policy = crate::netguard::Policy::new(&ctx.settings.webhook_allowed_networks);
     if let Some(why) = literal_refused(&policy, &body.url) {
         return Err(Error::invalid("url", format!("webhook URL: {why}")));
     }
     let events = body.events.unwrap_or_else(|| vec!["all".into()]);
-    if events.is_empty() || events.iter().any(|e| !EVENTS.contains(&e.as_str())) {
-        return Err(Error::Unprocessable(format!(
-            "events must be some of {}",
-            EVENTS.join(", ")
-        )));
+    if events.is_empty() || events.iter().any(|e| !allowed.contains(&e.as_str())) {
+        return Err(Error::invalid(
+            "events",
+            format!("events must be some of {}", allowed.join(", ")),
+        ));
     }
     let branches = body.branches.unwrap_or_default();
     if branches.iter().any(|b| b.is_empty() || b.len() > 200) {
@@ -148,7 +161,8 @@ pub async fn create(ctx: &Ctx, repo_id: &str, body: NewWebhook) -> Result<Create
     let id = new_id();
     let now = now_ms();
     sqlx::query(
-        "INSERT INTO webhooks (id, repo_id, url, sealed_secret, events, branches, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO webhooks (id, repo_id, url, sealed_secret, events, branches, created_at, pipeline_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&id)
     .bind(repo_id)
@@ -157,6 +171,7 @@ pub async fn create(ctx: &Ctx, repo_id: &str, body: NewWebhook) -> Result<Create
     .bind(serde_json::to_string(&events).unwrap_or_default())
     .bind(serde_json::to_string(&branches).unwrap_or_default())
     .bind(now)
+    .bind(pipeline_id)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -189,7 +204,8 @@ pub async fn list<'e>(
     repo_id: &str,
 ) -> Result<Vec<Webhook>> {
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, url, events, branches, created_at FROM webhooks WHERE repo_id = $1 ORDER BY created_at, id",
+        "SELECT id, url, events, branches, created_at FROM webhooks WHERE repo_id = $1 AND pipeline_id IS NULL
+         ORDER BY created_at, id",
     )
     .bind(repo_id)
     .fetch_all(pool)
@@ -197,12 +213,71 @@ pub async fn list<'e>(
     Ok(rows.into_iter().map(from_row).collect())
 }
 
+/// A pipeline's notification rules.
+pub async fn list_for_pipeline<'e>(
+    pool: impl sqlx::Executor<'e, Database = sqlx::Sqlite>,
+    pipeline_id: &str,
+) -> Result<Vec<Webhook>> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, url, events, branches, created_at FROM webhooks WHERE pipeline_id = $1 ORDER BY created_at, id",
+    )
+    .bind(pipeline_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(from_row).collect())
+}
+
+/// Records one delivery of `payload` to `hook_id` (sent by the worker).
+pub async fn enqueue_one(
+    conn: &mut sqlx::SqliteConnection,
+    hook_id: &str,
+    event: &str,
+    payload: &serde_json::Value,
+) -> Result<()> {
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (id, webhook_id, event, payload, attempts, state, created_at, next_attempt_at)
+         VALUES ($1, $2, $3, $4, 0, 'pending', $5, $5)",
+    )
+    .bind(new_id())
+    .bind(hook_id)
+    .bind(event)
+    .bind(payload.to_string())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Whose webhook: a repository's own, or a pipeline's notification rule.
+#[derive(Debug, Clone, Copy)]
+pub enum Owner<'a> {
+    Repo(&'a str),
+    Pipeline(&'a str),
+}
+
+impl Owner<'_> {
+    fn condition(&self) -> (&'static str, &str) {
+        match self {
+            Owner::Repo(id) => ("w.repo_id = $2 AND w.pipeline_id IS NULL", id),
+            Owner::Pipeline(id) => ("w.pipeline_id = $2", id),
+        }
+    }
+}
+
 pub async fn delete(pool: &SqlitePool, repo_id: &str, id: &str) -> Result<()> {
-    let done = sqlx::query("DELETE FROM webhooks WHERE id = $1 AND repo_id = $2")
-        .bind(id)
-        .bind(repo_id)
-        .execute(pool)
-        .await?;
+    delete_of(pool, Owner::Repo(repo_id), id).await
+}
+
+pub async fn delete_of(pool: &SqlitePool, owner: Owner<'_>, id: &str) -> Result<()> {
+    let (cond, value) = owner.condition();
+    let done = sqlx::query(&format!(
+        "DELETE FROM webhooks WHERE id IN (SELECT w.id FROM webhooks w WHERE w.id = $1 AND {cond})"
+    ))
+    .bind(id)
+    .bind(value)
+    .execute(pool)
+    .await?;
     if done.rows_affected() == 0 {
         return Err(Error::NotFound(format!("no webhook with id {id:?}")));
     }
@@ -210,6 +285,11 @@ pub async fn delete(pool: &SqlitePool, repo_id: &str, id: &str) -> Result<()> {
 }
 
 pub async fn deliveries(pool: &SqlitePool, repo_id: &str, id: &str) -> Result<Vec<Delivery>> {
+    deliveries_of(pool, Owner::Repo(repo_id), id).await
+}
+
+pub async fn deliveries_of(pool: &SqlitePool, owner: Owner<'_>, id: &str) -> Result<Vec<Delivery>> {
+    let (cond, value) = owner.condition();
     type D = (
         String,
         String,
@@ -219,13 +299,13 @@ pub async fn deliveries(pool: &SqlitePool, repo_id: &str, id: &str) -> Result<Ve
         Option<String>,
         i64,
     );
-    let rows: Vec<D> = sqlx::query_as(
+    let rows: Vec<D> = sqlx::query_as(&format!(
         "SELECT d.id, d.event, d.state, d.attempts, d.last_status, d.last_error, d.created_at
          FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-         WHERE w.id = $1 AND w.repo_id = $2 ORDER BY d.created_at DESC, d.id LIMIT 100",
-    )
+         WHERE w.id = $1 AND {cond} ORDER BY d.created_at DESC, d.id LIMIT 100"
+    ))
     .bind(id)
-    .bind(repo_id)
+    .bind(value)
     .fetch_all(pool)
     .await?;
     Ok(rows
@@ -238,6 +318,28 @@ pub async fn deliveries(pool: &SqlitePool, repo_id: &str, id: &str) -> Result<Ve
             last_status: r.4,
             last_error: r.5,
             created_at: rfc3339(r.6),
+        })
+        .collect())
+}
+
+/// The latest `n` deliveries of a webhook as pages list them: event,
+/// state, attempts, and the last HTTP status or error.
+pub async fn recent(
+    pool: &SqlitePool,
+    owner: Owner<'_>,
+    id: &str,
+    n: usize,
+) -> Result<Vec<(String, String, i64, String)>> {
+    Ok(deliveries_of(pool, owner, id)
+        .await?
+        .into_iter()
+        .take(n)
+        .map(|d| {
+            let last = d
+                .last_error
+                .or(d.last_status.map(|s| format!("HTTP {s}")))
+                .unwrap_or_default();
+            (d.event, d.state, d.attempts, last)
         })
         .collect())
 }
@@ -287,18 +389,7 @@ pub async fn enqueue(
             "pusher": update.pusher,
             "time": update.time,
         });
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO webhook_deliveries (id, webhook_id, event, payload, attempts, state, created_at, next_attempt_at)
-             VALUES ($1, $2, $3, $4, 0, 'pending', $5, $5)",
-        )
-        .bind(new_id())
-        .bind(&hook.id)
-        .bind(event)
-        .bind(payload.to_string())
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+        enqueue_one(&mut *conn, &hook.id, event, &payload).await?;
         n += 1;
     }
     Ok(n)
@@ -309,133 +400,6 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-/// Sends every due delivery once; returns how many were attempted.
-pub async fn deliver_due(ctx: &Ctx, http: &reqwest::Client) -> Result<usize> {
-    type Due = (String, String, String, i64, String, String);
-    let due: Vec<Due> = sqlx::query_as(
-        "SELECT d.id, d.event, d.payload, d.attempts, w.url, w.sealed_secret
-         FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-         WHERE d.state = 'pending' AND d.next_attempt_at <= $1 ORDER BY d.next_attempt_at LIMIT 50",
-    )
-    .bind(now_ms())
-    .fetch_all(&ctx.pool)
-    .await?;
-    let policy = crate::netguard::Policy::new(&ctx.settings.webhook_allowed_networks);
-    for (id, event, payload, attempts, url, sealed) in &due {
-        let secret = ctx.master.open(SECRET_CONTEXT, sealed)?;
-        // Address literals never reach the resolver: checked here.
-        if let Some(why) = literal_refused(&policy, url) {
-            record_attempt(ctx, id, *attempts, None, Some(why)).await?;
-            continue;
-        }
-        let result = http
-            .post(url)
-            .header("content-type", "application/json")
-            .header(
-                "user-agent",
-                concat!("Nubo-Hookshot/", env!("CARGO_PKG_VERSION")),
-            )
-            .header("x-nubo-event", event.as_str())
-            .header("x-nubo-delivery", id.as_str())
-            .header(
-                "x-nubo-signature-256",
-                signature(&secret, payload.as_bytes()),
-            )
-            .body(payload.clone())
-            .send()
-            .await;
-        let (status, error) = match result {
-            Ok(r) => (
-                Some(r.status().as_u16() as i64),
-                (!r.status().is_success()).then(|| format!("HTTP {}", r.status())),
-            ),
-            Err(e) => (
-                None,
-                Some(if e.is_timeout() {
-                    "timed out".to_string()
-                } else if let Some(why) = crate::netguard::refusal(&e) {
-                    why
-                } else {
-                    "connection failed".to_string()
-                }),
-            ),
-        };
-        record_attempt(ctx, id, *attempts, status, error).await?;
-    }
-    Ok(due.len())
-}
-
-/// Records one attempt's outcome and when the next one is due.
-async fn record_attempt(
-    ctx: &Ctx,
-    id: &str,
-    attempts: i64,
-    status: Option<i64>,
-    error: Option<String>,
-) -> Result<()> {
-    let base = ctx.settings.webhook_retry_base_ms as i64;
-    let tries = attempts + 1;
-    let (state_name, next, finished) = match &error {
-        None => ("delivered", now_ms(), Some(now_ms())),
-        Some(_) if tries >= MAX_ATTEMPTS => ("failed", now_ms(), Some(now_ms())),
-        Some(_) => (
-            "pending",
-            now_ms() + base * (1i64 << (tries - 1).min(16)),
-            None,
-        ),
-    };
-    sqlx::query(
-            "UPDATE webhook_deliveries SET attempts = $1, state = $2, last_status = $3, last_error = $4,
-             next_attempt_at = $5, finished_at = $6 WHERE id = $7",
-        )
-        .bind(tries)
-        .bind(state_name)
-        .bind(status)
-        .bind(&error)
-        .bind(next)
-        .bind(finished)
-        .bind(id)
-        .execute(&ctx.pool)
-        .await?;
-    Ok(())
-}
-
-/// Runs for the life of the server: sends the deliveries that are due (the
-/// pre-receive hook records them with the push), waking at once on a push.
-pub fn spawn_worker(ctx: Ctx) {
-    let mut events = ctx.events.subscribe();
-    tokio::spawn(async move {
-        // No redirects (a public URL could send the delivery to an inner
-        // address), no proxy from the environment, and only addresses the
-        // policy allows, checked after resolution.
-        let policy = crate::netguard::Policy::new(&ctx.settings.webhook_allowed_networks);
-        let http = match reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .dns_resolver(policy.resolver())
-            .build()
-        {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "webhook client unavailable");
-                return;
-            }
-        };
-        loop {
-            if let Err(e) = deliver_due(&ctx, &http).await {
-                tracing::warn!(error = %e, "webhook delivery round failed");
-            }
-            // A push wakes the worker; the timer is the backstop (and the
-            // pace of retries).
-            let woken = tokio::time::timeout(Duration::from_millis(200), events.recv()).await;
-            if let Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) = woken {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    });
 }
 
 /// Master key rotation: every webhook's secret re-sealed.

@@ -238,12 +238,13 @@ pub fn build(args: BuildArgs) -> anyhow::Result<()> {
         let (k, v) = kv
             .split_once('=')
             .ok_or_else(|| anyhow::anyhow!("--env takes KEY=VALUE, not {kv:?}"))?;
-        // The two a batch gives its builds are CodeBuild's own.
-        let batch_var = matches!(
+        // The two a batch gives its builds are CodeBuild's own, and so
+        // are a pipeline build's secondary inputs' directories.
+        let own = matches!(
             k,
             "CODEBUILD_BATCH_BUILD_IDENTIFIER" | "CODEBUILD_BUILD_BATCH_TRIGGERED"
-        );
-        if k.starts_with("CODEBUILD_") && !batch_var {
+        ) || k.starts_with("CODEBUILD_SRC_DIR_");
+        if k.starts_with("CODEBUILD_") && !own {
             bail!("{k}: the CODEBUILD_ prefix is reserved");
         }
         overrides.push((k.to_string(), v.to_string()));

@@ -176,6 +176,7 @@ pub async fn run(cmd: ProjectCommand, ctx: &Ctx) -> anyhow::Result<()> {
                 branch,
                 commit,
                 env: None,
+                ..Default::default()
             };
             // A batch buildspec starts a batch (its plan read from a working
             // copy restored here); a running server runs what is queued.

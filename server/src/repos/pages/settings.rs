@@ -65,18 +65,8 @@ async fn render_settings(
         repos::authorize(&state.pool, name, &user.user, "codecommit:DeleteRepository").await?;
     let mut rows = Vec::new();
     for h in crate::repos::webhooks::list(&state.pool, &repo.id).await? {
-        let deliveries = crate::repos::webhooks::deliveries(&state.pool, &repo.id, &h.id)
-            .await?
-            .into_iter()
-            .take(5)
-            .map(|d| {
-                let last = d
-                    .last_error
-                    .or(d.last_status.map(|s| format!("HTTP {s}")))
-                    .unwrap_or_default();
-                (d.event, d.state, d.attempts, last)
-            })
-            .collect();
+        let owner = crate::repos::webhooks::Owner::Repo(&repo.id);
+        let deliveries = crate::repos::webhooks::recent(&state.pool, owner, &h.id, 5).await?;
         let filter = if h.branches.is_empty() {
             "all refs".to_string()
         } else {

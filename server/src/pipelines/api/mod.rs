@@ -13,11 +13,15 @@ use utoipa_axum::routes;
 
 use crate::error::{Error, ErrorBody, Json, Result};
 use crate::http::auth::CurrentUser;
+use crate::pipelines::transitions::{self, Transition};
 use crate::pipelines::{self, control, executions, Execution, Problem, Refused, Trigger};
 use crate::state::AppState;
 
+mod notify;
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .merge(notify::router())
         .routes(routes!(list_pipelines, create_pipeline))
         .routes(routes!(dry_run))
         .routes(routes!(get_pipeline, put_pipeline, delete_pipeline))
@@ -26,6 +30,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(approve))
         .routes(routes!(retry))
         .routes(routes!(stop))
+        .routes(routes!(list_transitions))
+        .routes(routes!(set_transition))
 }
 
 /// A refused declaration: 422 with every problem and its place.
@@ -376,4 +382,54 @@ async fn dry_run(
     Ok(Json(
         serde_json::json!({"results": results, "summary": summary}),
     ))
+}
+
+/// The transitions into each stage but the first: enabled, or disabled
+/// with who, when and why.
+#[utoipa::path(get, path = "/pipelines/{name}/transitions", tag = "pipelines",
+    params(("name" = String, Path, description = "Pipeline name")),
+    responses((status = 200, body = Vec<Transition>), (status = 404, body = ErrorBody)))]
+async fn list_transitions(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<Transition>>> {
+    let p = pipelines::for_user(&state.pool, &current.user, &name).await?;
+    Ok(Json(transitions::list(&state.pool, &p).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetTransition {
+    pub enabled: bool,
+    /// Why (required to disable; at most 300 characters, one line).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Disable (with a reason) or enable the transition into a stage.
+/// Executions reaching a disabled transition wait before the stage (under
+/// SUPERSEDED only the newest); enabling it lets them in.
+#[utoipa::path(post, path = "/pipelines/{name}/transitions/{stage}", tag = "pipelines",
+    params(("name" = String, Path, description = "Pipeline name"), ("stage" = String, Path, description = "The stage the transition leads into")),
+    request_body = SetTransition,
+    responses((status = 200, body = Transition), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn set_transition(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path((name, stage)): Path<(String, String)>,
+    Json(body): Json<SetTransition>,
+) -> Result<Json<Transition>> {
+    let p = pipelines::for_user(&state.pool, &current.user, &name).await?;
+    let t = transitions::set(
+        &state.pool,
+        &p,
+        &current.user,
+        &stage,
+        body.enabled,
+        body.reason.as_deref(),
+    )
+    .await?;
+    state.pipelines.wake.notify_one();
+    Ok(Json(t))
 }

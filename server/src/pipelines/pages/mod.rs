@@ -3,6 +3,8 @@
 //! approve or reject, retry, stop). `…/live` answers the execution part
 //! alone, for the page's island to swap while it runs.
 
+mod notify;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect};
@@ -15,7 +17,7 @@ use serde::Deserialize;
 use crate::error::Error;
 use crate::http::auth::PageUser;
 use crate::http::pages::{context, refused_form, set_flash, PageResult};
-use crate::pipelines::{self, control, executions, Trigger};
+use crate::pipelines::{self, control, executions, transitions, Trigger};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -23,6 +25,12 @@ pub fn routes() -> Router<AppState> {
         .route("/pipelines", get(list_page).post(create))
         .route("/pipelines/{name}", get(pipeline_page))
         .route("/pipelines/{name}/start", post(start))
+        .route("/pipelines/{name}/transitions/{stage}", post(transition))
+        .route("/pipelines/{name}/notifications", post(notify::add))
+        .route(
+            "/pipelines/{name}/notifications/{id}/delete",
+            post(notify::remove),
+        )
         .route("/pipelines/{name}/executions/{id}", get(execution_page))
         .route("/pipelines/{name}/executions/{id}/live", get(live))
         .route("/pipelines/{name}/executions/{id}/approval", post(approve))
@@ -138,13 +146,26 @@ fn history_view(row: &executions::Row) -> view::ExecutionView {
     }
 }
 
-fn execution_view(e: executions::Execution, row: &executions::Row) -> view::ExecutionView {
+fn execution_view(
+    e: executions::Execution,
+    row: &executions::Row,
+    transitions: &[transitions::Transition],
+) -> view::ExecutionView {
     let trigger = trigger_text(&e.trigger);
     let stages = e
         .stages
         .into_iter()
         .enumerate()
         .map(|(si, s)| view::StageView {
+            inbound: transitions
+                .iter()
+                .find(|t| t.stage == s.name && si > 0)
+                .map(|t| view::TransitionView {
+                    enabled: t.enabled,
+                    note: t.disabled_by.as_ref().map(|by| {
+                        format!("Disabled by {by}: {}", t.reason.clone().unwrap_or_default())
+                    }),
+                }),
             name: s.name,
             status: s.status,
             actions: s
@@ -201,18 +222,22 @@ async fn render_pipeline(
         Some(row) => Some(execution_view(
             executions::state(&state.pool, &p.name, &row).await?,
             &row,
+            &transitions::list(&state.pool, &p).await?,
         )),
         None => None,
     };
     let history = rows.iter().map(history_view).collect();
     let (repo, branch) = p.declaration.source().unwrap_or_default();
     let ctx = context(user, &p.name, Nav::Pipelines).await;
+    let (events, rules) = notify::rows(state, &p).await?;
     Ok(Html(view::pipeline_page(
         &ctx,
         &p.name,
         &format!("{repo}@{branch}"),
         current,
         history,
+        events,
+        rules,
     ))
     .into_response())
 }
@@ -240,7 +265,11 @@ async fn live(
     Path((name, id)): Path<(String, String)>,
 ) -> PageResult {
     let (p, row) = control::execution(&state.pool, &user.user, &name, &id, false).await?;
-    let e = execution_view(executions::state(&state.pool, &p.name, &row).await?, &row);
+    let e = execution_view(
+        executions::state(&state.pool, &p.name, &row).await?,
+        &row,
+        &transitions::list(&state.pool, &p).await?,
+    );
     let ctx = context(&user, &p.name, Nav::Pipelines).await;
     Ok((
         [(axum::http::header::CACHE_CONTROL, "no-store")],
@@ -364,4 +393,42 @@ async fn stop(
         .await
         .map(|s| format!("The execution is {}.", s.to_lowercase()));
     after(&state, &user, &name, &id, done).await
+}
+
+#[derive(Deserialize)]
+struct TransitionForm {
+    enabled: bool,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn transition(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path((name, stage)): Path<(String, String)>,
+    Form(f): Form<TransitionForm>,
+) -> PageResult {
+    let p = pipelines::for_user(&state.pool, &user.user, &name).await?;
+    let done = transitions::set(
+        &state.pool,
+        &p,
+        &user.user,
+        &stage,
+        f.enabled,
+        Some(&f.reason),
+    )
+    .await;
+    let flash = match done {
+        Ok(t) => {
+            state.pipelines.wake.notify_one();
+            let word = if t.enabled { "enabled" } else { "disabled" };
+            Flash::Ok(format!("The transition into {stage} is {word}."))
+        }
+        Err(e @ Error::Invalid { .. }) => {
+            Flash::Error(crate::http::pages::capitalise(&e.to_string()))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    set_flash(&user.session, flash).await;
+    Ok(Redirect::to(&format!("/pipelines/{}", p.name)).into_response())
 }

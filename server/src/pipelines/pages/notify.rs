@@ -1,0 +1,117 @@
+//! The events and notification rules on a pipeline's page, and the forms
+//! that add and remove a rule.
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect};
+use nubo_frontend::pipeline_events::{EventRow, RuleRow};
+use nubo_frontend::Flash;
+
+use crate::error::{Error, Result};
+use crate::http::auth::PageUser;
+use crate::http::pages::{capitalise, set_flash, PageResult};
+use crate::pipelines::events::{self, RULE_EVENTS};
+use crate::pipelines::{self, Pipeline};
+use crate::repos::webhooks::{self, NewWebhook, Owner};
+use crate::state::AppState;
+
+/// The latest events and every rule with its recent deliveries.
+pub async fn rows(state: &AppState, p: &Pipeline) -> Result<(Vec<EventRow>, Vec<RuleRow>)> {
+    let events = events::list(&state.pool, &p.id, None, 25)
+        .await?
+        .into_iter()
+        .map(|e| EventRow {
+            what: match (&e.stage, &e.action) {
+                (Some(s), Some(a)) => format!("action {s}/{a}"),
+                (Some(s), None) => format!("stage {s}"),
+                _ => "execution".to_string(),
+            },
+            summary: e.event["detail"]["summary"].as_str().map(str::to_string),
+            time: e.time,
+            execution: e.execution,
+            state: e.state,
+        })
+        .collect();
+    let mut rules = Vec::new();
+    for r in webhooks::list_for_pipeline(&state.pool, &p.id).await? {
+        let deliveries = webhooks::recent(&state.pool, Owner::Pipeline(&p.id), &r.id, 5).await?;
+        rules.push(RuleRow {
+            events: r.events.join(", "),
+            id: r.id,
+            url: r.url,
+            deliveries,
+        });
+    }
+    Ok((events, rules))
+}
+
+async fn back(user: &PageUser, name: &str, flash: Flash) -> PageResult {
+    set_flash(&user.session, flash).await;
+    Ok(Redirect::to(&format!("/pipelines/{name}")).into_response())
+}
+
+/// The rule form: `url`, `secret` and any number of `events`.
+pub async fn add(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path(name): Path<String>,
+    body: String,
+) -> PageResult {
+    let p = pipelines::for_user(&state.pool, &user.user, &name).await?;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&body).unwrap_or_default();
+    let field = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let chosen: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "events")
+        .map(|(_, v)| v.clone())
+        .collect();
+    if chosen.is_empty() {
+        let flash = Flash::Error("Pick at least one change to be told about.".into());
+        return back(&user, &p.name, flash).await;
+    }
+    let (repo, _) = p.declaration.source().unwrap_or_default();
+    let Some(repo) = crate::repos::find(&state.pool, repo).await? else {
+        let flash = Flash::Error(format!("The source repository {repo} does not exist."));
+        return back(&user, &p.name, flash).await;
+    };
+    let rule = NewWebhook {
+        url: field("url"),
+        secret: Some(field("secret")),
+        events: Some(chosen),
+        branches: None,
+    };
+    match webhooks::create_in(&state, &repo.id, Some(&p.id), rule, RULE_EVENTS).await {
+        Ok(_) => {
+            back(
+                &user,
+                &p.name,
+                Flash::Ok("Added the notification rule.".into()),
+            )
+            .await
+        }
+        Err(e @ (Error::Invalid { .. } | Error::Unprocessable(_))) => {
+            back(&user, &p.name, Flash::Error(capitalise(&e.to_string()))).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path((name, id)): Path<(String, String)>,
+) -> PageResult {
+    let p = pipelines::for_user(&state.pool, &user.user, &name).await?;
+    webhooks::delete_of(&state.pool, Owner::Pipeline(&p.id), &id).await?;
+    back(
+        &user,
+        &p.name,
+        Flash::Ok("The notification rule was removed.".into()),
+    )
+    .await
+}

@@ -1,0 +1,223 @@
+//! What holds or steers an execution between and inside stages: actions
+//! of one run order run side by side and the next after them, with the
+//! artifacts of the earlier builds in their source; a disabled transition
+//! (with its reason) holds executions before a stage until it is enabled
+//! again.
+
+mod common;
+
+use common::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+async fn start(server: &Server, token: &str, pipeline: &str) -> String {
+    let (s, b) = api(
+        server,
+        token,
+        Method::POST,
+        &format!("/pipelines/{pipeline}/executions"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    b["id"].as_str().unwrap().to_string()
+}
+
+async fn transition(server: &Server, token: &str, stage: &str, body: Value) -> (u16, Value) {
+    api(
+        server,
+        token,
+        Method::POST,
+        &format!("/pipelines/web/transitions/{stage}"),
+        Some(body),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_disabled_transition_holds_the_newest_execution_until_it_is_enabled() {
+    let server = Server::start(&[]);
+    let alice = setup(&server).await;
+    let bob = server.user_with_token("bob", false);
+    let (s, b) = api(
+        &server,
+        &alice,
+        Method::POST,
+        "/pipelines",
+        Some(declaration("web")),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+
+    // Refusals change nothing.
+    let freeze = json!({"enabled": false, "reason": "release freeze"});
+    let (s, b) = transition(&server, &alice, "Source", freeze.clone()).await;
+    assert_eq!(s, 422, "nothing transitions into the first stage: {b}");
+    let (s, b) = transition(&server, &alice, "Build", json!({"enabled": false})).await;
+    assert_eq!(s, 422, "a reason is needed: {b}");
+    assert!(b["error"]["message"].as_str().unwrap().contains("reason"));
+    let (s, _) = transition(&server, &alice, "Nope", freeze.clone()).await;
+    assert_eq!(s, 422);
+    let (s, _) = transition(&server, &bob, "Build", freeze.clone()).await;
+    assert_eq!(s, 404, "only its owner manages it");
+    let (_, list) = api(
+        &server,
+        &alice,
+        Method::GET,
+        "/pipelines/web/transitions",
+        None,
+    )
+    .await;
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["enabled"] == true));
+
+    let (s, t) = transition(&server, &alice, "Build", freeze).await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(t["enabled"], false);
+    assert_eq!(t["disabled_by"], "alice");
+    assert_eq!(t["reason"], "release freeze");
+
+    // The first execution finishes its source stage and waits, saying why.
+    let first = start(&server, &alice, "web").await;
+    let held = |e: &Value| {
+        e["waiting"].as_str().is_some_and(|w| {
+            w.contains("transition into stage Build is disabled by alice: release freeze")
+        })
+    };
+    let e = wait_until(&server, &alice, "web", &first, "#1 held", held).await;
+    assert_eq!(action(&e, 0)["status"], "Succeeded");
+    assert!(action(&e, 1)["status"].is_null(), "{e:#}");
+    assert_eq!(e["status"], "InProgress");
+
+    // A newer one supersedes it at the transition (as on AWS).
+    let second = start(&server, &alice, "web").await;
+    wait_until(&server, &alice, "web", &first, "#1 superseded", |e| {
+        e["status"] == "Superseded"
+    })
+    .await;
+    let e = wait_until(&server, &alice, "web", &second, "#2 held", held).await;
+    assert!(action(&e, 1)["status"].is_null());
+
+    // Enabled again, the held one goes on.
+    let (s, t) = transition(&server, &alice, "Build", json!({"enabled": true})).await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(t["enabled"], true);
+    assert!(t["reason"].is_null());
+    let e = wait_until(&server, &alice, "web", &second, "#2 at the gate", |e| {
+        action(e, 2)["status"] == "InProgress"
+    })
+    .await;
+    assert_eq!(action(&e, 1)["status"], "Succeeded");
+}
+
+async fn project(server: &Server, token: &str, name: &str, spec: &str) {
+    let (s, p) = api(
+        server,
+        token,
+        Method::POST,
+        "/projects",
+        Some(json!({"name": name, "repo": "web", "buildspec": spec})),
+    )
+    .await;
+    assert_eq!(s, 201, "{p}");
+}
+
+async fn log(server: &Server, token: &str, build: &str) -> String {
+    client()
+        .get(server.url(&format!("/api/v1/builds/{build}/log")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The seconds since the epoch a build printed after `tag=`.
+fn stamp(log: &str, tag: &str) -> f64 {
+    log.lines()
+        .filter_map(|l| l.split(&format!("{tag}=")).nth(1))
+        .find_map(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {tag}= in the log:\n{log}"))
+}
+
+#[tokio::test]
+async fn equal_run_orders_run_side_by_side_and_later_builds_get_earlier_artifacts() {
+    let server = Server::start(&[]);
+    let alice = setup(&server).await;
+    let maker = |what: &str| {
+        format!(
+            "version: 0.2\nphases:\n  build:\n    commands:\n      - echo start=$(date +%s.%N)\n      - sleep 2\n      - mkdir -p out && echo {what} from $COMMIT > out/{what}.txt\n      - echo end=$(date +%s.%N)\nartifacts:\n  files: ['out/**/*']\n"
+        )
+    };
+    project(&server, &alice, "make-app", &maker("app")).await;
+    project(&server, &alice, "make-docs", &maker("docs")).await;
+    project(
+        &server,
+        &alice,
+        "check",
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - echo start=$(date +%s.%N)\n      - cat out/app.txt\n      - cat $CODEBUILD_SRC_DIR_Docs/out/docs.txt\n      - test -f README.md\n",
+    )
+    .await;
+    let build = |name: &str, project: &str, order: u32, inputs: Value, output: Option<&str>| {
+        let mut a = json!({"name": name, "runOrder": order,
+            "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+            "configuration": {"ProjectName": project,
+                "EnvironmentVariables": "[{\"name\":\"COMMIT\",\"value\":\"#{Src.CommitId}\",\"type\":\"PLAINTEXT\"}]"},
+            "inputArtifacts": inputs});
+        if let Some(o) = output {
+            a["outputArtifacts"] = json!([{"name": o}]);
+        }
+        a
+    };
+    let d = json!({"pipeline": {"name": "web", "stages": [
+        {"name": "Source", "actions": [{"name": "Code",
+            "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "CodeCommit", "version": "1"},
+            "configuration": {"RepositoryName": "web", "BranchName": "main"},
+            "outputArtifacts": [{"name": "Code"}], "namespace": "Src"}]},
+        {"name": "Build", "actions": [
+            build("App", "make-app", 1, json!([{"name": "Code"}]), Some("App")),
+            build("Docs", "make-docs", 1, json!([{"name": "Code"}]), Some("Docs")),
+            build("Check", "check", 2, json!([{"name": "App"}, {"name": "Docs"}]), None)]}
+    ]}});
+    let (s, b) = api(&server, &alice, Method::POST, "/pipelines", Some(d)).await;
+    assert_eq!(s, 201, "{b}");
+    let id = start(&server, &alice, "web").await;
+    let e = wait_until(&server, &alice, "web", &id, "the execution's end", |e| {
+        e["status"] != "InProgress"
+    })
+    .await;
+    let actions = &e["stages"][1]["actions"];
+    let build_of = |i: usize| actions[i]["build_id"].as_str().unwrap().to_string();
+    let check_log = log(&server, &alice, &build_of(2)).await;
+    assert_eq!(e["status"], "Succeeded", "{e:#}\n{check_log}");
+    let (app, docs) = (
+        log(&server, &alice, &build_of(0)).await,
+        log(&server, &alice, &build_of(1)).await,
+    );
+    // App and Docs overlapped; Check began after both ended.
+    assert!(stamp(&app, "start") < stamp(&docs, "end"), "{app}\n{docs}");
+    assert!(stamp(&docs, "start") < stamp(&app, "end"), "{app}\n{docs}");
+    let last_end = stamp(&app, "end").max(stamp(&docs, "end"));
+    assert!(stamp(&check_log, "start") > last_end, "{check_log}");
+    // The primary input over the checkout, the other one beside it.
+    let commit = e["source_revision"]["commit"].as_str().unwrap();
+    assert!(
+        check_log.contains(&format!("app from {commit}")),
+        "{check_log}"
+    );
+    assert!(
+        check_log.contains(&format!("docs from {commit}")),
+        "{check_log}"
+    );
+    assert!(
+        check_log.contains("Input artifact App from build"),
+        "{check_log}"
+    );
+    assert!(check_log.contains(".codepipeline/Docs"), "{check_log}");
+}
