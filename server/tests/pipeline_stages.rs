@@ -2,7 +2,7 @@
 //! of one run order run side by side and the next after them, with the
 //! artifacts of the earlier builds in their source; a disabled transition
 //! (with its reason) holds executions before a stage until it is enabled
-//! again.
+//! again; an approval unanswered within its `timeoutInMinutes` fails.
 
 mod common;
 
@@ -220,4 +220,59 @@ async fn equal_run_orders_run_side_by_side_and_later_builds_get_earlier_artifact
         "{check_log}"
     );
     assert!(check_log.contains(".codepipeline/Docs"), "{check_log}");
+}
+
+#[tokio::test]
+async fn an_approval_with_no_answer_in_its_timeout_fails_the_execution() {
+    let server = Server::start(&[]);
+    let alice = setup(&server).await;
+    let mut d = declaration("web");
+    d["pipeline"]["stages"][2]["actions"][0]["timeoutInMinutes"] = json!(1);
+    let mut bad = d.clone();
+    bad["pipeline"]["name"] = json!("never");
+    bad["pipeline"]["stages"][2]["actions"][0]["timeoutInMinutes"] = json!(20000);
+    let (s, b) = api(&server, &alice, Method::POST, "/pipelines", Some(bad)).await;
+    assert_eq!(s, 422, "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("timeoutInMinutes"),
+        "{b}"
+    );
+    let (s, b) = api(&server, &alice, Method::POST, "/pipelines", Some(d)).await;
+    assert_eq!(s, 201, "{b}");
+    let id = start(&server, &alice, "web").await;
+    wait_until(&server, &alice, "web", &id, "the gate", |e| {
+        action(e, 2)["status"] == "InProgress"
+    })
+    .await;
+    let waiting_since = std::time::Instant::now();
+    // A minute later (the check runs every half second) it has failed.
+    let mut e = Value::Null;
+    for _ in 0..90 {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        e = execution(&server, &alice, "web", &id).await;
+        if e["status"] != "InProgress" {
+            break;
+        }
+    }
+    assert_eq!(e["status"], "Failed", "{e:#}");
+    assert_eq!(action(&e, 2)["status"], "Failed");
+    assert_eq!(
+        action(&e, 2)["summary"],
+        "no answer within 1 minute: timed out"
+    );
+    // Not before its minute (measured from when the test saw it waiting).
+    assert!(waiting_since.elapsed() >= std::time::Duration::from_secs(55));
+    let answer = json!({"stage": "Approve", "action": "Gate", "result": "Approved", "comment": ""});
+    let (s, _) = api(
+        &server,
+        &alice,
+        Method::POST,
+        &format!("/pipelines/web/executions/{id}/approval"),
+        Some(answer),
+    )
+    .await;
+    assert_eq!(s, 409, "too late to answer");
 }

@@ -21,6 +21,8 @@ pub use vars::{references, substitute};
 /// The most stages and actions per stage (CodePipeline's limits).
 pub const MAX_STAGES: usize = 50;
 pub const MAX_ACTIONS_PER_STAGE: usize = 50;
+/// The longest a manual approval may wait, in minutes (7 days, as AWS).
+pub const MAX_APPROVAL_MINUTES: u32 = 7 * 24 * 60;
 
 /// A pipeline's declaration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,6 +87,9 @@ pub struct Action {
     pub output_artifacts: Vec<Artifact>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// How long a manual approval waits (default 7 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_in_minutes: Option<u32>,
 }
 
 /// What Nubo does with an action.

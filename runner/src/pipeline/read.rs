@@ -295,6 +295,28 @@ impl Reader<'_> {
             &format!("{path}.outputArtifacts"),
             node.pos,
         );
+        let timeout_in_minutes = match e.get("timeoutInMinutes") {
+            None => None,
+            Some(n) => {
+                let p = format!("{path}.timeoutInMinutes");
+                match self.scalar(n, &p).map(|s| s.parse::<u32>()) {
+                    Some(Ok(v)) if (1..=MAX_APPROVAL_MINUTES).contains(&v) => {
+                        if action_type_id.category != "Approval" {
+                            self.warn(&p, n.pos, "timeoutInMinutes applies to manual approvals here; a build's timeout is its project's");
+                        }
+                        Some(v)
+                    }
+                    _ => {
+                        self.error(
+                            &p,
+                            n.pos,
+                            format!("timeoutInMinutes must be a whole number from 1 to {MAX_APPROVAL_MINUTES} (7 days)"),
+                        );
+                        None
+                    }
+                }
+            }
+        };
         let action = Action {
             name,
             action_type_id,
@@ -303,6 +325,7 @@ impl Reader<'_> {
             input_artifacts: inputs.iter().map(|(a, _)| a.clone()).collect(),
             output_artifacts: outputs.iter().map(|(a, _)| a.clone()).collect(),
             namespace,
+            timeout_in_minutes,
         };
         Some((action, inputs, outputs))
     }

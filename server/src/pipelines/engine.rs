@@ -543,15 +543,23 @@ async fn follow(
             .bind(ai as i64)
             .fetch_optional(&ctx.pool)
             .await?;
-            let timed_out = state
-                .started_at
-                .is_some_and(|t| now_ms() - t > APPROVAL_TIMEOUT_MS);
+            let limit = action
+                .timeout_in_minutes
+                .map_or(APPROVAL_TIMEOUT_MS, |m| i64::from(m) * 60_000);
+            let timed_out = state.started_at.is_some_and(|t| now_ms() - t > limit);
             let (status, summary) = match answer {
                 Some((result, comment, by)) if result == "Approved" => {
                     ("Succeeded", format!("approved by {by}: {comment}"))
                 }
                 Some((_, comment, by)) => ("Failed", format!("rejected by {by}: {comment}")),
-                None if timed_out => ("Failed", "no answer within 7 days".to_string()),
+                None if timed_out => {
+                    let within = match action.timeout_in_minutes {
+                        None => "7 days".to_string(),
+                        Some(1) => "1 minute".to_string(),
+                        Some(m) => format!("{m} minutes"),
+                    };
+                    ("Failed", format!("no answer within {within}: timed out"))
+                }
                 None => return Ok(false),
             };
             set_waiting(ctx, &row.id, None).await?;
