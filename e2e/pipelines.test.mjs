@@ -1,6 +1,7 @@
 // A pipeline in the browser: created from its declaration on the page, a
 // real git push starts it, the live view moves through its stages without
 // a reload, the approval is answered on the page, and it ends Succeeded.
+import { createHmac } from "node:crypto";
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
@@ -118,8 +119,23 @@ test("create a pipeline, push, watch it live, approve it on the page", async () 
   await page.screenshot({ path: join(artifacts, "pipeline-transition-disabled.png"), fullPage: true });
   await Promise.all([page.waitForLoadState("load"), page.click("[data-stage=Approve] form.transition button")]);
   await page.waitForSelector("[data-stage=Approve] [data-testid=approval]", { timeout: 30_000 });
-  // The events list what happened, newest first.
+  // The events list what happened, newest first (as of the page's load).
+  await page.reload();
   assert.match(await page.textContent("[data-testid=events] tbody tr:first-child"), /action Approve\/Gate\s*STARTED/);
   assert.match(await page.textContent("[data-testid=events]"), /execution\s*SUCCEEDED/);
+
+  // The webhook trigger: turned on, its secret shown once, then a signed call starts an execution.
+  await Promise.all([page.waitForLoadState("load"), page.click("[data-testid=webhook-on]")]);
+  const secret = (await page.textContent("[data-testid=webhook-secret]")).trim();
+  assert.match(secret, /^[0-9a-f]{48}$/);
+  const body = JSON.stringify({ ref: "main" });
+  const signature = "sha256=" + createHmac("sha256", secret).update(body).digest("hex");
+  const started = await fetch(`${server.url}/api/v1/pipelines/site/webhook/trigger`, {
+    method: "POST", headers: { "x-nubo-signature-256": signature, "content-type": "application/json" }, body,
+  });
+  assert.equal(started.status, 201);
+  await page.goto(`${server.url}/pipelines/site`);
+  assert.match(await page.textContent("[data-testid=webhook]"), /starts an execution as admin/);
+  assert.doesNotMatch(await page.content(), new RegExp(secret), "the secret is not on the pipeline's page");
   await page.close();
 });

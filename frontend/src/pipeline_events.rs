@@ -1,10 +1,21 @@
-//! A pipeline page's lower half: its latest events (every pipeline, stage
-//! and action state change) and its notification rules with their recent
-//! deliveries and the form to add one.
+//! A pipeline page's lower half: its incoming webhook, its latest events
+//! (every pipeline, stage and action state change) and its notification
+//! rules with their recent deliveries and the form to add one; and the
+//! page that shows a new webhook secret, once.
 
 use leptos::prelude::*;
 
 use crate::PageContext;
+
+/// What the lower half shows.
+#[derive(Debug, Clone, Default)]
+pub struct Lower {
+    /// Who set the webhook up and when; none when it is off.
+    pub webhook: Option<(String, String)>,
+    pub webhook_url: String,
+    pub events: Vec<EventRow>,
+    pub rules: Vec<RuleRow>,
+}
 
 /// An event as the page lists it.
 #[derive(Debug, Clone)]
@@ -116,4 +127,66 @@ pub fn rules_card(ctx: &PageContext, pipeline: &str, rules: Vec<RuleRow>) -> imp
             </form>
         </section>
     }
+}
+
+/// The incoming webhook: its address and who set it up, or off.
+pub fn webhook_card(
+    ctx: &PageContext,
+    pipeline: &str,
+    on: Option<(String, String)>,
+    url: &str,
+) -> impl IntoView {
+    let action = format!("/pipelines/{pipeline}/webhook");
+    let off_action = format!("/pipelines/{pipeline}/webhook/delete");
+    let body = match on {
+        Some((by, at)) => view! {
+            <p>"On: a call to " <code>{format!("POST {url}")}</code>
+                " signed with its secret (X-Nubo-Signature-256) starts an execution as " {by.clone()}
+                ", who set it up " <time datetime=at.clone() data-relative>{at.clone()}</time>"."</p>
+            <div class="row">
+                <form class="inline" method="post" action=action.clone() data-confirm="Make a new secret? Callers using the old one stop working.">
+                    <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
+                    <button type="submit" class="secondary">"New secret"</button>
+                </form>
+                <form class="inline" method="post" action=off_action>
+                    <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
+                    <button type="submit" class="danger">"Turn off"</button>
+                </form>
+            </div>
+        }
+        .into_any(),
+        None => view! {
+            <p class="muted">"Off. Turn it on to start this pipeline from another system with a signed call."</p>
+            <form method="post" action=action>
+                <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
+                <button type="submit" data-testid="webhook-on">"Turn on webhook"</button>
+            </form>
+        }
+        .into_any(),
+    };
+    view! {
+        <section class="card" data-testid="webhook">
+            <h2>"Webhook trigger"</h2>
+            {body}
+        </section>
+    }
+}
+
+/// A new webhook secret, shown this once.
+pub fn webhook_secret_page(ctx: &PageContext, pipeline: &str, url: &str, secret: &str) -> String {
+    let back = format!("/pipelines/{pipeline}");
+    let example = format!(
+        "body='{{\"ref\": \"main\"}}'\nsig=$(printf %s \"$body\" | openssl dgst -sha256 -hmac \"$SECRET\" | sed 's/^.* //')\ncurl -X POST -H \"X-Nubo-Signature-256: sha256=$sig\" -d \"$body\" {url}"
+    );
+    let content = view! {
+        <section class="card">
+            <h2>"Webhook secret"</h2>
+            <p>"Copy it now: it is not shown again. Calls signed with it start " <strong>{pipeline.to_string()}</strong>"."</p>
+            <p><code data-testid="webhook-secret">{secret.to_string()}</code></p>
+            <p>"Address: " <code>{url.to_string()}</code></p>
+            <pre class="mono small">{example}</pre>
+            <p><a href=back>"Back to the pipeline"</a></p>
+        </section>
+    };
+    crate::layout::shell(ctx, content)
 }

@@ -289,8 +289,7 @@ pub fn pipeline_page(
     source: &str,
     current: Option<ExecutionView>,
     history: Vec<ExecutionView>,
-    events: Vec<crate::pipeline_events::EventRow>,
-    rules: Vec<crate::pipeline_events::RuleRow>,
+    lower: crate::pipeline_events::Lower,
 ) -> String {
     let current = match current {
         Some(e) => view! { <section class="card execution" inner_html=execution_part(ctx, name, &e)></section> }.into_any(),
@@ -329,8 +328,9 @@ pub fn pipeline_page(
                 <tbody>{rows}</tbody>
             </table>
         </section>
-        {crate::pipeline_events::events_card(name, events)}
-        {crate::pipeline_events::rules_card(ctx, name, rules)}
+        {crate::pipeline_events::webhook_card(ctx, name, lower.webhook, &lower.webhook_url)}
+        {crate::pipeline_events::events_card(name, lower.events)}
+        {crate::pipeline_events::rules_card(ctx, name, lower.rules)}
     };
     shell(ctx, content)
 }

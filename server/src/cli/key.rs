@@ -10,6 +10,7 @@ pub async fn rotate(settings: &Settings) -> anyhow::Result<()> {
     let (old, new) = (rotation.old.clone(), rotation.new.clone());
     let n = crate::repos::reseal(&mut rotation.tx, &old, &new).await?;
     crate::params::reseal(&mut rotation.tx, &old, &new).await?;
+    crate::pipelines::webhook::reseal(&mut rotation.tx, &old, &new).await?;
     rotation.finish().await?;
     eprintln!(
         "re-wrapped {n} data key(s) under a new master key in {}; the old key no longer opens them",

@@ -66,13 +66,21 @@ pub fn state_word(status: &str) -> String {
     }
 }
 
-/// Where a person reviews the execution.
-pub fn review_url(ctx: &Ctx, pipeline: &str, execution: &str) -> String {
-    let base = match &ctx.settings.public_url {
+/// Where people reach this server: `public_url`, else its HTTP port on
+/// loopback.
+pub fn base_url(ctx: &Ctx) -> String {
+    match &ctx.settings.public_url {
         Some(url) => url.trim_end_matches('/').to_string(),
         None => format!("http://127.0.0.1:{}", ctx.settings.http.port()),
-    };
-    format!("{base}/pipelines/{pipeline}/executions/{execution}")
+    }
+}
+
+/// Where a person reviews the execution.
+pub fn review_url(ctx: &Ctx, pipeline: &str, execution: &str) -> String {
+    format!(
+        "{}/pipelines/{pipeline}/executions/{execution}",
+        base_url(ctx)
+    )
 }
 
 /// What changed: the execution, a stage, or an action of a stage.

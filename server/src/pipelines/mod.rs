@@ -28,6 +28,7 @@ pub mod in_repo;
 pub mod pages;
 pub mod transitions;
 pub mod triggers;
+pub mod webhook;
 
 pub use executions::Execution;
 

@@ -18,10 +18,12 @@ use crate::pipelines::{self, control, executions, Execution, Problem, Refused, T
 use crate::state::AppState;
 
 mod notify;
+mod webhook;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(notify::router())
+        .merge(webhook::router())
         .routes(routes!(list_pipelines, create_pipeline))
         .routes(routes!(dry_run))
         .routes(routes!(get_pipeline, put_pipeline, delete_pipeline))

@@ -27,6 +27,11 @@ pub fn routes() -> Router<AppState> {
         .route("/pipelines/{name}/start", post(start))
         .route("/pipelines/{name}/transitions/{stage}", post(transition))
         .route("/pipelines/{name}/notifications", post(notify::add))
+        .route("/pipelines/{name}/webhook", post(notify::webhook_on))
+        .route(
+            "/pipelines/{name}/webhook/delete",
+            post(notify::webhook_off),
+        )
         .route(
             "/pipelines/{name}/notifications/{id}/delete",
             post(notify::remove),
@@ -125,6 +130,7 @@ async fn create(
 fn trigger_text(t: &Trigger) -> String {
     match t.kind.as_str() {
         "push" => format!("push by {} to {}", t.by, t.ref_name),
+        "webhook" => format!("webhook call (as {}) for {}", t.by, t.ref_name),
         _ => format!("started by {}", t.by),
     }
 }
@@ -229,15 +235,14 @@ async fn render_pipeline(
     let history = rows.iter().map(history_view).collect();
     let (repo, branch) = p.declaration.source().unwrap_or_default();
     let ctx = context(user, &p.name, Nav::Pipelines).await;
-    let (events, rules) = notify::rows(state, &p).await?;
+    let lower = notify::lower(state, &p).await?;
     Ok(Html(view::pipeline_page(
         &ctx,
         &p.name,
         &format!("{repo}@{branch}"),
         current,
         history,
-        events,
-        rules,
+        lower,
     ))
     .into_response())
 }

@@ -1,9 +1,10 @@
-//! The events and notification rules on a pipeline's page, and the forms
-//! that add and remove a rule.
+//! The webhook, events and notification rules on a pipeline's page, and
+//! the forms that turn the webhook on (showing its secret once) or off and
+//! add and remove a rule.
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect};
-use nubo_frontend::pipeline_events::{EventRow, RuleRow};
+use nubo_frontend::pipeline_events::{EventRow, Lower, RuleRow};
 use nubo_frontend::Flash;
 
 use crate::error::{Error, Result};
@@ -14,8 +15,9 @@ use crate::pipelines::{self, Pipeline};
 use crate::repos::webhooks::{self, NewWebhook, Owner};
 use crate::state::AppState;
 
-/// The latest events and every rule with its recent deliveries.
-pub async fn rows(state: &AppState, p: &Pipeline) -> Result<(Vec<EventRow>, Vec<RuleRow>)> {
+/// The webhook, the latest events and every rule with its recent
+/// deliveries.
+pub async fn lower(state: &AppState, p: &Pipeline) -> Result<Lower> {
     let events = events::list(&state.pool, &p.id, None, 25)
         .await?
         .into_iter()
@@ -41,7 +43,12 @@ pub async fn rows(state: &AppState, p: &Pipeline) -> Result<(Vec<EventRow>, Vec<
             deliveries,
         });
     }
-    Ok((events, rules))
+    Ok(Lower {
+        webhook: crate::pipelines::webhook::status(&state.pool, p).await?,
+        webhook_url: address(state, &p.name),
+        events,
+        rules,
+    })
 }
 
 async fn back(user: &PageUser, name: &str, flash: Flash) -> PageResult {
@@ -114,4 +121,41 @@ pub async fn remove(
         Flash::Ok("The notification rule was removed.".into()),
     )
     .await
+}
+
+fn address(state: &AppState, name: &str) -> String {
+    let base = crate::pipelines::events::base_url(state);
+    format!("{base}/api/v1/pipelines/{name}/webhook/trigger")
+}
+
+/// Turns the webhook on (or makes a new secret) and shows the secret once.
+pub async fn webhook_on(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path(name): Path<String>,
+) -> PageResult {
+    let p = pipelines::for_user(&state.pool, &user.user, &name).await?;
+    let secret = crate::pipelines::webhook::enable(&state, &p, &user.user).await?;
+    let ctx = crate::http::pages::context(&user, &p.name, nubo_frontend::Nav::Pipelines).await;
+    let html = nubo_frontend::pipeline_events::webhook_secret_page(
+        &ctx,
+        &p.name,
+        &address(&state, &p.name),
+        &secret,
+    );
+    Ok((
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        axum::response::Html(html),
+    )
+        .into_response())
+}
+
+pub async fn webhook_off(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path(name): Path<String>,
+) -> PageResult {
+    let p = pipelines::for_user(&state.pool, &user.user, &name).await?;
+    crate::pipelines::webhook::disable(&state.pool, &p).await?;
+    back(&user, &p.name, Flash::Ok("The webhook is off.".into())).await
 }
