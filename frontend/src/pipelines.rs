@@ -51,6 +51,8 @@ pub struct StageView {
     pub actions: Vec<ActionView>,
     /// None for the first stage (nothing transitions into it).
     pub inbound: Option<TransitionView>,
+    /// What its conditions found or did ("skipped by its entry condition: …").
+    pub note: Option<String>,
 }
 
 /// One execution.
@@ -75,7 +77,7 @@ fn tone(status: Option<&str>) -> &'static str {
         Some("Succeeded") => "ok",
         Some("Failed") => "bad",
         Some("InProgress" | "Stopping") => "running",
-        Some("Stopped" | "Abandoned" | "Superseded") => "muted",
+        Some("Stopped" | "Abandoned" | "Superseded" | "Skipped") => "muted",
         _ => "idle",
     }
 }
@@ -250,6 +252,7 @@ pub fn execution_part(ctx: &PageContext, pipeline: &str, e: &ExecutionView) -> S
                 <section class="card stage" data-tone=tone(s.status.as_deref()) data-stage=s.name.clone()>
                     {inbound}
                     <h3>{s.name.clone()}" "{badge(s.status.as_deref())}</h3>
+                    {s.note.clone().map(|n| view! { <p class="small muted" data-testid="stage-note">{n}</p> })}
                     {actions}
                     {retry}
                 </section>

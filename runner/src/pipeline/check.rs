@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::read::{Placed, Reader, NOT_YET, PIPELINE_KEYS, STAGE_KEYS};
+use super::read::{Placed, Reader, PIPELINE_KEYS, STAGE_KEYS};
 use super::*;
 use crate::yaml::{self, Node, Pos, Value};
 
@@ -179,14 +179,23 @@ pub fn check(text: &str, params: &BTreeMap<String, String>) -> Checked {
             continue;
         };
         let sname = r.name(f.get("name"), &sp, s.pos, "a stage");
-        for key in NOT_YET {
-            if let Some(n) = f.get(*key) {
-                r.warn(
-                    &format!("{sp}.{key}"),
-                    n.pos,
-                    format!("stage condition {key} is kept but not acted on yet"),
-                );
-            }
+        let before_entry = f
+            .get("beforeEntry")
+            .and_then(|n| r.conditions(n, &format!("{sp}.beforeEntry"), &["FAIL", "SKIP"]));
+        let on_success = f
+            .get("onSuccess")
+            .and_then(|n| r.conditions(n, &format!("{sp}.onSuccess"), &["FAIL", "ROLLBACK"]));
+        let on_failure = f
+            .get("onFailure")
+            .and_then(|n| r.on_failure(n, &format!("{sp}.onFailure")));
+        let rolls_back = on_failure.as_ref().is_some_and(|o| o.result == "ROLLBACK")
+            || on_success
+                .as_ref()
+                .is_some_and(|c| c.conditions.iter().any(|c| c.result == "ROLLBACK"));
+        if rolls_back && si == 0 {
+            r.error(&sp, s.pos, "a source stage cannot be rolled back");
+        } else if rolls_back && execution_mode == "PARALLEL" {
+            r.error(&sp, s.pos, "PARALLEL executions have no stage rollback");
         }
         if !stage_names.insert(sname.clone()) {
             r.error(
@@ -328,6 +337,9 @@ pub fn check(text: &str, params: &BTreeMap<String, String>) -> Checked {
         stages.push(Stage {
             name: sname,
             actions: actions.into_iter().map(|a| a.0).collect(),
+            before_entry,
+            on_success,
+            on_failure,
         });
     }
     if r.out.errors.is_empty() {

@@ -9,12 +9,16 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 mod check;
+mod conditions;
 mod filters;
 mod read;
 mod triggers;
 mod vars;
 
 pub use check::{check, Checked, Problem};
+pub use conditions::{
+    first_failing, Condition, Conditions, OnFailure, RetryConfiguration, Rule, RuleType,
+};
 pub use filters::{decide, glob, Patterns, PushFilter};
 pub use vars::{references, substitute};
 
@@ -55,6 +59,12 @@ pub struct Variable {
 pub struct Stage {
     pub name: String,
     pub actions: Vec<Action>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_entry: Option<Conditions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_success: Option<Conditions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<OnFailure>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

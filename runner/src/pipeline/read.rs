@@ -57,8 +57,6 @@ pub(super) const ACTION_KEYS: &[&str] = &[
 ];
 pub(super) const TYPE_KEYS: &[&str] = &["category", "owner", "provider", "version"];
 pub(super) const CATEGORIES: &[&str] = &["Source", "Build", "Test", "Deploy", "Approval", "Invoke"];
-/// Keys Nubo reads but does not act on yet.
-pub(super) const NOT_YET: &[&str] = &["onFailure", "beforeEntry", "onSuccess"];
 
 impl Reader<'_> {
     pub(super) fn error(&mut self, path: &str, pos: Pos, message: impl Into<String>) {

@@ -302,3 +302,69 @@ fn push_filters_decide_with_excludes_winning() {
     );
     assert!(!decide(&filters, "refs/heads/dev", &paths(&["api/x"])).0);
 }
+
+#[test]
+fn stage_conditions_are_read_with_their_results_and_rules_checked_in_place() {
+    let yaml = "pipeline:
+  name: web
+  stages:
+    - name: Source
+      actions:
+        - name: Code
+          actionTypeId: {category: Source, owner: AWS, provider: CodeCommit, version: '1'}
+          configuration: {RepositoryName: web, BranchName: main}
+    - name: Deploy
+      onFailure:
+        result: RETRY
+        retryConfiguration: {retryMode: ALL_ACTIONS}
+      beforeEntry:
+        conditions:
+          - result: SKIP
+            rules:
+              - name: Window
+                ruleTypeId: {category: Rule, owner: AWS, provider: DeploymentWindow, version: '1'}
+                configuration: {Cron: '0 9 * * 1-5'}
+      onSuccess:
+        conditions:
+          - result: SKIP
+            rules: []
+      actions:
+        - name: Ship
+          actionTypeId: {category: Build, owner: AWS, provider: CodeBuild, version: '1'}
+          configuration: {ProjectName: p}
+";
+    let c = check(yaml, &none());
+    let at = |path: &str| {
+        c.errors
+            .iter()
+            .find(|e| e.path == path)
+            .map(|e| (e.pos.line, e.message.clone()))
+    };
+    assert_eq!(
+        at("pipeline.stages[1].onSuccess.conditions[0].result"),
+        Some((22, "result \"SKIP\" is not one of FAIL, ROLLBACK".into()))
+    );
+    assert_eq!(
+        at("pipeline.stages[1].onSuccess.conditions[0].rules").map(|e| e.1),
+        Some("a condition has 1 to 5 rules, not 0".into())
+    );
+    assert!(c.warnings.iter().any(|w| w.path
+        == "pipeline.stages[1].beforeEntry.conditions[0].rules[0]"
+        && w.message
+            .contains("not runnable here: rule DeploymentWindow")));
+    // Valid once onSuccess is dropped: the conditions are kept as read.
+    let fixed = yaml.split("      onSuccess:").next().unwrap().to_string()
+        + "      actions:\n        - name: Ship\n          actionTypeId: {category: Build, owner: AWS, provider: CodeBuild, version: '1'}\n          configuration: {ProjectName: p}\n";
+    let p = check(&fixed, &none()).pipeline.expect("valid");
+    let stage = &p.stages[1];
+    assert_eq!(
+        stage.on_failure.as_ref().unwrap().retry_mode(),
+        "ALL_ACTIONS"
+    );
+    let rule = &stage.before_entry.as_ref().unwrap().conditions[0].rules[0];
+    assert_eq!(rule.rule_type_id.provider, "DeploymentWindow");
+    assert!(
+        !rule.evaluate(|t| t.to_string()).0,
+        "a rule not run here does not pass"
+    );
+}

@@ -259,6 +259,11 @@ async fn runner_options(
     let build_env: Vec<(String, String)> = serde_json::from_str(&json).unwrap_or_default();
     overrides.extend(build_env);
     overrides.extend(inputs);
+    // CodeBuild's build number: the project's count (1, 2, ...).
+    overrides.push((
+        "CODEBUILD_BUILD_NUMBER".into(),
+        job.build.number.to_string(),
+    ));
     // Marks every process of this build, so a restart can find leftovers.
     overrides.push(("NUBO_BUILD_ID".into(), job.id.clone()));
     Ok(Options {

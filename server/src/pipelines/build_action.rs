@@ -99,7 +99,12 @@ async fn inputs(ctx: &Ctx, row: &Row, action: &Action) -> Result<Vec<builds::Inp
             // The source artifact: the build's own checkout of the commit.
             continue;
         }
-        let stored = executions::actions(&ctx.pool, &row.id, si).await?;
+        // A rollback takes what stages before its first were given.
+        let made_in = match &row.based_on {
+            Some(earlier) if si < row.first_stage => earlier.as_str(),
+            _ => row.id.as_str(),
+        };
+        let stored = executions::actions(&ctx.pool, made_in, si).await?;
         let Some(build_id) = stored.get(&ai).and_then(|a| a.build_id.clone()) else {
             return Err(Error::Conflict(format!(
                 "input artifact {} was not made in this execution: {} has no build",

@@ -13,8 +13,10 @@ use std::time::Duration;
 
 use nubo_runner::pipeline::{substitute, Action, Runs};
 
+use super::conditions::{self, Entry, Failure};
 use super::events::{self, Subject};
 use super::executions::{self, Row};
+use super::supersede;
 use crate::builds;
 use crate::ctx::Ctx;
 use crate::db::now_ms;
@@ -206,7 +208,10 @@ async fn advance(ctx: &Ctx, running: &builds::Running, row: &Row) -> Result<bool
         );
         let subject = Subject::Stage(row.stage_index);
         events::record(ctx, row, subject, "Failed", Some(&reason)).await?;
-        end(ctx, &row.id, "Failed", &reason).await?;
+        match conditions::on_failure(ctx, row, stage).await? {
+            Failure::Retried => return Ok(true),
+            Failure::Fails(more) => end(ctx, &row.id, "Failed", &format!("{reason}{more}")).await?,
+        }
         return Ok(false);
     }
     if row.status == "Stopping" {
@@ -227,6 +232,12 @@ async fn advance(ctx: &Ctx, running: &builds::Running, row: &Row) -> Result<bool
         .map(|(_, a)| a.run_order)
         .min();
     let Some(order) = next else {
+        if let Some(why) = conditions::on_success(ctx, row, stage).await? {
+            let subject = Subject::Stage(row.stage_index);
+            events::record(ctx, row, subject, "Failed", Some(&why)).await?;
+            end(ctx, &row.id, "Failed", &why).await?;
+            return Ok(false);
+        }
         events::record(ctx, row, Subject::Stage(row.stage_index), "Succeeded", None).await?;
         sqlx::query("UPDATE pipeline_executions SET stage_index = stage_index + 1, entered = FALSE, waiting = NULL WHERE id = $1")
             .bind(&row.id)
@@ -264,7 +275,7 @@ async fn enter(ctx: &Ctx, row: &Row, stage: &str) -> Result<bool> {
                     "superseded by execution #{} while waiting for stage {stage}",
                     row.number
                 );
-                superseded(ctx, &id, &why, "AND NOT entered").await?;
+                supersede::superseded(ctx, &id, &why, "AND NOT entered").await?;
             }
         }
         let held: Option<(String, i64)> = sqlx::query_as(
@@ -284,7 +295,7 @@ async fn enter(ctx: &Ctx, row: &Row, stage: &str) -> Result<bool> {
         if let Some((id, n)) = &held {
             if mode == "SUPERSEDED"
                 && *n < row.number
-                && supersede_at_approval(ctx, id, row, stage).await?
+                && supersede::at_approval(ctx, id, row, stage).await?
             {
                 holder = None;
             }
@@ -322,6 +333,30 @@ async fn enter(ctx: &Ctx, row: &Row, stage: &str) -> Result<bool> {
             return Ok(false);
         }
     }
+    let decl_stage = &row.declaration.stages[row.stage_index];
+    match conditions::before_entry(ctx, row, decl_stage).await? {
+        Entry::Enter => {}
+        Entry::Skip(why) => {
+            tracing::info!(execution = %row.id, stage, why, "stage skipped");
+            sqlx::query("UPDATE pipeline_executions SET stage_index = stage_index + 1, entered = FALSE, waiting = NULL WHERE id = $1")
+                .bind(&row.id)
+                .execute(&ctx.pool)
+                .await?;
+            return Ok(true);
+        }
+        Entry::Fail(why) => {
+            events::record(
+                ctx,
+                row,
+                Subject::Stage(row.stage_index),
+                "Failed",
+                Some(&why),
+            )
+            .await?;
+            end(ctx, &row.id, "Failed", &why).await?;
+            return Ok(false);
+        }
+    }
     let mut tx = ctx.pool.begin().await?;
     sqlx::query("UPDATE pipeline_executions SET entered = TRUE, waiting = NULL WHERE id = $1 AND NOT entered")
         .bind(&row.id)
@@ -347,85 +382,6 @@ async fn enter(ctx: &Ctx, row: &Row, stage: &str) -> Result<bool> {
         None,
     )
     .await?;
-    Ok(true)
-}
-
-/// Supersedes the execution `id` if all it runs in this stage are
-/// approvals marked `Supersede: true`; answers whether it did.
-async fn supersede_at_approval(ctx: &Ctx, id: &str, newer: &Row, stage: &str) -> Result<bool> {
-    let Some(older) = executions::load(&ctx.pool, id).await? else {
-        return Ok(false);
-    };
-    let Some(decl_stage) = older.declaration.stages.get(older.stage_index) else {
-        return Ok(false);
-    };
-    let stored = executions::actions(&ctx.pool, id, older.stage_index).await?;
-    let running: Vec<usize> = stored
-        .iter()
-        .filter(|(_, a)| a.status.as_deref() == Some("InProgress"))
-        .map(|(ai, _)| *ai)
-        .collect();
-    let all_gates = !running.is_empty()
-        && running.iter().all(|ai| {
-            decl_stage.actions.get(*ai).is_some_and(|a| {
-                a.runs() == Runs::Approval
-                    && a.config("Supersede")
-                        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-            })
-        });
-    if !all_gates || older.status != "InProgress" {
-        return Ok(false);
-    }
-    let now = now_ms();
-    let why = format!(
-        "superseded by execution #{} while waiting for approval in stage {stage} (Supersede: true)",
-        newer.number
-    );
-    let gates: Vec<i64> = sqlx::query_scalar(
-        "SELECT action_index FROM pipeline_actions WHERE execution_id = $1 AND stage_index = $2 AND status = 'InProgress'",
-    )
-    .bind(id)
-    .bind(older.stage_index as i64)
-    .fetch_all(&ctx.pool)
-    .await?;
-    let mut tx = ctx.pool.begin().await?;
-    sqlx::query(
-        "UPDATE pipeline_actions SET status = 'Abandoned', summary = $1, finished_at = $2
-         WHERE execution_id = $3 AND status = 'InProgress'",
-    )
-    .bind(&why)
-    .bind(now)
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    for ai in gates {
-        let subject = Subject::Action(older.stage_index, ai as usize);
-        events::record(ctx, &older, subject, "Abandoned", Some(&why)).await?;
-    }
-    tracing::info!(execution = %id, by = %newer.id, stage, "superseded at an approval");
-    superseded(ctx, id, &why, "").await
-}
-
-/// Marks the open execution `id` Superseded (with `also`, an extra
-/// condition); answers whether it was.
-async fn superseded(ctx: &Ctx, id: &str, why: &str, also: &str) -> Result<bool> {
-    let done = sqlx::query(&format!(
-        "UPDATE pipeline_executions SET status = 'Superseded', reason = $1, waiting = NULL, finished_at = $2
-         WHERE id = $3 AND status = 'InProgress' {also}"
-    ))
-    .bind(why)
-    .bind(now_ms())
-    .bind(id)
-    .execute(&ctx.pool)
-    .await?;
-    if done.rows_affected() == 0 {
-        return Ok(false);
-    }
-    if let Some(row) = executions::load(&ctx.pool, id).await? {
-        events::record(ctx, &row, Subject::Execution, "Superseded", Some(why)).await?;
-    }
-    tracing::info!(execution = %id, why, "execution superseded");
     Ok(true)
 }
 

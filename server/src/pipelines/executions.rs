@@ -31,47 +31,57 @@ pub struct Row {
     pub reason: Option<String>,
     pub started_at: i64,
     pub finished_at: Option<i64>,
+    /// A rollback's: the execution whose commit, variables and artifacts
+    /// it re-uses, and the stage it starts at.
+    pub based_on: Option<String>,
+    pub first_stage: usize,
 }
 
-type Raw = (
-    String,
-    String,
-    i64,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    bool,
-    Option<String>,
-    Option<String>,
-    i64,
-    Option<i64>,
-);
+#[derive(sqlx::FromRow)]
+struct Raw {
+    id: String,
+    pipeline_id: String,
+    number: i64,
+    status: String,
+    trigger_json: String,
+    commit_sha: String,
+    branch: String,
+    definition_json: String,
+    variables_json: String,
+    stage_index: i64,
+    entered: bool,
+    waiting: Option<String>,
+    reason: Option<String>,
+    started_at: i64,
+    finished_at: Option<i64>,
+    based_on: Option<String>,
+    first_stage: i64,
+}
 const SELECT: &str = "SELECT id, pipeline_id, number, status, trigger_json, commit_sha, branch, definition_json,
-        variables_json, stage_index, entered, waiting, reason, started_at, finished_at FROM pipeline_executions";
+        variables_json, stage_index, entered, waiting, reason, started_at, finished_at, based_on, first_stage
+        FROM pipeline_executions";
 
 fn from_raw(r: Raw) -> Result<Row> {
     let bad =
-        |e: serde_json::Error| Error::Internal(format!("execution {} is stored badly: {e}", r.0));
+        |e: serde_json::Error| Error::Internal(format!("execution {} is stored badly: {e}", r.id));
     Ok(Row {
-        trigger: serde_json::from_str(&r.4).map_err(bad)?,
-        declaration: serde_json::from_str(&r.7).map_err(bad)?,
-        variables: serde_json::from_str(&r.8).map_err(bad)?,
-        id: r.0.clone(),
-        pipeline_id: r.1,
-        number: r.2,
-        status: r.3,
-        commit: r.5,
-        branch: r.6,
-        stage_index: r.9.max(0) as usize,
-        entered: r.10,
-        waiting: r.11,
-        reason: r.12,
-        started_at: r.13,
-        finished_at: r.14,
+        trigger: serde_json::from_str(&r.trigger_json).map_err(bad)?,
+        declaration: serde_json::from_str(&r.definition_json).map_err(bad)?,
+        variables: serde_json::from_str(&r.variables_json).map_err(bad)?,
+        id: r.id.clone(),
+        pipeline_id: r.pipeline_id,
+        number: r.number,
+        status: r.status,
+        commit: r.commit_sha,
+        branch: r.branch,
+        stage_index: r.stage_index.max(0) as usize,
+        entered: r.entered,
+        waiting: r.waiting,
+        reason: r.reason,
+        started_at: r.started_at,
+        finished_at: r.finished_at,
+        based_on: r.based_on,
+        first_stage: r.first_stage.max(0) as usize,
     })
 }
 
@@ -179,8 +189,12 @@ pub struct ActionState {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StageState {
     pub name: String,
+    /// As its actions', or `Skipped` (by its entry condition).
     pub status: Option<String>,
     pub actions: Vec<ActionState>,
+    /// What its conditions found or did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// An execution as the API answers it.
@@ -250,10 +264,17 @@ pub async fn state(pool: &SqlitePool, pipeline: &str, row: &Row) -> Result<Execu
             })
             .collect();
         let statuses: Vec<Option<String>> = list.iter().map(|a| a.status.clone()).collect();
+        let note = super::conditions::stage_note(pool, &row.id, si).await?;
+        let skipped = note.as_ref().is_some_and(|n| n.0);
         stages.push(StageState {
             name: stage.name.clone(),
-            status: stage_status(&statuses, reached && !stored.is_empty()),
+            status: if skipped {
+                Some("Skipped".into())
+            } else {
+                stage_status(&statuses, reached && !stored.is_empty())
+            },
             actions: list,
+            note: note.and_then(|n| n.1),
         });
     }
     Ok(Execution {

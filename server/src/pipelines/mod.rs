@@ -20,12 +20,14 @@ use crate::identity::accounts::{self, User};
 pub mod api;
 mod build_action;
 pub mod cli;
+pub mod conditions;
 pub mod control;
 pub mod engine;
 pub mod events;
 pub mod executions;
 pub mod in_repo;
 pub mod pages;
+pub mod supersede;
 pub mod transitions;
 pub mod triggers;
 pub mod webhook;
@@ -267,7 +269,7 @@ pub async fn delete(pool: &SqlitePool, pipeline: &Pipeline) -> Result<()> {
 /// What started an execution.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
 pub struct Trigger {
-    /// `push` or `manual`.
+    /// `push`, `manual`, `webhook` or `rollback`.
     #[serde(rename = "type")]
     pub kind: String,
     /// The user who pushed or started it.

@@ -239,11 +239,13 @@ pub fn build(args: BuildArgs) -> anyhow::Result<()> {
             .split_once('=')
             .ok_or_else(|| anyhow::anyhow!("--env takes KEY=VALUE, not {kv:?}"))?;
         // The two a batch gives its builds are CodeBuild's own, and so
-        // are a pipeline build's secondary inputs' directories.
+        // are a pipeline build's secondary inputs' directories and the
+        // server's build number.
         let own = matches!(
             k,
             "CODEBUILD_BATCH_BUILD_IDENTIFIER" | "CODEBUILD_BUILD_BATCH_TRIGGERED"
-        ) || k.starts_with("CODEBUILD_SRC_DIR_");
+        ) || k.starts_with("CODEBUILD_SRC_DIR_")
+            || k == "CODEBUILD_BUILD_NUMBER";
         if k.starts_with("CODEBUILD_") && !own {
             bail!("{k}: the CODEBUILD_ prefix is reserved");
         }

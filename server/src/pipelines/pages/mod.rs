@@ -131,6 +131,7 @@ fn trigger_text(t: &Trigger) -> String {
     match t.kind.as_str() {
         "push" => format!("push by {} to {}", t.by, t.ref_name),
         "webhook" => format!("webhook call (as {}) for {}", t.by, t.ref_name),
+        "rollback" => format!("rollback (for {})", t.by),
         _ => format!("started by {}", t.by),
     }
 }
@@ -163,6 +164,7 @@ fn execution_view(
         .into_iter()
         .enumerate()
         .map(|(si, s)| view::StageView {
+            note: s.note,
             inbound: transitions
                 .iter()
                 .find(|t| t.stage == s.name && si > 0)
