@@ -10,6 +10,9 @@ use crate::PageContext;
 /// What the lower half shows.
 #[derive(Debug, Clone, Default)]
 pub struct Lower {
+    /// The viewer manages the pipeline (else the webhook and the rules
+    /// are not shown).
+    pub manage: bool,
     /// Who set the webhook up and when; none when it is off.
     pub webhook: Option<(String, String)>,
     pub webhook_url: String,
@@ -189,4 +192,45 @@ pub fn webhook_secret_page(ctx: &PageContext, pipeline: &str, url: &str, secret:
         </section>
     };
     crate::layout::shell(ctx, content)
+}
+
+/// A definition in a repository that its last push could not use.
+#[derive(Debug, Clone)]
+pub struct ProblemRow {
+    pub repository: String,
+    pub branch: String,
+    pub path: String,
+    pub commit: String,
+    pub problem: String,
+    pub pusher: String,
+    pub time: String,
+}
+
+/// The definitions in repositories that were not read, with why (nothing
+/// when there are none).
+pub fn problems_card(problems: Vec<ProblemRow>) -> impl IntoView {
+    (!problems.is_empty()).then(|| {
+        let rows = problems
+            .into_iter()
+            .map(|p| {
+                let href = format!("/repos/{}/blob/{}/{}", p.repository, p.commit, p.path);
+                let short: String = p.commit.chars().take(10).collect();
+                view! {
+                    <li data-problem=p.path.clone()>
+                        <a href=href><code>{format!("{}:{}", p.repository, p.path)}</code></a>
+                        " on " {p.branch} " at " <code>{short}</code> " (pushed by " {p.pusher} ", "
+                        <time datetime=p.time.clone() data-relative>{p.time.clone()}</time> "): "
+                        <span class="problem">{p.problem}</span>
+                    </li>
+                }
+            })
+            .collect_view();
+        view! {
+            <section class="card flash warn" data-testid="definition-problems">
+                <h2>"Definitions that were not read"</h2>
+                <p>"These files in " <code>".nubo/pipelines/"</code> " were skipped at the last push to their branch; fix them and push again."</p>
+                <ul>{rows}</ul>
+            </section>
+        }
+    })
 }

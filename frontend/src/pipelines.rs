@@ -58,6 +58,9 @@ pub struct StageView {
 /// One execution.
 #[derive(Debug, Clone)]
 pub struct ExecutionView {
+    /// The viewer manages the pipeline: retry, stop and transition
+    /// controls are shown (approvals are shown to every viewer).
+    pub manage: bool,
     pub id: String,
     pub number: i64,
     pub status: String,
@@ -90,7 +93,12 @@ fn badge(status: Option<&str>) -> impl IntoView {
 }
 
 /// The list, and the create form (`echo` fills it again after a refusal).
-pub fn pipelines_page(ctx: &PageContext, rows: Vec<PipelineRow>, echo: &FormEcho) -> String {
+pub fn pipelines_page(
+    ctx: &PageContext,
+    rows: Vec<PipelineRow>,
+    problems: Vec<crate::pipeline_events::ProblemRow>,
+    echo: &FormEcho,
+) -> String {
     let list = if rows.is_empty() {
         view! {
             <section class="card empty" data-testid="empty-state">
@@ -136,6 +144,7 @@ pub fn pipelines_page(ctx: &PageContext, rows: Vec<PipelineRow>, echo: &FormEcho
         .into_any()
     };
     let content = view! {
+        {crate::pipeline_events::problems_card(problems)}
         {list}
         <section class="card">
             <h2>"Create a pipeline"</h2>
@@ -235,7 +244,7 @@ pub fn execution_part(ctx: &PageContext, pipeline: &str, e: &ExecutionView) -> S
                 .cloned()
                 .map(|a| action_card(ctx, &base, &s.name, a))
                 .collect_view();
-            let retry = (e.status == "Failed" && s.status.as_deref() == Some("Failed")).then(|| {
+            let retry = (e.manage && e.status == "Failed" && s.status.as_deref() == Some("Failed")).then(|| {
                 view! {
                     <form method="post" action=format!("{base}/retry")>
                         <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
@@ -244,10 +253,14 @@ pub fn execution_part(ctx: &PageContext, pipeline: &str, e: &ExecutionView) -> S
                     </form>
                 }
             });
-            let inbound = s
-                .inbound
-                .clone()
-                .map(|t| transition_form(ctx, pipeline, &s.name, t));
+            let inbound = s.inbound.clone().map(|t| {
+                if e.manage {
+                    transition_form(ctx, pipeline, &s.name, t).into_any()
+                } else {
+                    let note = if t.enabled { None } else { t.note.clone() };
+                    view! { <p class="small warn transition" data-transition="disabled">{note}</p> }.into_any()
+                }
+            });
             view! {
                 <section class="card stage" data-tone=tone(s.status.as_deref()) data-stage=s.name.clone()>
                     {inbound}
@@ -259,7 +272,7 @@ pub fn execution_part(ctx: &PageContext, pipeline: &str, e: &ExecutionView) -> S
             }
         })
         .collect_view();
-    let stop = open.then(|| {
+    let stop = (open && e.manage).then(|| {
         view! {
             <form class="inline" method="post" action=format!("{base}/stop") data-confirm="Stop this execution? Running actions finish first.">
                 <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
@@ -317,11 +330,14 @@ pub fn pipeline_page(
     let content = view! {
         <section class="card">
             <p>"Source: " <code>{source.to_string()}</code></p>
-            <form class="inline" method="post" action=format!("/pipelines/{name}/start")>
-                <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
-                <input type="text" name="ref" placeholder="branch, tag or commit (default: the source branch)" aria-label="Ref"/>
-                " "<button type="submit" data-testid="start">"Start"</button>
-            </form>
+            {lower.manage.then(|| view! {
+                <form class="inline" method="post" action=format!("/pipelines/{name}/start")>
+                    <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
+                    <input type="text" name="ref" placeholder="branch, tag or commit (default: the source branch)" aria-label="Ref"/>
+                    " "<button type="submit" data-testid="start">"Start"</button>
+                </form>
+            })}
+            {(!lower.manage).then(|| view! { <p class="muted small">"You can follow this pipeline and answer the approvals your policies allow; its owner manages it."</p> })}
         </section>
         {current}
         <section class="card">
@@ -331,9 +347,9 @@ pub fn pipeline_page(
                 <tbody>{rows}</tbody>
             </table>
         </section>
-        {crate::pipeline_events::webhook_card(ctx, name, lower.webhook, &lower.webhook_url)}
+        {lower.manage.then(|| crate::pipeline_events::webhook_card(ctx, name, lower.webhook, &lower.webhook_url))}
         {crate::pipeline_events::events_card(name, lower.events)}
-        {crate::pipeline_events::rules_card(ctx, name, lower.rules)}
+        {lower.manage.then(|| crate::pipeline_events::rules_card(ctx, name, lower.rules))}
     };
     shell(ctx, content)
 }

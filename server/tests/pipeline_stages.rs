@@ -276,3 +276,106 @@ async fn an_approval_with_no_answer_in_its_timeout_fails_the_execution() {
     .await;
     assert_eq!(s, 409, "too late to answer");
 }
+
+#[tokio::test]
+async fn readers_of_the_source_follow_a_pipeline_and_approve_by_policy_but_do_not_manage_it() {
+    let server = Server::start(&[]);
+    let admin = server.user_with_token("root2", true);
+    let alice = setup(&server).await;
+    let bob = server.user_with_token("bob", false);
+    let (s, _) = api(
+        &server,
+        &alice,
+        Method::POST,
+        "/pipelines",
+        Some(declaration("web")),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let id = start(&server, &alice, "web").await;
+    wait_until(&server, &alice, "web", &id, "the gate", |e| {
+        action(e, 2)["status"] == "InProgress"
+    })
+    .await;
+    let execution_path = format!("/pipelines/web/executions/{id}");
+    // Without access to the repository, bob sees nothing.
+    let (s, _) = api(&server, &bob, Method::GET, &execution_path, None).await;
+    assert_eq!(s, 404);
+    let (_, list) = api(&server, &bob, Method::GET, "/pipelines", None).await;
+    assert_eq!(list, json!([]));
+
+    // Reading web (and answering its gate) is a policy away.
+    let grant = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["codecommit:GitPull", "codecommit:GetRepository"], "Resource": "arn:nubo:codecommit:::web"},
+        {"Effect": "Allow", "Action": "codepipeline:PutApprovalResult", "Resource": "arn:nubo:codepipeline:::web/Approve/*"}]});
+    let r = client()
+        .put(server.url("/api/v1/users/bob/policies/follow-web"))
+        .bearer_auth(&admin)
+        .json(&grant)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, list) = api(&server, &bob, Method::GET, "/pipelines", None).await;
+    assert_eq!(list[0]["name"], "web", "{list}");
+    let (s, e) = api(&server, &bob, Method::GET, &execution_path, None).await;
+    assert_eq!(s, 200, "{e}");
+    let (s, _) = api(&server, &bob, Method::GET, "/pipelines/web/events", None).await;
+    assert_eq!(s, 200);
+    // Managing stays with its owner.
+    for (method, path, body) in [
+        (Method::POST, format!("{execution_path}/stop"), json!({})),
+        (
+            Method::POST,
+            "/pipelines/web/executions".to_string(),
+            json!({}),
+        ),
+        (Method::DELETE, "/pipelines/web".to_string(), json!({})),
+        (
+            Method::POST,
+            "/pipelines/web/transitions/Build".to_string(),
+            json!({"enabled": false, "reason": "mine now"}),
+        ),
+        (
+            Method::GET,
+            "/pipelines/web/notifications".to_string(),
+            json!({}),
+        ),
+    ] {
+        let (s, _) = api(&server, &bob, method.clone(), &path, Some(body)).await;
+        assert_eq!(s, 404, "{method} {path}");
+    }
+    // The page shows bob the gate but none of the owner's controls.
+    let (cookie, _) = sign_in(&server, "bob", "password-of-the-test").await;
+    let page = client()
+        .get(server.url(&format!("/pipelines/web/executions/{id}")))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("data-testid=\"approval\""),
+        "the gate is answerable"
+    );
+    assert!(!html.contains("/stop\""), "no stop button");
+    assert!(!html.contains("data-testid=\"webhook\""), "no webhook card");
+    assert!(!html.contains("data-testid=\"start\""), "no start form");
+    let answer =
+        json!({"stage": "Approve", "action": "Gate", "result": "Approved", "comment": "by bob"});
+    let (s, b) = api(
+        &server,
+        &bob,
+        Method::POST,
+        &format!("{execution_path}/approval"),
+        Some(answer),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let e = wait_until(&server, &alice, "web", &id, "the end", |e| {
+        e["status"] == "Succeeded"
+    })
+    .await;
+    assert_eq!(action(&e, 2)["summary"], "approved by bob: by bob");
+}

@@ -301,6 +301,50 @@ async fn a_definition_in_the_repository_runs_the_file_of_its_commit() {
     })
     .await;
     assert_eq!(action(&e, 2)["summary"], "version one");
+    // The files that were not read are listed with why, to readers only.
+    let (_, problems) = api(
+        &server,
+        &alice,
+        Method::GET,
+        "/pipelines/definitions/problems",
+        None,
+    )
+    .await;
+    let why = |path: &str| {
+        problems
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["path"] == path)
+            .map(|p| {
+                (
+                    p["branch"].clone(),
+                    p["problem"].as_str().unwrap().to_string(),
+                )
+            })
+    };
+    let (branch, bad) = why(".nubo/pipelines/bad.yml").expect("bad.yml listed");
+    assert_eq!(branch, "main");
+    assert!(
+        bad.starts_with("2:1: ") && bad.contains("did not find expected node content"),
+        "with its position: {bad}"
+    );
+    let (_, conflict) = why(".nubo/pipelines/taken.yml").expect("taken.yml listed");
+    assert!(
+        conflict.contains("names pipeline taken, which is defined elsewhere"),
+        "{conflict}"
+    );
+    assert!(why(".nubo/pipelines/ci.yml").is_none());
+    let carol = server.user_with_token("carol", false);
+    let (_, none) = api(
+        &server,
+        &carol,
+        Method::GET,
+        "/pipelines/definitions/problems",
+        None,
+    )
+    .await;
+    assert_eq!(none, json!([]), "carol cannot read web");
     // The file changes with the code: the next commit runs its own version.
     push(
         &server,

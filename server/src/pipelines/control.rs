@@ -38,6 +38,24 @@ pub async fn execution(
     }
 }
 
+/// The pipeline and one of its executions, for one who may see it; and
+/// whether they manage it.
+pub async fn visible_execution(
+    pool: &SqlitePool,
+    user: &User,
+    name: &str,
+    id: &str,
+) -> Result<(Pipeline, Row, bool)> {
+    let (p, manage) = super::visible_to(pool, user, name).await?;
+    match executions::load(pool, id).await? {
+        Some(row) if row.pipeline_id == p.id => Ok((p, row, manage)),
+        _ => Err(Error::NotFound(format!(
+            "no execution {id:?} of pipeline {}",
+            p.name
+        ))),
+    }
+}
+
 fn find_action(row: &Row, stage: &str, action: &str) -> Result<(usize, usize)> {
     let si = row
         .declaration

@@ -43,7 +43,10 @@ fn read_one(
         let problems: Vec<String> = checked
             .errors
             .iter()
-            .map(|e| format!("{}:{}: {}: {}", e.pos.line, e.pos.col, e.path, e.message))
+            .map(|e| match e.path.as_str() {
+                "" => format!("{}:{}: {}", e.pos.line, e.pos.col, e.message),
+                path => format!("{}:{}: {path}: {}", e.pos.line, e.pos.col, e.message),
+            })
             .collect();
         return Err(problems.join("; "));
     };
@@ -53,23 +56,30 @@ fn read_one(
     }
 }
 
-/// The valid definitions at `commit`: (path, declaration). Invalid ones
-/// are logged with their problems and skipped.
-pub async fn definitions(dir: PathBuf, repo: &str, commit: &str) -> Vec<(String, Declaration)> {
+/// What the definitions at a commit are: (path, declaration) for the
+/// valid ones, (path, why) for the others.
+pub type Read = (Vec<(String, Declaration)>, Vec<(String, String)>);
+
+/// The definitions at `commit`: the valid ones, and the invalid ones with
+/// their problems (logged too).
+pub async fn definitions(dir: PathBuf, repo: &str, commit: &str) -> Read {
     let (repo, commit) = (repo.to_string(), commit.to_string());
     tokio::task::spawn_blocking(move || {
         let Ok(entries) = nubo_git::browse::tree(&dir, &commit, DIR) else {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
-        let mut out = Vec::new();
+        let (mut out, mut bad) = (Vec::new(), Vec::new());
         for e in entries.iter().filter(|e| e.kind == "blob" && is_definition(&e.name)).take(MAX_FILES) {
             let path = format!("{DIR}/{}", e.name);
             match read_one(&dir, &repo, &commit, &path) {
                 Ok(decl) => out.push((path, decl)),
-                Err(why) => tracing::warn!(%repo, %path, %commit, problems = %why, "a pipeline definition in the repository is not valid"),
+                Err(why) => {
+                    tracing::warn!(%repo, %path, %commit, problems = %why, "a pipeline definition in the repository is not valid");
+                    bad.push((path, why));
+                }
             }
         }
-        out
+        (out, bad)
     })
     .await
     .unwrap_or_default()
@@ -157,4 +167,81 @@ pub async fn at_commit(
         declaration: decl,
         ..pipeline
     })
+}
+
+/// A definition file the last push to a branch could not use, and why.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct DefinitionProblem {
+    pub repository: String,
+    pub branch: String,
+    pub path: String,
+    pub commit: String,
+    pub problem: String,
+    pub pusher: String,
+    /// RFC 3339.
+    pub time: String,
+}
+
+/// Replaces what is known to be wrong with the definitions on `branch`
+/// by `problems` (none: all of them were read).
+pub async fn record_problems(
+    pool: &SqlitePool,
+    repo: &str,
+    branch: &str,
+    commit: &str,
+    pusher: &str,
+    problems: &[(String, String)],
+) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("DELETE FROM pipeline_definition_problems WHERE repo_name = $1 AND branch = $2")
+        .bind(repo)
+        .bind(branch)
+        .execute(&mut *tx)
+        .await?;
+    for (path, problem) in problems {
+        sqlx::query(
+            "INSERT INTO pipeline_definition_problems (repo_name, branch, path, commit_sha, problem, pusher, at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        )
+        .bind(repo)
+        .bind(branch)
+        .bind(path)
+        .bind(commit)
+        .bind(problem)
+        .bind(pusher)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The problems in the repositories `user` can read.
+pub async fn problems_for(pool: &SqlitePool, user: &User) -> Result<Vec<DefinitionProblem>> {
+    let readable: Vec<String> = crate::repos::list_for(pool, user)
+        .await?
+        .into_iter()
+        .map(|r| r.name.to_lowercase())
+        .collect();
+    type R = (String, String, String, String, String, String, i64);
+    let rows: Vec<R> = sqlx::query_as(
+        "SELECT repo_name, branch, path, commit_sha, problem, pusher, at FROM pipeline_definition_problems
+         ORDER BY at DESC, repo_name, path LIMIT 200",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| readable.contains(&r.0.to_lowercase()))
+        .map(|r| DefinitionProblem {
+            repository: r.0,
+            branch: r.1,
+            path: r.2,
+            commit: r.3,
+            problem: r.4,
+            pusher: r.5,
+            time: crate::db::rfc3339(r.6),
+        })
+        .collect())
 }

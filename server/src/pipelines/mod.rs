@@ -194,6 +194,22 @@ pub async fn for_user(pool: &SqlitePool, user: &User, name: &str) -> Result<Pipe
     }
 }
 
+/// The pipeline, if `user` may see it — its managers, and whoever can
+/// read its source repository (they see its executions and events, and
+/// answer approvals their policies allow) — and whether they manage it.
+pub async fn visible_to(pool: &SqlitePool, user: &User, name: &str) -> Result<(Pipeline, bool)> {
+    let missing = || Error::NotFound(format!("no pipeline named {name:?}"));
+    let p = find(pool, name).await?.ok_or_else(missing)?;
+    if p.owner_id == user.id || user.admin {
+        return Ok((p, true));
+    }
+    let (repo, _) = p.declaration.source().unwrap_or_default();
+    match crate::repos::authorize(pool, repo, user, "codecommit:GitPull").await {
+        Ok(_) => Ok((p, false)),
+        Err(_) => Err(missing()),
+    }
+}
+
 /// Every pipeline (for the engine and the triggers).
 pub async fn list_all(pool: &SqlitePool) -> Result<Vec<Pipeline>> {
     let rows: Vec<Row> = sqlx::query_as(&format!("{SELECT} ORDER BY lower(p.name)"))
@@ -202,12 +218,24 @@ pub async fn list_all(pool: &SqlitePool) -> Result<Vec<Pipeline>> {
     rows.into_iter().map(from_row).collect()
 }
 
-/// The pipelines `user` manages.
+/// The pipelines `user` manages or can see (their source repository is
+/// readable to them).
 pub async fn list_for(pool: &SqlitePool, user: &User) -> Result<Vec<Pipeline>> {
+    let readable: Vec<String> = crate::repos::list_for(pool, user)
+        .await?
+        .into_iter()
+        .map(|r| r.name.to_lowercase())
+        .collect();
     Ok(list_all(pool)
         .await?
         .into_iter()
-        .filter(|p| user.admin || p.owner_id == user.id)
+        .filter(|p| {
+            user.admin
+                || p.owner_id == user.id
+                || p.declaration
+                    .source()
+                    .is_some_and(|(r, _)| readable.contains(&r.to_lowercase()))
+        })
         .collect())
 }
 

@@ -83,15 +83,31 @@ pub async fn on_push(
         if let Some(pusher) =
             crate::identity::accounts::find_by_name(&ctx.pool, &update.pusher).await?
         {
-            for (path, decl) in
-                super::in_repo::definitions(dir.clone(), &repo.name, &update.new).await
-            {
-                if let Some(p) =
-                    super::in_repo::register(&ctx.pool, &repo.name, &path, &decl, &pusher).await?
+            let (valid, mut invalid) =
+                super::in_repo::definitions(dir.clone(), &repo.name, &update.new).await;
+            for (path, decl) in valid {
+                match super::in_repo::register(&ctx.pool, &repo.name, &path, &decl, &pusher).await?
                 {
-                    candidates.push(p);
+                    Some(p) => candidates.push(p),
+                    None => invalid.push((
+                        path,
+                        format!(
+                            "it names pipeline {}, which is defined elsewhere: it is not run",
+                            decl.name
+                        ),
+                    )),
                 }
             }
+            let branch = update.ref_name.trim_start_matches("refs/heads/");
+            super::in_repo::record_problems(
+                &ctx.pool,
+                &repo.name,
+                branch,
+                &update.new,
+                &pusher.name,
+                &invalid,
+            )
+            .await?;
         }
     }
     if candidates.is_empty() {

@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(webhook::router())
         .routes(routes!(list_pipelines, create_pipeline))
         .routes(routes!(dry_run))
+        .routes(routes!(definition_problems))
         .routes(routes!(get_pipeline, put_pipeline, delete_pipeline))
         .routes(routes!(list_executions, start_execution))
         .routes(routes!(get_execution))
@@ -117,7 +118,7 @@ async fn get_pipeline(
     current: CurrentUser,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>> {
-    let p = pipelines::for_user(&state.pool, &current.user, &name).await?;
+    let (p, _) = pipelines::visible_to(&state.pool, &current.user, &name).await?;
     Ok(Json(
         serde_json::json!({"pipeline": p.declaration, "metadata": {
         "owner": p.owner, "created": crate::db::rfc3339(p.created_at), "updated": crate::db::rfc3339(p.updated_at)}}),
@@ -173,7 +174,7 @@ async fn list_executions(
     current: CurrentUser,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<Execution>>> {
-    let p = pipelines::for_user(&state.pool, &current.user, &name).await?;
+    let (p, _) = pipelines::visible_to(&state.pool, &current.user, &name).await?;
     let mut out = Vec::new();
     for row in executions::rows_of(&state.pool, &p.id, 50).await? {
         out.push(executions::state(&state.pool, &p.name, &row).await?);
@@ -233,7 +234,7 @@ async fn get_execution(
     current: CurrentUser,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Json<Execution>> {
-    let (p, row) = control::execution(&state.pool, &current.user, &name, &id, false).await?;
+    let (p, row, _) = control::visible_execution(&state.pool, &current.user, &name, &id).await?;
     Ok(Json(executions::state(&state.pool, &p.name, &row).await?))
 }
 
@@ -434,4 +435,17 @@ async fn set_transition(
     .await?;
     state.pipelines.wake.notify_one();
     Ok(Json(t))
+}
+
+/// The pipeline definitions in repositories you can read that their last
+/// push could not use (`.nubo/pipelines/*`), with why.
+#[utoipa::path(get, path = "/pipelines/definitions/problems", tag = "pipelines",
+    responses((status = 200, body = Vec<pipelines::in_repo::DefinitionProblem>)))]
+async fn definition_problems(
+    State(state): State<AppState>,
+    current: CurrentUser,
+) -> Result<Json<Vec<pipelines::in_repo::DefinitionProblem>>> {
+    Ok(Json(
+        pipelines::in_repo::problems_for(&state.pool, &current.user).await?,
+    ))
 }

@@ -43,7 +43,7 @@ async fn list_events(
     Path(name): Path<String>,
     Query(q): Query<EventsQuery>,
 ) -> Result<Json<Vec<Event>>> {
-    let p = pipelines::for_user(&state.pool, &current.user, &name).await?;
+    let (p, _) = pipelines::visible_to(&state.pool, &current.user, &name).await?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     Ok(Json(
         events::list(&state.pool, &p.id, q.execution.as_deref(), limit).await?,

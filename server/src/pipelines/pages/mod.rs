@@ -78,8 +78,25 @@ async fn render_list(
             latest,
         });
     }
+    let problems = pipelines::in_repo::problems_for(&state.pool, &user.user)
+        .await?
+        .into_iter()
+        .map(|p| nubo_frontend::pipeline_events::ProblemRow {
+            repository: p.repository,
+            branch: p.branch,
+            path: p.path,
+            commit: p.commit,
+            problem: p.problem,
+            pusher: p.pusher,
+            time: p.time,
+        })
+        .collect();
     let ctx = context(user, "Pipelines", Nav::Pipelines).await;
-    Ok((status, Html(view::pipelines_page(&ctx, rows, echo))).into_response())
+    Ok((
+        status,
+        Html(view::pipelines_page(&ctx, rows, problems, echo)),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize, serde::Serialize)]
@@ -140,6 +157,7 @@ fn trigger_text(t: &Trigger) -> String {
 /// no action rows.
 fn history_view(row: &executions::Row) -> view::ExecutionView {
     view::ExecutionView {
+        manage: false,
         id: row.id.clone(),
         number: row.number,
         status: row.status.clone(),
@@ -157,6 +175,7 @@ fn execution_view(
     e: executions::Execution,
     row: &executions::Row,
     transitions: &[transitions::Transition],
+    manage: bool,
 ) -> view::ExecutionView {
     let trigger = trigger_text(&e.trigger);
     let stages = e
@@ -197,6 +216,7 @@ fn execution_view(
         })
         .collect();
     view::ExecutionView {
+        manage,
         id: e.id,
         number: e.number,
         status: e.status,
@@ -216,11 +236,11 @@ async fn render_pipeline(
     name: &str,
     id: Option<&str>,
 ) -> PageResult {
-    let p = pipelines::for_user(&state.pool, &user.user, name).await?;
+    let (p, manage) = pipelines::visible_to(&state.pool, &user.user, name).await?;
     let rows = executions::rows_of(&state.pool, &p.id, 30).await?;
     let chosen = match id {
         Some(id) => Some(
-            control::execution(&state.pool, &user.user, name, id, false)
+            control::visible_execution(&state.pool, &user.user, name, id)
                 .await?
                 .1,
         ),
@@ -231,13 +251,14 @@ async fn render_pipeline(
             executions::state(&state.pool, &p.name, &row).await?,
             &row,
             &transitions::list(&state.pool, &p).await?,
+            manage,
         )),
         None => None,
     };
     let history = rows.iter().map(history_view).collect();
     let (repo, branch) = p.declaration.source().unwrap_or_default();
     let ctx = context(user, &p.name, Nav::Pipelines).await;
-    let lower = notify::lower(state, &p).await?;
+    let lower = notify::lower(state, &p, manage).await?;
     Ok(Html(view::pipeline_page(
         &ctx,
         &p.name,
@@ -271,11 +292,12 @@ async fn live(
     user: PageUser,
     Path((name, id)): Path<(String, String)>,
 ) -> PageResult {
-    let (p, row) = control::execution(&state.pool, &user.user, &name, &id, false).await?;
+    let (p, row, manage) = control::visible_execution(&state.pool, &user.user, &name, &id).await?;
     let e = execution_view(
         executions::state(&state.pool, &p.name, &row).await?,
         &row,
         &transitions::list(&state.pool, &p).await?,
+        manage,
     );
     let ctx = context(&user, &p.name, Nav::Pipelines).await;
     Ok((
@@ -354,6 +376,7 @@ async fn after(
         Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => {
             Flash::Error(crate::http::pages::capitalise(&e.to_string()))
         }
+        Err(Error::Denied { words, .. }) => Flash::Error(crate::http::pages::capitalise(&words)),
         Err(e) => return Err(e.into()),
     };
     set_flash(&user.session, flash).await;

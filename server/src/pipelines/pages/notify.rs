@@ -17,7 +17,7 @@ use crate::state::AppState;
 
 /// The webhook, the latest events and every rule with its recent
 /// deliveries.
-pub async fn lower(state: &AppState, p: &Pipeline) -> Result<Lower> {
+pub async fn lower(state: &AppState, p: &Pipeline, manage: bool) -> Result<Lower> {
     let events = events::list(&state.pool, &p.id, None, 25)
         .await?
         .into_iter()
@@ -34,7 +34,12 @@ pub async fn lower(state: &AppState, p: &Pipeline) -> Result<Lower> {
         })
         .collect();
     let mut rules = Vec::new();
-    for r in webhooks::list_for_pipeline(&state.pool, &p.id).await? {
+    let list = if manage {
+        webhooks::list_for_pipeline(&state.pool, &p.id).await?
+    } else {
+        Vec::new()
+    };
+    for r in list {
         let deliveries = webhooks::recent(&state.pool, Owner::Pipeline(&p.id), &r.id, 5).await?;
         rules.push(RuleRow {
             events: r.events.join(", "),
@@ -44,6 +49,7 @@ pub async fn lower(state: &AppState, p: &Pipeline) -> Result<Lower> {
         });
     }
     Ok(Lower {
+        manage,
         webhook: crate::pipelines::webhook::status(&state.pool, p).await?,
         webhook_url: address(state, &p.name),
         events,
