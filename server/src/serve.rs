@@ -85,6 +85,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         ),
     }
     crate::repos::webhooks::spawn_worker(state.ctx.clone());
+    crate::repos::mirror::spawn_worker(state.ctx.clone(), state.repo_locks.clone());
     crate::workspaces::recover(&state.workspace_env()).await?;
     crate::workspaces::spawn_reaper(state.workspace_env(), state.workspaces.clone());
     crate::builds::recover(&state.pool, &state.settings.data_dir).await?;

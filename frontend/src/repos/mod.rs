@@ -17,7 +17,7 @@ pub use browse::{
     blob_page, commit_page, commits_page, tree_page, BrowseEntry, ChangeRow, CommitRow,
 };
 pub use overview::{repo, FileRow, PushRow, RepoPage};
-pub use settings::{settings_page, WebhookRow};
+pub use settings::{settings_page, MirrorView, WebhookRow};
 
 /// A row of the repository list.
 #[derive(Debug, Clone)]

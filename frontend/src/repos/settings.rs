@@ -1,4 +1,5 @@
-//! A repository's Settings tab: its webhooks and deleting it.
+//! A repository's Settings tab: its webhooks, its mirror (an external
+//! repository it follows) and deleting it.
 
 use leptos::prelude::*;
 
@@ -16,6 +17,67 @@ pub struct WebhookRow {
     pub deliveries: Vec<(String, String, i64, String)>,
 }
 
+/// The repository's mirror, as the tab shows it.
+#[derive(Debug, Clone)]
+pub struct MirrorView {
+    pub url: String,
+    pub interval_seconds: i64,
+    pub pusher: String,
+    pub last_polled_at: Option<String>,
+    pub last_result: Option<String>,
+    pub last_error: Option<String>,
+}
+
+fn mirror_card(ctx: &PageContext, repo: &str, mirror: Option<MirrorView>) -> impl IntoView {
+    let action = format!("/repos/{repo}/mirror");
+    let state = mirror.clone().map(|m| {
+        let last = match (&m.last_error, &m.last_result) {
+            (Some(e), _) => view! { <span class="bad">{format!("failed: {e}")}</span> }.into_any(),
+            (None, Some(r)) => view! { <span>{r.clone()}</span> }.into_any(),
+            _ => view! { <span class="muted">"not polled yet"</span> }.into_any(),
+        };
+        let when = m.last_polled_at.clone().map(|t| {
+            view! { " (" <time datetime=t.clone() data-relative>{t.clone()}</time> ")" }
+        });
+        view! {
+            <p>"Follows " <code>{m.url.clone()}</code> {format!(" every {} s, pushing as {}. ", m.interval_seconds, m.pusher)}
+               "Last poll: " {last} {when}</p>
+            <div class="row">
+                <form class="inline" method="post" action=format!("/repos/{repo}/mirror/poll")>
+                    <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
+                    <button type="submit" class="secondary" data-testid="mirror-poll">"Poll now"</button>
+                </form>
+                <form class="inline" method="post" action=format!("/repos/{repo}/mirror/delete")>
+                    <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
+                    <button type="submit" class="danger">"Stop mirroring"</button>
+                </form>
+            </div>
+        }
+    });
+    let url = mirror.as_ref().map(|m| m.url.clone()).unwrap_or_default();
+    let interval = mirror
+        .as_ref()
+        .map_or(300, |m| m.interval_seconds)
+        .to_string();
+    view! {
+        <section class="card" data-testid="mirror">
+            <h2>"Mirror"</h2>
+            <p class="muted">"Follow an external repository: what is new there is pushed here on an interval, starting this repository's pipelines as a push does. See docs/mirrors.md."</p>
+            {state}
+            <form class="stack" method="post" action=action>
+                <input type="hidden" name="csrf_token" value=ctx.csrf.clone()/>
+                <label>"URL (https://, http:// or git://, without credentials)"
+                    <input type="text" name="url" placeholder="https://git.example.org/team/app.git" required value=url/>
+                </label>
+                <label>"Every (seconds, 10 to 86400)"
+                    <input type="number" name="interval_seconds" min="10" max="86400" value=interval/>
+                </label>
+                <button type="submit">"Mirror it"</button>
+            </form>
+        </section>
+    }
+}
+
 /// A webhook's recent deliveries: (event, state, attempts, last outcome).
 pub(crate) fn deliveries_list(list: Vec<(String, String, i64, String)>) -> impl IntoView {
     list.into_iter()
@@ -31,6 +93,7 @@ pub fn settings_page(
     nav: &RepoNav,
     head: Option<&str>,
     hooks: Vec<WebhookRow>,
+    mirror: Option<MirrorView>,
     echo: &FormEcho,
 ) -> String {
     let repo = nav.name.clone();
@@ -81,6 +144,7 @@ pub fn settings_page(
                 <button type="submit">"Add webhook"</button>
             </form>
         </section>
+        {mirror_card(ctx, &repo, mirror)}
         <section class="card" data-testid="access-link">
             <h2>"Access"</h2>
             <p>"Who may read, push to and manage this repository is on the "

@@ -389,24 +389,5 @@ pub fn action(service: Service) -> &'static str {
 /// What the pre-receive hook (`nubo hook pre-receive`) needs to store a
 /// push: where the data and the key are, which repository, who pushes.
 pub fn hook_env(state: &AppState, repo: &Repo, user: &User) -> Vec<(String, String)> {
-    let exe = std::env::current_exe()
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "nubo".into());
-    let abs = |p: std::path::PathBuf| {
-        std::path::absolute(&p)
-            .unwrap_or(p)
-            .to_string_lossy()
-            .into_owned()
-    };
-    vec![
-        ("NUBO_EXE".into(), exe),
-        ("NUBO_DATA_DIR".into(), abs(state.settings.data_dir.clone())),
-        (
-            "NUBO_MASTER_KEY_FILE".into(),
-            abs(crate::keys::key_path(&state.settings)),
-        ),
-        ("NUBO_REPO_ID".into(), repo.id.clone()),
-        ("NUBO_PUSHER".into(), user.name.clone()),
-        ("NUBO_LOG_LEVEL".into(), "warn".into()),
-    ]
+    crate::repos::hook_env(&state.settings, repo, user)
 }

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod git_http;
 pub mod hook;
 mod hookshot;
+pub mod mirror;
 pub mod pages;
 pub mod pushes;
 pub mod ssh;
@@ -436,4 +437,44 @@ pub async fn reseal(
     }
     webhooks::reseal(conn, old, new).await?;
     Ok(rows.len())
+}
+
+/// What the pre-receive hook (`nubo hook pre-receive`) needs to store a
+/// push: where the data and the key are, which repository, who pushes.
+pub fn hook_env(
+    settings: &crate::config::Settings,
+    repo: &Repo,
+    user: &User,
+) -> Vec<(String, String)> {
+    let exe = std::env::current_exe()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "nubo".into());
+    let abs = |p: std::path::PathBuf| {
+        std::path::absolute(&p)
+            .unwrap_or(p)
+            .to_string_lossy()
+            .into_owned()
+    };
+    vec![
+        ("NUBO_EXE".into(), exe),
+        ("NUBO_DATA_DIR".into(), abs(settings.data_dir.clone())),
+        (
+            "NUBO_MASTER_KEY_FILE".into(),
+            abs(crate::keys::key_path(settings)),
+        ),
+        ("NUBO_REPO_ID".into(), repo.id.clone()),
+        ("NUBO_PUSHER".into(), user.name.clone()),
+        ("NUBO_LOG_LEVEL".into(), "warn".into()),
+    ]
+}
+
+pub async fn find_by_id(pool: &SqlitePool, id: &str) -> Result<Option<Repo>> {
+    let name: Option<String> = sqlx::query_scalar("SELECT name FROM repos WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    match name {
+        Some(n) => find(pool, &n).await,
+        None => Ok(None),
+    }
 }

@@ -1,5 +1,5 @@
-//! A repository's Settings tab: webhooks (add, remove, recent deliveries)
-//! and deleting the repository.
+//! A repository's Settings tab: webhooks (add, remove, recent deliveries),
+//! the mirror (set, poll now, stop) and deleting the repository.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -22,6 +22,9 @@ pub fn routes() -> Router<AppState> {
         .route("/repos/{name}/delete", post(delete_repo))
         .route("/repos/{name}/webhooks", post(add_webhook))
         .route("/repos/{name}/webhooks/{id}/delete", post(remove_webhook))
+        .route("/repos/{name}/mirror", post(set_mirror))
+        .route("/repos/{name}/mirror/poll", post(poll_mirror))
+        .route("/repos/{name}/mirror/delete", post(remove_mirror))
 }
 
 async fn settings_page(
@@ -90,7 +93,17 @@ async fn render_settings(
         Nav::Repositories,
     )
     .await;
-    let html = view::settings_page(&ctx, &nav, head.as_deref(), rows, echo);
+    let mirror = crate::repos::mirror::get(&state.pool, &repo)
+        .await?
+        .map(|m| view::MirrorView {
+            url: m.url,
+            interval_seconds: m.interval_seconds,
+            pusher: m.pusher,
+            last_polled_at: m.last_polled_at,
+            last_result: m.last_result,
+            last_error: m.last_error,
+        });
+    let html = view::settings_page(&ctx, &nav, head.as_deref(), rows, mirror, echo);
     Ok((status, Html(html)).into_response())
 }
 
@@ -166,4 +179,74 @@ async fn delete_repo(
     )
     .await;
     Ok(Redirect::to("/repos").into_response())
+}
+
+#[derive(Deserialize)]
+struct MirrorForm {
+    url: String,
+    #[serde(default)]
+    interval_seconds: Option<i64>,
+}
+
+/// The mirror's managers: the repository's, who can push to it.
+async fn mirror_repo(state: &AppState, user: &PageUser, name: &str) -> Result<repos::Repo, Error> {
+    let repo =
+        repos::authorize(&state.pool, name, &user.user, "codecommit:DeleteRepository").await?;
+    repos::authorize(&state.pool, name, &user.user, "codecommit:GitPush").await?;
+    Ok(repo)
+}
+
+async fn back_to_settings(user: &PageUser, repo: &str, flash: Flash) -> PageResult {
+    set_flash(&user.session, flash).await;
+    Ok(Redirect::to(&format!("/repos/{repo}/settings")).into_response())
+}
+
+async fn set_mirror(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path(name): Path<String>,
+    Form(form): Form<MirrorForm>,
+) -> PageResult {
+    let repo = mirror_repo(&state, &user, &name).await?;
+    let interval = form.interval_seconds.unwrap_or(300);
+    let flash =
+        match crate::repos::mirror::set(&state, &repo, &user.user, form.url.trim(), interval).await
+        {
+            Ok(_) => Flash::Ok(
+                "The repository follows that URL now; the first poll is under way.".into(),
+            ),
+            Err(e @ Error::Invalid { .. }) => {
+                Flash::Error(crate::http::pages::capitalise(&e.to_string()))
+            }
+            Err(e) => return Err(e.into()),
+        };
+    back_to_settings(&user, &repo.name, flash).await
+}
+
+async fn poll_mirror(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path(name): Path<String>,
+) -> PageResult {
+    let repo = mirror_repo(&state, &user, &name).await?;
+    let flash = match crate::repos::mirror::poll(&state, &state.repo_locks, &repo).await? {
+        Ok(result) => Flash::Ok(format!("Polled: {result}.")),
+        Err(why) => Flash::Error(format!("The poll failed: {why}")),
+    };
+    back_to_settings(&user, &repo.name, flash).await
+}
+
+async fn remove_mirror(
+    State(state): State<AppState>,
+    user: PageUser,
+    Path(name): Path<String>,
+) -> PageResult {
+    let repo = mirror_repo(&state, &user, &name).await?;
+    crate::repos::mirror::remove(&state.pool, &repo).await?;
+    back_to_settings(
+        &user,
+        &repo.name,
+        Flash::Ok("The repository no longer follows its mirror.".into()),
+    )
+    .await
 }

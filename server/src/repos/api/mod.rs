@@ -1,6 +1,8 @@
 //! Repositories' API: create, list, delete, their pushes and webhooks, and
 //! the read-only browser (refs, trees, blobs, commits).
 
+mod mirror;
+
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -17,6 +19,7 @@ use crate::state::AppState;
 /// Repositories' routes (under `/api/v1`).
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .merge(mirror::router())
         .routes(routes!(list_repos, create_repo))
         .routes(routes!(get_repo, delete_repo))
         .routes(routes!(list_pushes))
