@@ -234,3 +234,44 @@ pub fn problems_card(problems: Vec<ProblemRow>) -> impl IntoView {
         }
     })
 }
+
+/// An approval waiting for the viewer.
+#[derive(Debug, Clone)]
+pub struct WaitingRow {
+    pub pipeline: String,
+    pub number: i64,
+    pub stage: String,
+    pub action: String,
+    pub commit: String,
+    pub custom_data: Option<String>,
+    pub since: Option<String>,
+    pub path: String,
+}
+
+/// The approvals the viewer may answer now (nothing when there are none).
+pub fn approvals_card(waiting: Vec<WaitingRow>) -> impl IntoView {
+    (!waiting.is_empty()).then(|| {
+        let rows = waiting
+            .into_iter()
+            .map(|w| {
+                let short: String = w.commit.chars().take(10).collect();
+                let since = w.since.clone().map(|t| {
+                    view! { ", waiting since " <time datetime=t.clone() data-relative>{t.clone()}</time> }
+                });
+                view! {
+                    <li data-waiting=w.pipeline.clone()>
+                        <a href=w.path.clone()><strong>{format!("{} #{}", w.pipeline, w.number)}</strong></a>
+                        {format!(" — {}/{} at ", w.stage, w.action)}<code>{short}</code>{since}
+                        {w.custom_data.filter(|d| !d.is_empty()).map(|d| view! { <p class="small">{d}</p> })}
+                    </li>
+                }
+            })
+            .collect_view();
+        view! {
+            <section class="card flash warn" data-testid="waiting-approvals">
+                <h2>"Waiting for your approval"</h2>
+                <ul>{rows}</ul>
+            </section>
+        }
+    })
+}

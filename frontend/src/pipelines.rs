@@ -32,6 +32,8 @@ pub struct ActionView {
     pub summary: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// How long it took, once it ended ("2.4 s", "3 min 5 s").
+    pub duration: Option<String>,
     /// A manual approval waiting for an answer.
     pub awaiting_approval: bool,
 }
@@ -97,6 +99,7 @@ pub fn pipelines_page(
     ctx: &PageContext,
     rows: Vec<PipelineRow>,
     problems: Vec<crate::pipeline_events::ProblemRow>,
+    waiting: Vec<crate::pipeline_events::WaitingRow>,
     echo: &FormEcho,
 ) -> String {
     let list = if rows.is_empty() {
@@ -144,6 +147,7 @@ pub fn pipelines_page(
         .into_any()
     };
     let content = view! {
+        {crate::pipeline_events::approvals_card(waiting)}
         {crate::pipeline_events::problems_card(problems)}
         {list}
         <section class="card">
@@ -183,8 +187,12 @@ fn action_card(ctx: &PageContext, base: &str, stage: &str, a: ActionView) -> imp
             </form>
         }
     });
+    let took = a
+        .duration
+        .clone()
+        .map(|d| view! { " · took " <span data-testid="duration">{d}</span> });
     let times = a.started_at.clone().map(|t| {
-        view! { <p class="muted small">"started " <time datetime=t.clone() data-relative>{t.clone()}</time></p> }
+        view! { <p class="muted small">"started " <time datetime=t.clone() data-relative>{t.clone()}</time>{took}</p> }
     });
     view! {
         <div class="action" data-action=a.name.clone() data-run-order=a.run_order.to_string()>
@@ -352,4 +360,13 @@ pub fn pipeline_page(
         {lower.manage.then(|| crate::pipeline_events::rules_card(ctx, name, lower.rules))}
     };
     shell(ctx, content)
+}
+
+/// A duration as the live view shows it: "850 ms", "2.4 s", "3 min 5 s".
+pub fn human_ms(ms: i64) -> String {
+    match ms {
+        ..=999 => format!("{ms} ms"),
+        1000..=59_999 => format!("{:.1} s", ms as f64 / 1000.0),
+        _ => format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000),
+    }
 }

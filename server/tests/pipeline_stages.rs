@@ -303,6 +303,27 @@ async fn readers_of_the_source_follow_a_pipeline_and_approve_by_policy_but_do_no
     assert_eq!(s, 404);
     let (_, list) = api(&server, &bob, Method::GET, "/pipelines", None).await;
     assert_eq!(list, json!([]));
+    let (_, waiting) = api(
+        &server,
+        &bob,
+        Method::GET,
+        "/pipelines/approvals/waiting",
+        None,
+    )
+    .await;
+    assert_eq!(waiting, json!([]), "not bob's to answer yet");
+    let (_, waiting) = api(
+        &server,
+        &alice,
+        Method::GET,
+        "/pipelines/approvals/waiting",
+        None,
+    )
+    .await;
+    assert_eq!(
+        waiting[0]["pipeline"], "web",
+        "the owner is told: {waiting}"
+    );
 
     // Reading web (and answering its gate) is a policy away.
     let grant = json!({"Version": "2012-10-17", "Statement": [
@@ -322,6 +343,20 @@ async fn readers_of_the_source_follow_a_pipeline_and_approve_by_policy_but_do_no
     assert_eq!(s, 200, "{e}");
     let (s, _) = api(&server, &bob, Method::GET, "/pipelines/web/events", None).await;
     assert_eq!(s, 200);
+    // Bob is told the gate waits for him, with what it says and where.
+    let (_, waiting) = api(
+        &server,
+        &bob,
+        Method::GET,
+        "/pipelines/approvals/waiting",
+        None,
+    )
+    .await;
+    assert_eq!(waiting.as_array().unwrap().len(), 1, "{waiting}");
+    assert_eq!(waiting[0]["stage"], "Approve");
+    assert_eq!(waiting[0]["action"], "Gate");
+    assert_eq!(waiting[0]["custom_data"], "Ship 1.1?");
+    assert_eq!(waiting[0]["path"], execution_path.as_str());
     // Managing stays with its owner.
     for (method, path, body) in [
         (Method::POST, format!("{execution_path}/stop"), json!({})),
@@ -361,6 +396,19 @@ async fn readers_of_the_source_follow_a_pipeline_and_approve_by_policy_but_do_no
     );
     assert!(!html.contains("/stop\""), "no stop button");
     assert!(!html.contains("data-testid=\"webhook\""), "no webhook card");
+    let list_page = client()
+        .get(server.url("/pipelines"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        list_page.contains("Waiting for your approval"),
+        "{list_page}"
+    );
     assert!(!html.contains("data-testid=\"start\""), "no start form");
     let answer =
         json!({"stage": "Approve", "action": "Gate", "result": "Approved", "comment": "by bob"});
@@ -378,4 +426,14 @@ async fn readers_of_the_source_follow_a_pipeline_and_approve_by_policy_but_do_no
     })
     .await;
     assert_eq!(action(&e, 2)["summary"], "approved by bob: by bob");
+    assert!(action(&e, 1)["duration_ms"].as_i64().is_some(), "{e:#}");
+    let (_, waiting) = api(
+        &server,
+        &bob,
+        Method::GET,
+        "/pipelines/approvals/waiting",
+        None,
+    )
+    .await;
+    assert_eq!(waiting, json!([]), "answered");
 }

@@ -1,12 +1,13 @@
 //! Git over SSH with the real OpenSSH client: keys, clone and push in
-//! protocol v0 and v2, and everything that is not git refused.
+//! protocol v0 and v2, a push that starts a pipeline, and everything that
+//! is not git refused.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{client, create_repo, git, ok, Server};
+use common::{api, client, create_repo, declaration, git, ok, setup, Server};
 use serde_json::{json, Value};
 
 fn keygen(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
@@ -293,4 +294,51 @@ async fn shells_commands_and_forwarding_are_refused() {
     assert!(!out.status.success());
     let out = ssh(&key, port, &["-W", "127.0.0.1:22", "git@127.0.0.1"]);
     assert!(!out.status.success());
+}
+
+#[tokio::test]
+async fn a_push_over_ssh_starts_the_repositorys_pipeline() {
+    let server = Server::start(&[]);
+    let alice = setup(&server).await;
+    let (s, b) = api(
+        &server,
+        &alice,
+        reqwest::Method::POST,
+        "/pipelines",
+        Some(declaration("web")),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path();
+    let key = keygen(w, "alice_ed25519", &["-t", "ed25519"]);
+    assert_eq!(add_key(&server, &alice, &key).await.status(), 201);
+    let port = server.ssh_addr.unwrap().port();
+    let url = format!("ssh://git@127.0.0.1:{port}/v1/repos/web");
+    ok(git_ssh(w, &key, &["clone", "-q", &url, "work"]));
+    let work = w.join("work");
+    std::fs::write(work.join("ssh.txt"), "pushed over ssh\n").unwrap();
+    ok(git_ssh(&work, &key, &["add", "."]));
+    ok(git_ssh(&work, &key, &["commit", "-qm", "over ssh"]));
+    ok(git_ssh(&work, &key, &["push", "-q", "origin", "HEAD:main"]));
+    let head = ok(git_ssh(&work, &key, &["rev-parse", "HEAD"]));
+    let mut list = Value::Null;
+    for _ in 0..100 {
+        list = api(
+            &server,
+            &alice,
+            reqwest::Method::GET,
+            "/pipelines/web/executions",
+            None,
+        )
+        .await
+        .1;
+        if list.as_array().is_some_and(|l| !l.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(list[0]["source_revision"]["commit"], head.trim(), "{list}");
+    assert_eq!(list[0]["trigger"]["type"], "push");
+    assert_eq!(list[0]["trigger"]["by"], "alice");
 }

@@ -82,6 +82,7 @@ pub async fn tick(ctx: &Ctx, running: &builds::Running, engine: &Engine) -> Resu
 }
 
 async fn end(ctx: &Ctx, id: &str, status: &str, reason: &str) -> Result<()> {
+    let mut tx = ctx.pool.begin().await?;
     let done = sqlx::query(
         "UPDATE pipeline_executions SET status = $1, reason = $2, waiting = NULL, finished_at = $3
          WHERE id = $4 AND status IN ('InProgress', 'Stopping')",
@@ -90,13 +91,14 @@ async fn end(ctx: &Ctx, id: &str, status: &str, reason: &str) -> Result<()> {
     .bind(reason)
     .bind(now_ms())
     .bind(id)
-    .execute(&ctx.pool)
+    .execute(&mut *tx)
     .await?;
     if done.rows_affected() > 0 {
-        if let Some(row) = executions::load(&ctx.pool, id).await? {
-            events::record(ctx, &row, Subject::Execution, status, Some(reason)).await?;
+        if let Some(row) = executions::load(&mut *tx, id).await? {
+            events::record_in(&mut tx, ctx, &row, Subject::Execution, status, Some(reason)).await?;
         }
     }
+    tx.commit().await?;
     tracing::info!(execution = %id, status, reason, "pipeline execution ended");
     Ok(())
 }
@@ -128,6 +130,10 @@ async fn set_action(
     .bind(ai as i64)
     .fetch_optional(&ctx.pool)
     .await?;
+    // The change and its event in one transaction (one sync), writing
+    // first: a read-then-write transaction can fail under SQLite when
+    // another connection writes in between.
+    let mut tx = ctx.pool.begin().await?;
     sqlx::query(
         "UPDATE pipeline_actions SET status = $1, summary = COALESCE($2, summary), build_id = COALESCE($3, build_id),
              started_at = COALESCE(started_at, $4), finished_at = CASE WHEN $5 THEN $4 ELSE NULL END
@@ -141,12 +147,13 @@ async fn set_action(
     .bind(&row.id)
     .bind(row.stage_index as i64)
     .bind(ai as i64)
-    .execute(&ctx.pool)
+    .execute(&mut *tx)
     .await?;
     if before.flatten().as_deref() != Some(status) {
         let subject = Subject::Action(row.stage_index, ai);
-        events::record(ctx, row, subject, status, summary).await?;
+        events::record_in(&mut tx, ctx, row, subject, status, summary).await?;
     }
+    tx.commit().await?;
     Ok(())
 }
 
@@ -238,11 +245,14 @@ async fn advance(ctx: &Ctx, running: &builds::Running, row: &Row) -> Result<bool
             end(ctx, &row.id, "Failed", &why).await?;
             return Ok(false);
         }
-        events::record(ctx, row, Subject::Stage(row.stage_index), "Succeeded", None).await?;
+        let mut tx = ctx.pool.begin().await?;
         sqlx::query("UPDATE pipeline_executions SET stage_index = stage_index + 1, entered = FALSE, waiting = NULL WHERE id = $1")
             .bind(&row.id)
-            .execute(&ctx.pool)
+            .execute(&mut *tx)
             .await?;
+        let subject = Subject::Stage(row.stage_index);
+        events::record_in(&mut tx, ctx, row, subject, "Succeeded", None).await?;
+        tx.commit().await?;
         return Ok(true);
     };
     for (ai, action) in stage.actions.iter().enumerate() {
@@ -373,15 +383,9 @@ async fn enter(ctx: &Ctx, row: &Row, stage: &str) -> Result<bool> {
         .execute(&mut *tx)
         .await?;
     }
+    let subject = Subject::Stage(row.stage_index);
+    events::record_in(&mut tx, ctx, row, subject, "InProgress", None).await?;
     tx.commit().await?;
-    events::record(
-        ctx,
-        row,
-        Subject::Stage(row.stage_index),
-        "InProgress",
-        None,
-    )
-    .await?;
     Ok(true)
 }
 

@@ -101,10 +101,26 @@ pub async fn record(
     status: &str,
     extra: Option<&str>,
 ) -> Result<()> {
+    let mut tx = ctx.pool.begin().await?;
+    record_in(&mut tx, ctx, row, subject, status, extra).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// As [`record`], in the caller's transaction: the state change and its
+/// event (and deliveries) are written together, with one sync.
+pub async fn record_in(
+    conn: &mut sqlx::SqliteConnection,
+    ctx: &Ctx,
+    row: &Row,
+    subject: Subject,
+    status: &str,
+    extra: Option<&str>,
+) -> Result<()> {
     let state = state_word(status);
     let name: Option<String> = sqlx::query_scalar("SELECT name FROM pipelines WHERE id = $1")
         .bind(&row.pipeline_id)
-        .fetch_optional(&ctx.pool)
+        .fetch_optional(&mut *conn)
         .await?;
     let Some(pipeline) = name else {
         return Ok(());
@@ -159,7 +175,6 @@ pub async fn record(
         "resources": [format!("arn:nubo:codepipeline:::{pipeline}")],
         "detail": detail,
     });
-    let mut tx = ctx.pool.begin().await?;
     sqlx::query(
         "INSERT INTO pipeline_events (id, pipeline_id, seq, execution_id, scope, stage, action, state, event_json, at)
          SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, $3, $4, $5, $6, $7, $8, $9
@@ -174,7 +189,7 @@ pub async fn record(
     .bind(&state)
     .bind(event.to_string())
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
     let wanted = [
         format!("{scope}.{state}"),
@@ -184,12 +199,11 @@ pub async fn record(
             String::new()
         },
     ];
-    for rule in webhooks::list_for_pipeline(&mut *tx, &row.pipeline_id).await? {
+    for rule in webhooks::list_for_pipeline(&mut *conn, &row.pipeline_id).await? {
         if rule.events.iter().any(|e| e == "all" || wanted.contains(e)) {
-            webhooks::enqueue_one(&mut tx, &rule.id, &wanted[0], &event).await?;
+            webhooks::enqueue_one(&mut *conn, &rule.id, &wanted[0], &event).await?;
         }
     }
-    tx.commit().await?;
     Ok(())
 }
 

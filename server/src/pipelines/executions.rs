@@ -85,7 +85,10 @@ fn from_raw(r: Raw) -> Result<Row> {
     })
 }
 
-pub async fn load(pool: &SqlitePool, id: &str) -> Result<Option<Row>> {
+pub async fn load<'e>(
+    pool: impl sqlx::Executor<'e, Database = sqlx::Sqlite>,
+    id: &str,
+) -> Result<Option<Row>> {
     let raw: Option<Raw> = sqlx::query_as(&format!("{SELECT} WHERE id = $1"))
         .bind(id)
         .fetch_optional(pool)
@@ -184,6 +187,9 @@ pub struct ActionState {
     pub build_id: Option<String>,
     /// What happened (a failure's reason, an approval's comment).
     pub summary: Option<String>,
+    /// From its start to its end, once it ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -258,6 +264,7 @@ pub async fn state(pool: &SqlitePool, pipeline: &str, row: &Row) -> Result<Execu
                     run_order: a.run_order,
                     started_at: time(s.started_at),
                     finished_at: time(s.finished_at),
+                    duration_ms: s.started_at.zip(s.finished_at).map(|(a, b)| (b - a).max(0)),
                     build_id: s.build_id,
                     summary: s.summary,
                 }

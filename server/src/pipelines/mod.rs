@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::identity::accounts::{self, User};
 
 pub mod api;
+pub mod awaiting;
 mod build_action;
 pub mod cli;
 pub mod conditions;
@@ -346,6 +347,7 @@ pub async fn start(
     // One statement: its number is taken as it is written (a read then a
     // write in one transaction can fail under SQLite when the engine
     // writes in between).
+    let mut tx = ctx.pool.begin().await?;
     sqlx::query(
         "INSERT INTO pipeline_executions (id, pipeline_id, number, status, trigger_json, commit_sha, branch,
              definition_json, variables_json, started_at)
@@ -360,11 +362,15 @@ pub async fn start(
     .bind(to_json(decl))
     .bind(serde_json::to_string(&vars).unwrap_or_default())
     .bind(now_ms())
-    .execute(&ctx.pool)
+    .execute(&mut *tx)
     .await?;
-    if let Some(row) = executions::load(&ctx.pool, &id).await? {
-        events::record(ctx, &row, events::Subject::Execution, "InProgress", None).await?;
+    // The execution and its first event together (the insert came first,
+    // so this transaction holds the write lock).
+    if let Some(row) = executions::load(&mut *tx, &id).await? {
+        let subject = events::Subject::Execution;
+        events::record_in(&mut tx, ctx, &row, subject, "InProgress", None).await?;
     }
+    tx.commit().await?;
     tracing::info!(pipeline = %pipeline.name, execution = %id, commit, by = %trigger.by, "pipeline execution started");
     Ok(id)
 }

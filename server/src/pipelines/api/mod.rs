@@ -27,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_pipelines, create_pipeline))
         .routes(routes!(dry_run))
         .routes(routes!(definition_problems))
+        .routes(routes!(waiting_approvals))
         .routes(routes!(get_pipeline, put_pipeline, delete_pipeline))
         .routes(routes!(list_executions, start_execution))
         .routes(routes!(get_execution))
@@ -447,5 +448,18 @@ async fn definition_problems(
 ) -> Result<Json<Vec<pipelines::in_repo::DefinitionProblem>>> {
     Ok(Json(
         pipelines::in_repo::problems_for(&state.pool, &current.user).await?,
+    ))
+}
+
+/// The manual approvals you may answer now (you see the pipeline and hold
+/// `codepipeline:PutApprovalResult` on the action), oldest first.
+#[utoipa::path(get, path = "/pipelines/approvals/waiting", tag = "pipelines",
+    responses((status = 200, body = Vec<pipelines::awaiting::Waiting>)))]
+async fn waiting_approvals(
+    State(state): State<AppState>,
+    current: CurrentUser,
+) -> Result<Json<Vec<pipelines::awaiting::Waiting>>> {
+    Ok(Json(
+        pipelines::awaiting::for_user(&state.pool, &current.user).await?,
     ))
 }

@@ -91,10 +91,24 @@ async fn render_list(
             time: p.time,
         })
         .collect();
+    let waiting = pipelines::awaiting::for_user(&state.pool, &user.user)
+        .await?
+        .into_iter()
+        .map(|w| nubo_frontend::pipeline_events::WaitingRow {
+            pipeline: w.pipeline,
+            number: w.number,
+            stage: w.stage,
+            action: w.action,
+            commit: w.commit,
+            custom_data: w.custom_data,
+            since: w.since,
+            path: w.path,
+        })
+        .collect();
     let ctx = context(user, "Pipelines", Nav::Pipelines).await;
     Ok((
         status,
-        Html(view::pipelines_page(&ctx, rows, problems, echo)),
+        Html(view::pipelines_page(&ctx, rows, problems, waiting, echo)),
     )
         .into_response())
 }
@@ -209,6 +223,7 @@ fn execution_view(
                     run_order: a.run_order,
                     build_id: a.build_id,
                     summary: a.summary,
+                    duration: a.duration_ms.map(view::human_ms),
                     started_at: a.started_at,
                     finished_at: a.finished_at,
                 })
