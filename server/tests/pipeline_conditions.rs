@@ -1,7 +1,8 @@
 //! Stage conditions: an entry condition skips a stage or fails the
 //! execution, a failed stage is retried automatically once, and a failed
 //! stage rolls back: a new execution re-runs it with the commit of the
-//! last execution that got through it.
+//! last execution that got through it; a retry by hand runs the failed
+//! actions again, or all of them.
 
 mod common;
 
@@ -252,4 +253,67 @@ async fn a_failed_stage_rolls_back_to_the_last_commit_that_got_through_it() {
         "the source stage is not run again"
     );
     assert_eq!(e["stages"][1]["status"], "Succeeded");
+}
+
+#[tokio::test]
+async fn retrying_all_actions_runs_the_stage_again_and_failed_actions_only_the_failed_ones() {
+    let server = Server::start(&[]);
+    let alice = setup(&server).await;
+    // Fails its first two builds, then passes.
+    project(&server, &alice, "flaky", "version: 0.2\nphases:\n  build:\n    commands:\n      - test $CODEBUILD_BUILD_NUMBER -ge 3\n").await;
+    let stage =
+        json!({"name": "Build", "actions": [build("Good", "web-build"), build("Flaky", "flaky")]});
+    let d = json!({"pipeline": {"name": "two", "stages": [source(), stage]}});
+    let (s, b) = api(&server, &alice, Method::POST, "/pipelines", Some(d)).await;
+    assert_eq!(s, 201, "{b}");
+    let id = start(&server, &alice, "two", json!({})).await;
+    let path = format!("/pipelines/two/executions/{id}");
+    let failed = |e: &Value| e["status"] == "Failed";
+    let e = wait_until(&server, &alice, "two", &id, "the failure", failed).await;
+    let good = e["stages"][1]["actions"][0]["build_id"].clone();
+    assert_eq!(e["stages"][1]["actions"][0]["status"], "Succeeded");
+
+    // FAILED_ACTIONS: only Flaky runs again (and fails again).
+    let (s, b) = api(
+        &server,
+        &alice,
+        Method::POST,
+        &format!("{path}/retry"),
+        Some(json!({"stage": "Build", "mode": "FAILED_ACTIONS"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let e = wait_until(&server, &alice, "two", &id, "the second failure", |e| {
+        failed(e) && builds_ran(e, 1) >= 1
+    })
+    .await;
+    assert_eq!(
+        e["stages"][1]["actions"][0]["build_id"], good,
+        "Good kept its build"
+    );
+    assert_eq!(builds_of(&server, &alice, "flaky").await, 2);
+
+    // ALL_ACTIONS: both run again, and the stage passes.
+    let (s, b) = api(
+        &server,
+        &alice,
+        Method::POST,
+        &format!("{path}/retry"),
+        Some(json!({"stage": "Build", "mode": "ALL_ACTIONS"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let e = ended(&server, &alice, "two", &id).await;
+    assert_eq!(e["status"], "Succeeded", "{e:#}");
+    assert_ne!(
+        e["stages"][1]["actions"][0]["build_id"], good,
+        "Good ran again"
+    );
+    assert_eq!(builds_of(&server, &alice, "flaky").await, 3);
+    assert_eq!(builds_of(&server, &alice, "web-build").await, 2);
+}
+
+/// Whether the stage's action `ai` has a build (it has run).
+fn builds_ran(e: &Value, ai: usize) -> usize {
+    usize::from(e["stages"][1]["actions"][ai]["build_id"].is_string())
 }
