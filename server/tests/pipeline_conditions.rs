@@ -10,18 +10,6 @@ use common::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-async fn project(server: &Server, token: &str, name: &str, spec: &str) {
-    let (s, p) = api(
-        server,
-        token,
-        Method::POST,
-        "/projects",
-        Some(json!({"name": name, "repo": "web", "buildspec": spec})),
-    )
-    .await;
-    assert_eq!(s, 201, "{p}");
-}
-
 async fn start(server: &Server, token: &str, pipeline: &str, body: Value) -> String {
     let (s, b) = api(
         server,

@@ -504,8 +504,11 @@ async fn queued_keeps_order_and_parallel_runs_executions_side_by_side() {
     )
     .await;
     wait_until(&server, &alice, "queued", &q2, "#2 at the gate", at_gate).await;
-    let e3 = execution(&server, &alice, "queued", &q3).await;
-    assert!(e3["waiting"].as_str().unwrap().contains("#2"), "{e3:#}");
+    // #3 is told in the same engine round, after #2 moved: wait for it.
+    wait_until(&server, &alice, "queued", &q3, "#3 behind #2", |e| {
+        e["waiting"].as_str().is_some_and(|w| w.contains("#2"))
+    })
+    .await;
     // PARALLEL: both at their gates at once.
     let p1 = start("parallel").await;
     let p2 = start("parallel").await;

@@ -114,18 +114,6 @@ async fn a_disabled_transition_holds_the_newest_execution_until_it_is_enabled() 
     assert_eq!(action(&e, 1)["status"], "Succeeded");
 }
 
-async fn project(server: &Server, token: &str, name: &str, spec: &str) {
-    let (s, p) = api(
-        server,
-        token,
-        Method::POST,
-        "/projects",
-        Some(json!({"name": name, "repo": "web", "buildspec": spec})),
-    )
-    .await;
-    assert_eq!(s, 201, "{p}");
-}
-
 async fn log(server: &Server, token: &str, build: &str) -> String {
     client()
         .get(server.url(&format!("/api/v1/builds/{build}/log")))

@@ -145,20 +145,8 @@ pub async fn on_failure(ctx: &Ctx, row: &Row, stage: &Stage) -> Result<Failure> 
                 ));
             }
             let mode = of.retry_mode();
-            let which = if mode == "ALL_ACTIONS" {
-                "1 = 1"
-            } else {
-                "status IN ('Failed', 'Stopped', 'Abandoned')"
-            };
             let mut tx = ctx.pool.begin().await?;
-            sqlx::query(&format!(
-                "UPDATE pipeline_actions SET status = NULL, summary = NULL, build_id = NULL, started_at = NULL, finished_at = NULL
-                 WHERE execution_id = $1 AND stage_index = $2 AND {which}"
-            ))
-            .bind(&row.id)
-            .bind(si as i64)
-            .execute(&mut *tx)
-            .await?;
+            super::control::reset_stage(&mut tx, &row.id, si, mode).await?;
             sqlx::query(
                 "INSERT INTO pipeline_stage_notes (execution_id, stage_index, auto_retries, note) VALUES ($1, $2, 1, $3)
                  ON CONFLICT (execution_id, stage_index) DO UPDATE SET auto_retries = 1, note = excluded.note",

@@ -150,6 +150,37 @@ pub async fn approve(
     Ok(())
 }
 
+/// Makes a stage's actions (`ALL_ACTIONS`) or its failed, stopped and
+/// abandoned ones (`FAILED_ACTIONS`) not run yet, and forgets its
+/// approvals' answers, so the engine runs them again: a retry by hand and
+/// `onFailure: RETRY` alike.
+pub async fn reset_stage(
+    conn: &mut sqlx::SqliteConnection,
+    id: &str,
+    si: usize,
+    mode: &str,
+) -> Result<()> {
+    let which = if mode == "ALL_ACTIONS" {
+        "1 = 1"
+    } else {
+        "status IN ('Failed', 'Stopped', 'Abandoned')"
+    };
+    sqlx::query(&format!(
+        "UPDATE pipeline_actions SET status = NULL, summary = NULL, build_id = NULL, started_at = NULL, finished_at = NULL
+         WHERE execution_id = $1 AND stage_index = $2 AND {which}"
+    ))
+    .bind(id)
+    .bind(si as i64)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM pipeline_approvals WHERE execution_id = $1 AND stage_index = $2")
+        .bind(id)
+        .bind(si as i64)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// Retries a failed stage: `FAILED_ACTIONS` runs its failed ones again,
 /// `ALL_ACTIONS` all of them. Not once another execution entered it.
 pub async fn retry(
@@ -191,24 +222,7 @@ pub async fn retry(
         return Err(Error::Conflict(format!("execution #{n} has entered stage {stage} since: this one can no longer be retried there")));
     }
     let mut tx = ctx.pool.begin().await?;
-    let which = if mode == "ALL_ACTIONS" {
-        "1 = 1"
-    } else {
-        "status IN ('Failed', 'Stopped', 'Abandoned')"
-    };
-    sqlx::query(&format!(
-        "UPDATE pipeline_actions SET status = NULL, summary = NULL, build_id = NULL, started_at = NULL, finished_at = NULL
-         WHERE execution_id = $1 AND stage_index = $2 AND {which}"
-    ))
-    .bind(&row.id)
-    .bind(si as i64)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("DELETE FROM pipeline_approvals WHERE execution_id = $1 AND stage_index = $2")
-        .bind(&row.id)
-        .bind(si as i64)
-        .execute(&mut *tx)
-        .await?;
+    reset_stage(&mut tx, &row.id, si, mode).await?;
     // Back in the stage only when its lock is free: otherwise it waits.
     sqlx::query(
         "UPDATE pipeline_executions SET status = 'InProgress', entered = FALSE, reason = NULL, finished_at = NULL WHERE id = $1",

@@ -219,11 +219,7 @@ pub async fn record_problems(
 
 /// The problems in the repositories `user` can read.
 pub async fn problems_for(pool: &SqlitePool, user: &User) -> Result<Vec<DefinitionProblem>> {
-    let readable: Vec<String> = crate::repos::list_for(pool, user)
-        .await?
-        .into_iter()
-        .map(|r| r.name.to_lowercase())
-        .collect();
+    let readable = crate::repos::readable_names(pool, user).await?;
     type R = (String, String, String, String, String, String, i64);
     let rows: Vec<R> = sqlx::query_as(
         "SELECT repo_name, branch, path, commit_sha, problem, pusher, at FROM pipeline_definition_problems

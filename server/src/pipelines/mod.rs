@@ -222,11 +222,7 @@ pub async fn list_all(pool: &SqlitePool) -> Result<Vec<Pipeline>> {
 /// The pipelines `user` manages or can see (their source repository is
 /// readable to them).
 pub async fn list_for(pool: &SqlitePool, user: &User) -> Result<Vec<Pipeline>> {
-    let readable: Vec<String> = crate::repos::list_for(pool, user)
-        .await?
-        .into_iter()
-        .map(|r| r.name.to_lowercase())
-        .collect();
+    let readable = crate::repos::readable_names(pool, user).await?;
     Ok(list_all(pool)
         .await?
         .into_iter()

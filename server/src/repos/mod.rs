@@ -304,6 +304,16 @@ pub async fn list_for(pool: &SqlitePool, user: &User) -> Result<Vec<Repo>> {
 }
 
 /// Every repository, for the CLI.
+/// The names of the repositories `user` can read, lower-cased (for
+/// matching names written elsewhere, such as a pipeline's source).
+pub async fn readable_names(pool: &SqlitePool, user: &User) -> Result<Vec<String>> {
+    Ok(list_for(pool, user)
+        .await?
+        .into_iter()
+        .map(|r| r.name.to_lowercase())
+        .collect())
+}
+
 pub async fn list_all(pool: &SqlitePool) -> Result<Vec<Repo>> {
     let rows: Vec<Row> = sqlx::query_as(&format!("{SELECT} ORDER BY lower(r.name)"))
         .fetch_all(pool)

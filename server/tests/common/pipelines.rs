@@ -79,3 +79,16 @@ pub async fn setup(server: &Server) -> String {
     assert_eq!(s, 201, "{p}");
     alice
 }
+
+/// A build project of `web` with an inline buildspec.
+pub async fn project(server: &Server, token: &str, name: &str, spec: &str) {
+    let (s, p) = api(
+        server,
+        token,
+        Method::POST,
+        "/projects",
+        Some(json!({"name": name, "repo": "web", "buildspec": spec})),
+    )
+    .await;
+    assert_eq!(s, 201, "{p}");
+}
