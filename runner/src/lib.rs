@@ -3,6 +3,7 @@
 //! masking, and running a build on this machine as CodeBuild would. The
 //! server and the CLI (`nubo buildspec check`, `nubo build`) use it.
 
+pub mod appspec;
 pub mod artifacts;
 pub mod batch;
 pub mod buildspec;

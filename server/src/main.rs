@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod ctx;
 mod db;
+mod deployments;
 mod engine;
 mod error;
 mod events;
@@ -46,8 +47,9 @@ fn init_logging(settings: &config::Settings) {
 /// `nubo agent ...` (or the binary called as `nubo-agent`): the workspace
 /// agent, which needs none of the server's settings.
 fn agent_main(args: &[String]) -> std::process::ExitCode {
-    let usage = "usage: nubo-agent serve --socket PATH --root DIR [--all-ports] [--relay PORT:SOCKET] | nubo-agent credential get|store|erase";
+    let usage = "usage: nubo-agent serve --socket PATH --root DIR [--all-ports] [--relay PORT:SOCKET] | nubo-agent deploy --server URL --token T --root DIR [--tags k=v,...] [--name NAME] [--dest-root DIR] | nubo-agent credential get|store|erase";
     match args.first().map(String::as_str) {
+        Some("deploy") => deploy_agent_main(&args[1..], usage),
         Some("credential") => {
             let op = args.get(1).map(String::as_str).unwrap_or("get");
             match nubo_agent::credential::helper(op) {
@@ -123,6 +125,81 @@ fn agent_main(args: &[String]) -> std::process::ExitCode {
         _ => {
             eprintln!("{usage}");
             std::process::ExitCode::from(2)
+        }
+    }
+}
+
+/// `nubo-agent deploy …`: a deployment target, in the foreground.
+fn deploy_agent_main(args: &[String], usage: &str) -> std::process::ExitCode {
+    let mut server = None;
+    let mut token = std::env::var("NUBO_AGENT_TOKEN").ok();
+    let mut root = None;
+    let mut name = None;
+    let mut tags = std::collections::BTreeMap::new();
+    let mut dest_root = std::path::PathBuf::from("/");
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || it.next().cloned();
+        match a.as_str() {
+            "--server" => server = value(),
+            "--token" => token = value(),
+            "--root" => root = value().map(std::path::PathBuf::from),
+            "--name" => name = value(),
+            "--dest-root" => dest_root = value().map(Into::into).unwrap_or(dest_root),
+            "--tags" => {
+                for pair in value()
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                {
+                    let Some((k, v)) = pair.split_once('=') else {
+                        eprintln!("nubo-agent: --tags takes k=v,k2=v2\n{usage}");
+                        return std::process::ExitCode::from(2);
+                    };
+                    tags.insert(k.trim().to_string(), v.trim().to_string());
+                }
+            }
+            _ => {
+                eprintln!("nubo-agent: unknown argument {a:?}\n{usage}");
+                return std::process::ExitCode::from(2);
+            }
+        }
+    }
+    let (Some(server), Some(token), Some(root)) = (server, token, root) else {
+        eprintln!(
+            "nubo-agent deploy needs --server, --token (or NUBO_AGENT_TOKEN) and --root\n{usage}"
+        );
+        return std::process::ExitCode::from(2);
+    };
+    let name = name.unwrap_or_else(|| {
+        std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "target".into())
+    });
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("nubo-agent: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let root = std::path::absolute(&root).unwrap_or(root);
+    let options = nubo_agent::deploy::Options {
+        server,
+        token,
+        root,
+        name,
+        tags,
+        dest_root,
+    };
+    match runtime.block_on(nubo_agent::deploy::run(options)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nubo-agent: {e:#}");
+            std::process::ExitCode::FAILURE
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct AppState {
     pub builds: Arc<crate::builds::Running>,
     /// The pipeline engine's wake-up.
     pub pipelines: Arc<crate::pipelines::engine::Engine>,
+    /// The deployment engine's wake-ups (its loop and the agents' polls).
+    pub deployments: Arc<crate::deployments::engine::Engine>,
     /// Signs the tokens and cookies of the preview origin.
     pub preview_key: crate::workspaces::preview_key::PreviewKey,
     /// The locks of the repositories' working copies.
@@ -76,6 +78,7 @@ impl AppState {
             },
             builds: Arc::new(crate::builds::Running::new(repo_locks.clone())),
             pipelines: Arc::default(),
+            deployments: Arc::default(),
             preview_key: Default::default(),
             repo_locks,
             limiter: Arc::new(limiter),

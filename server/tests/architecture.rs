@@ -25,11 +25,20 @@ const DOMAINS: &[(&str, &[&str])] = &[
     ("builds", &["identity", "repos", "params"]),
     ("workspaces", &["identity", "repos"]),
     ("pipelines", &["identity", "repos", "params", "builds"]),
+    (
+        "deployments",
+        &["identity", "repos", "params", "builds", "pipelines"],
+    ),
 ];
 
 /// Files of a domain that are its transport, besides `api.rs`, `pages.rs`
 /// and `cli.rs`: git over HTTP and SSH, the preview origin.
-const TRANSPORT_FILES: &[&str] = &["repos/git_http.rs", "repos/ssh.rs", "workspaces/preview.rs"];
+const TRANSPORT_FILES: &[&str] = &[
+    "repos/git_http.rs",
+    "repos/ssh.rs",
+    "workspaces/preview.rs",
+    "deployments/agent_api.rs",
+];
 
 const MAX_LINES: usize = 600;
 

@@ -24,6 +24,7 @@
 //! | `POST /shutdown` | end every terminal, then the agent |
 
 pub mod credential;
+pub mod deploy;
 pub mod exec;
 pub mod files;
 pub mod ports;

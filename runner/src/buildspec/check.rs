@@ -6,7 +6,7 @@ use crate::yaml::{Node, Pos, Value};
 
 /// Collects diagnostics while a buildspec is read.
 pub(crate) struct Checker {
-    pub(super) diags: Vec<Diagnostic>,
+    pub(crate) diags: Vec<Diagnostic>,
 }
 
 impl Checker {

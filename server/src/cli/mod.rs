@@ -95,6 +95,15 @@ pub enum Command {
         after_help = "Examples:\n  nubo pipeline check pipeline.json\n  nubo pipeline create pipeline.json --owner alice\n  nubo pipeline list\n  nubo pipeline start web\n  nubo pipeline status web"
     )]
     Pipeline(crate::pipelines::cli::PipelineCommand),
+    /// Deployments (CodeDeploy): applications, groups, deployments, targets, agent tokens
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  nubo deploy token create 'web servers' --owner alice\n  nubo deploy app create web --owner alice\n  nubo deploy group create web prod --tag env=prod --auto-rollback\n  nubo deploy create web prod --repo web --commit main --as alice\n  nubo deploy status d-ABC123XYZ\n  nubo deploy targets"
+    )]
+    Deploy(crate::deployments::cli::DeployCommand),
+    /// Work with appspec.yml files
+    #[command(subcommand, after_help = "Examples:\n  nubo appspec check appspec.yml")]
+    Appspec(crate::deployments::cli::AppspecCommand),
     /// Work with buildspec.yml files
     #[command(
         subcommand,
@@ -215,6 +224,12 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Pipeline(cmd) => {
             crate::pipelines::cli::run(cmd, &Ctx::open(&settings).await?).await
+        }
+        Command::Appspec(crate::deployments::cli::AppspecCommand::Check { file, bundle }) => {
+            crate::deployments::cli::check(&file, bundle.as_deref())
+        }
+        Command::Deploy(cmd) => {
+            crate::deployments::cli::run(cmd, &Ctx::open(&settings).await?).await
         }
         Command::Buildspec(crate::builds::cli::BuildspecCommand::Check { file }) => {
             crate::builds::cli::check(&file)

@@ -33,7 +33,8 @@ pub fn router(state: AppState, tls: bool) -> Router {
         .merge(crate::http::simulator::router())
         .merge(crate::workspaces::api::router())
         .merge(crate::builds::api::router())
-        .merge(crate::pipelines::api::router());
+        .merge(crate::pipelines::api::router())
+        .merge(crate::deployments::api::router());
     let (api, openapi) = crate::http::openapi::document(api);
     let openapi_json: Arc<str> = serde_json::to_string_pretty(&openapi)
         .unwrap_or_else(|_| "{}".into())
@@ -56,6 +57,7 @@ pub fn router(state: AppState, tls: bool) -> Router {
         .merge(crate::workspaces::pages::routes())
         .merge(crate::http::simulator::pages())
         .merge(git_http::routes())
+        .merge(crate::deployments::agent_api::routes())
         .route(
             "/api/v1/workspaces/{id}/files/",
             get(crate::workspaces::api::list_root_slash),

@@ -162,6 +162,17 @@ pub async fn find_by_name(pool: &SqlitePool, name: &str) -> Result<Option<User>>
     Ok(row.map(from_row))
 }
 
+/// The oldest enabled administrator (the CLI acts as them where a command
+/// needs a viewer).
+pub async fn first_admin(pool: &SqlitePool) -> Result<Option<User>> {
+    let row: Option<UserRow> = sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE is_admin AND NOT disabled ORDER BY created_at LIMIT 1"
+    ))
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(from_row))
+}
+
 pub async fn find_by_id(pool: &SqlitePool, id: &str) -> Result<Option<User>> {
     let row: Option<UserRow> =
         sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))

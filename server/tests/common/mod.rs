@@ -3,12 +3,15 @@
 #![allow(dead_code)]
 
 mod builds;
+mod deploy;
 mod pipelines;
 mod podman;
 mod workspaces;
 
 #[allow(unused_imports)]
 pub use builds::*;
+#[allow(unused_imports)]
+pub use deploy::*;
 #[allow(unused_imports)]
 pub use pipelines::*;
 #[allow(unused_imports)]

@@ -1,0 +1,441 @@
+//! Deployments (CodeDeploy): applications, deployment groups that select
+//! targets by tags, deployment configurations, and deployments as state
+//! machines in the database (`engine` moves them; the agents poll for one
+//! command per target and lifecycle event through `agent_api`).
+//!
+//! Who may do what: an application belongs to its creator (or an
+//! administrator). Targets belong to the owner of the agent token they
+//! registered with (administrators mint tokens for a user), and a group
+//! reaches only its owner's targets — an administrator's, every target —
+//! so nobody can run code on a machine that was not enrolled for them.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sqlx::SqlitePool;
+use utoipa::ToSchema;
+
+use crate::db::{new_id, now_ms};
+use crate::error::{Error, Result};
+use crate::identity::accounts::User;
+
+pub mod agent_api;
+pub mod agents;
+pub mod api;
+pub mod cli;
+pub mod commands;
+pub mod engine;
+pub mod revisions;
+pub mod view;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Application {
+    #[serde(skip)]
+    pub id: String,
+    pub name: String,
+    pub owner: String,
+    #[serde(skip)]
+    pub owner_id: String,
+    #[serde(skip)]
+    pub owner_admin: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Group {
+    pub id: String,
+    #[serde(skip)]
+    pub app_id: String,
+    pub application: String,
+    pub name: String,
+    pub config: String,
+    pub tags: BTreeMap<String, String>,
+    pub auto_rollback: bool,
+    /// A second deployment waits for the running one (true) or is refused.
+    pub queue: bool,
+    pub created_at: i64,
+}
+
+/// A minimum-healthy rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MinHealthy {
+    HostCount(i64),
+    FleetPercent(i64),
+}
+
+impl MinHealthy {
+    /// Healthy targets needed out of `n` (fractions round up, as AWS does).
+    pub fn of(self, n: i64) -> i64 {
+        match self {
+            MinHealthy::HostCount(c) => c,
+            MinHealthy::FleetPercent(p) => (n * p + 99) / 100,
+        }
+    }
+}
+
+/// AWS's built-in configurations.
+pub const BUILTIN: &[(&str, MinHealthy)] = &[
+    ("CodeDeployDefault.OneAtATime", MinHealthy::FleetPercent(99)),
+    (
+        "CodeDeployDefault.HalfAtATime",
+        MinHealthy::FleetPercent(50),
+    ),
+    ("CodeDeployDefault.AllAtOnce", MinHealthy::HostCount(0)),
+];
+pub const DEFAULT_CONFIG: &str = "CodeDeployDefault.OneAtATime";
+
+/// The rule of a configuration name, built-in or custom.
+pub async fn config(pool: &SqlitePool, name: &str) -> Result<MinHealthy> {
+    if let Some((_, m)) = BUILTIN.iter().find(|(n, _)| *n == name) {
+        return Ok(*m);
+    }
+    let row: Option<(String, i64)> =
+        sqlx::query_as("SELECT kind, value FROM deploy_configs WHERE name = $1")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+    match row {
+        Some((k, v)) if k == "HOST_COUNT" => Ok(MinHealthy::HostCount(v)),
+        Some((_, v)) => Ok(MinHealthy::FleetPercent(v)),
+        None => Err(Error::Invalid {
+            field: "config",
+            message: format!(
+                "no deployment configuration named {name:?} (built in: {})",
+                BUILTIN
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Config {
+    pub name: String,
+    /// HOST_COUNT or FLEET_PERCENT.
+    pub kind: String,
+    pub value: i64,
+    pub builtin: bool,
+}
+
+pub async fn list_configs(pool: &SqlitePool) -> Result<Vec<Config>> {
+    let mut out: Vec<Config> = BUILTIN
+        .iter()
+        .map(|(n, m)| {
+            let (kind, value) = match m {
+                MinHealthy::HostCount(v) => ("HOST_COUNT", *v),
+                MinHealthy::FleetPercent(v) => ("FLEET_PERCENT", *v),
+            };
+            Config {
+                name: n.to_string(),
+                kind: kind.into(),
+                value,
+                builtin: true,
+            }
+        })
+        .collect();
+    let rows: Vec<(String, String, i64)> =
+        sqlx::query_as("SELECT name, kind, value FROM deploy_configs ORDER BY name")
+            .fetch_all(pool)
+            .await?;
+    out.extend(rows.into_iter().map(|(name, kind, value)| Config {
+        name,
+        kind,
+        value,
+        builtin: false,
+    }));
+    Ok(out)
+}
+
+fn check_name(what: &'static str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid {
+            field: what,
+            message: format!("{what} {name:?} must be 1-100 letters, digits, '-', '_' or '.'"),
+        })
+    }
+}
+
+pub async fn create_config(
+    pool: &SqlitePool,
+    user: &User,
+    name: &str,
+    kind: &str,
+    value: i64,
+) -> Result<Config> {
+    check_name("name", name)?;
+    if name.starts_with("CodeDeployDefault.") {
+        return Err(Error::Invalid {
+            field: "name",
+            message: "names starting CodeDeployDefault. are AWS's built-in configurations".into(),
+        });
+    }
+    match kind {
+        "HOST_COUNT" if value >= 0 => {}
+        "FLEET_PERCENT" if (0..=99).contains(&value) => {}
+        "HOST_COUNT" | "FLEET_PERCENT" => {
+            return Err(Error::Invalid {
+                field: "value",
+                message: "HOST_COUNT takes 0 or more, FLEET_PERCENT 0 to 99".into(),
+            })
+        }
+        _ => {
+            return Err(Error::Invalid {
+                field: "kind",
+                message: "kind must be HOST_COUNT or FLEET_PERCENT".into(),
+            })
+        }
+    }
+    let r = sqlx::query("INSERT INTO deploy_configs (name, kind, value, created_by, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(name)
+        .bind(kind)
+        .bind(value)
+        .bind(&user.id)
+        .bind(now_ms())
+        .execute(pool)
+        .await;
+    match r {
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(Error::Conflict(format!(
+            "a configuration named {name:?} exists"
+        ))),
+        r => {
+            r?;
+            Ok(Config {
+                name: name.into(),
+                kind: kind.into(),
+                value,
+                builtin: false,
+            })
+        }
+    }
+}
+
+const APP_SELECT: &str = "SELECT a.id, a.name, u.name, a.owner_id, u.is_admin, a.created_at
+     FROM deploy_applications a JOIN users u ON u.id = a.owner_id";
+
+type AppRow = (String, String, String, String, bool, i64);
+
+fn app_of(r: AppRow) -> Application {
+    Application {
+        id: r.0,
+        name: r.1,
+        owner: r.2,
+        owner_id: r.3,
+        owner_admin: r.4,
+        created_at: r.5,
+    }
+}
+
+pub async fn create_application(pool: &SqlitePool, user: &User, name: &str) -> Result<Application> {
+    check_name("name", name)?;
+    let id = new_id();
+    let r = sqlx::query(
+        "INSERT INTO deploy_applications (id, name, owner_id, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&id)
+    .bind(name)
+    .bind(&user.id)
+    .bind(now_ms())
+    .execute(pool)
+    .await;
+    match r {
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            return Err(Error::Conflict(format!(
+                "an application named {name:?} exists"
+            )))
+        }
+        r => r?,
+    };
+    find_application(pool, name)
+        .await?
+        .ok_or_else(|| Error::Internal("lost the application".into()))
+}
+
+pub async fn find_application(pool: &SqlitePool, name: &str) -> Result<Option<Application>> {
+    let row: Option<AppRow> =
+        sqlx::query_as(&format!("{APP_SELECT} WHERE lower(a.name) = lower($1)"))
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(app_of))
+}
+
+pub async fn application_by_id(pool: &SqlitePool, id: &str) -> Result<Application> {
+    let row: AppRow = sqlx::query_as(&format!("{APP_SELECT} WHERE a.id = $1"))
+        .bind(id)
+        .fetch_one(pool)
+        .await?;
+    Ok(app_of(row))
+}
+
+/// The application, if `user` manages it.
+pub async fn application_for(pool: &SqlitePool, user: &User, name: &str) -> Result<Application> {
+    match find_application(pool, name).await? {
+        Some(a) if a.owner_id == user.id || user.admin => Ok(a),
+        _ => Err(Error::NotFound(format!("no application named {name:?}"))),
+    }
+}
+
+pub async fn list_applications(pool: &SqlitePool, user: &User) -> Result<Vec<Application>> {
+    let rows: Vec<AppRow> = sqlx::query_as(&format!(
+        "{APP_SELECT} WHERE a.owner_id = $1 OR $2 ORDER BY lower(a.name)"
+    ))
+    .bind(&user.id)
+    .bind(user.admin)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(app_of).collect())
+}
+
+const GROUP_SELECT: &str = "SELECT g.id, g.app_id, a.name, g.name, g.config, g.tags_json, g.auto_rollback, g.queue, g.created_at
+     FROM deploy_groups g JOIN deploy_applications a ON a.id = g.app_id";
+
+struct GroupRow {
+    id: String,
+    app_id: String,
+    app: String,
+    name: String,
+    config: String,
+    tags_json: String,
+    auto_rollback: bool,
+    queue: bool,
+    created_at: i64,
+}
+
+fn group_of(r: GroupRow) -> Group {
+    Group {
+        id: r.id,
+        app_id: r.app_id,
+        application: r.app,
+        name: r.name,
+        config: r.config,
+        tags: serde_json::from_str(&r.tags_json).unwrap_or_default(),
+        auto_rollback: r.auto_rollback,
+        queue: r.queue,
+        created_at: r.created_at,
+    }
+}
+
+type GroupTuple = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    bool,
+    bool,
+    i64,
+);
+
+fn group_row(r: GroupTuple) -> GroupRow {
+    GroupRow {
+        id: r.0,
+        app_id: r.1,
+        app: r.2,
+        name: r.3,
+        config: r.4,
+        tags_json: r.5,
+        auto_rollback: r.6,
+        queue: r.7,
+        created_at: r.8,
+    }
+}
+
+pub struct NewGroup {
+    pub name: String,
+    pub config: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub auto_rollback: bool,
+    pub queue: bool,
+}
+
+pub async fn create_group(pool: &SqlitePool, app: &Application, g: NewGroup) -> Result<Group> {
+    check_name("name", &g.name)?;
+    let config_name = g.config.unwrap_or_else(|| DEFAULT_CONFIG.to_string());
+    config(pool, &config_name).await?;
+    if g.tags.is_empty() {
+        return Err(Error::Invalid {
+            field: "tags",
+            message: "a deployment group selects its targets by at least one tag".into(),
+        });
+    }
+    let r = sqlx::query(
+        "INSERT INTO deploy_groups (id, app_id, name, config, tags_json, auto_rollback, queue, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(new_id())
+    .bind(&app.id)
+    .bind(&g.name)
+    .bind(&config_name)
+    .bind(serde_json::to_string(&g.tags).unwrap_or_default())
+    .bind(g.auto_rollback)
+    .bind(g.queue)
+    .bind(now_ms())
+    .execute(pool)
+    .await;
+    match r {
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            return Err(Error::Conflict(format!(
+                "{} already has a group named {:?}",
+                app.name, g.name
+            )))
+        }
+        r => r?,
+    };
+    find_group(pool, app, &g.name)
+        .await?
+        .ok_or_else(|| Error::Internal("lost the group".into()))
+}
+
+pub async fn find_group(pool: &SqlitePool, app: &Application, name: &str) -> Result<Option<Group>> {
+    let row: Option<GroupTuple> = sqlx::query_as(&format!(
+        "{GROUP_SELECT} WHERE g.app_id = $1 AND lower(g.name) = lower($2)"
+    ))
+    .bind(&app.id)
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(group_row).map(group_of))
+}
+
+pub async fn group_by_id(pool: &SqlitePool, id: &str) -> Result<Group> {
+    let row: GroupTuple = sqlx::query_as(&format!("{GROUP_SELECT} WHERE g.id = $1"))
+        .bind(id)
+        .fetch_one(pool)
+        .await?;
+    Ok(group_of(group_row(row)))
+}
+
+pub async fn group_for(
+    pool: &SqlitePool,
+    user: &User,
+    app: &str,
+    group: &str,
+) -> Result<(Application, Group)> {
+    let a = application_for(pool, user, app).await?;
+    let g = find_group(pool, &a, group)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("{app} has no deployment group {group:?}")))?;
+    Ok((a, g))
+}
+
+pub async fn list_groups(pool: &SqlitePool, app: &Application) -> Result<Vec<Group>> {
+    let rows: Vec<GroupTuple> = sqlx::query_as(&format!(
+        "{GROUP_SELECT} WHERE g.app_id = $1 ORDER BY lower(g.name)"
+    ))
+    .bind(&app.id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(group_row).map(group_of).collect())
+}
