@@ -95,7 +95,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         state.builds.clone(),
         state.pipelines.clone(),
     );
-    crate::deployments::engine::spawn(state.ctx.clone(), state.deployments.clone());
+    crate::deployments::engine::spawn(
+        state.ctx.clone(),
+        state.deployments.clone(),
+        state.repo_locks.clone(),
+    );
     // Pushes start the pipelines whose source branch they update.
     let mut pushed = state.events.subscribe();
     let (ctx, engine, locks) = (

@@ -264,6 +264,21 @@ pub fn check(text: &str, params: &BTreeMap<String, String>) -> Checked {
                         "a source action needs RepositoryName (a Nubo repository)",
                     )
                 }
+                Runs::Deploy
+                    if action.config("ApplicationName").is_none()
+                        || action.config("DeploymentGroupName").is_none() =>
+                {
+                    r.error(
+                        &format!("{ap}.configuration"),
+                        a.pos,
+                        "a CodeDeploy action needs ApplicationName and DeploymentGroupName (a Nubo application and deployment group)",
+                    )
+                }
+                Runs::Deploy if ins.len() != 1 => r.error(
+                    &format!("{ap}.inputArtifacts"),
+                    a.pos,
+                    "a CodeDeploy action takes exactly one input artifact: the revision it deploys",
+                ),
                 Runs::Build if action.config("ProjectName").is_none() => r.error(
                     &format!("{ap}.configuration"),
                     a.pos,

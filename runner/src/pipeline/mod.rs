@@ -111,6 +111,8 @@ pub enum Runs {
     Build,
     /// A manual approval.
     Approval,
+    /// A Nubo deployment group's deployment (CodeDeploy).
+    Deploy,
     /// Kept in the definition, reported, not run.
     NotHere,
 }
@@ -123,6 +125,7 @@ impl Action {
             ("Source", "CodeCommit" | "CodeStarSourceConnection" | "GitHub") => Runs::Source,
             ("Build" | "Test", "CodeBuild") => Runs::Build,
             ("Approval", "Manual") => Runs::Approval,
+            ("Deploy", "CodeDeploy") => Runs::Deploy,
             _ => Runs::NotHere,
         }
     }

@@ -368,3 +368,42 @@ fn stage_conditions_are_read_with_their_results_and_rules_checked_in_place() {
         "a rule not run here does not pass"
     );
 }
+
+#[test]
+fn a_codedeploy_action_runs_here_and_needs_its_group_and_one_input() {
+    let deploy = GET_PIPELINE.replace(
+        r#""provider": "ECS", "version": "1"},
+        "inputArtifacts": [{"name": "BuildOutput"}], "configuration": {"ClusterName": "c"}"#,
+        r#""provider": "CodeDeploy", "version": "1"},
+        "inputArtifacts": [{"name": "BuildOutput"}], "configuration": {"ApplicationName": "shop", "DeploymentGroupName": "prod"}"#,
+    );
+    let c = check(&deploy, &none());
+    assert!(
+        c.errors.is_empty() && c.warnings.is_empty(),
+        "{:?} {:?}",
+        c.errors,
+        c.warnings
+    );
+    assert_eq!(
+        c.pipeline.unwrap().stages[3].actions[0].runs(),
+        Runs::Deploy
+    );
+    let bare = deploy.replace(r#", "DeploymentGroupName": "prod""#, "");
+    let c = check(&bare, &none());
+    assert!(
+        c.errors
+            .iter()
+            .any(|e| e.message.contains("DeploymentGroupName")),
+        "{:?}",
+        c.errors
+    );
+    let two = deploy.replace(r#"[{"name": "BuildOutput"}], "configuration": {"ApplicationName""#, r#"[{"name": "BuildOutput"}, {"name": "SourceOutput"}], "configuration": {"ApplicationName""#);
+    let c = check(&two, &none());
+    assert!(
+        c.errors
+            .iter()
+            .any(|e| e.message.contains("exactly one input")),
+        "{:?}",
+        c.errors
+    );
+}

@@ -31,11 +31,14 @@ pub struct Engine {
 }
 
 /// Runs the engine until the server stops.
-pub fn spawn(ctx: Ctx, engine: Arc<Engine>) {
+pub fn spawn(ctx: Ctx, engine: Arc<Engine>, locks: crate::repos::Locks) {
     tokio::spawn(async move {
         loop {
             if let Err(e) = tick(&ctx, &engine).await {
                 tracing::error!(error = %e, "deployment engine tick failed");
+            }
+            if let Err(e) = super::pipeline::serve_actions(&ctx, &engine, &locks).await {
+                tracing::error!(error = %e, "pipeline deploy actions failed");
             }
             tokio::select! {
                 _ = engine.wake.notified() => {}
@@ -61,6 +64,12 @@ pub enum Creator<'a> {
     User(&'a User),
     /// An automatic rollback of the deployment named.
     Rollback(&'a str),
+    /// A pipeline's Deploy action, as the pipeline's user.
+    Pipeline {
+        user: &'a User,
+        execution: &'a str,
+        action: &'a str,
+    },
 }
 
 /// Creates a deployment of a checked revision to the group's targets.
@@ -98,6 +107,17 @@ pub async fn create(
             None::<String>,
         ),
         Creator::Rollback(of) => ("codeDeployRollback", None, Some(of.to_string()), None, None),
+        Creator::Pipeline {
+            user,
+            execution,
+            action,
+        } => (
+            "pipeline",
+            Some(user.id.clone()),
+            None,
+            Some(execution.to_string()),
+            Some(action.to_string()),
+        ),
     };
     let mut tx = ctx.pool.begin().await?;
     sqlx::query(

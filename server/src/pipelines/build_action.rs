@@ -24,14 +24,7 @@ pub(super) async fn start(
     row: &Row,
     action: &Action,
 ) -> Result<builds::Build> {
-    let pipeline = super::find_by_id(&ctx.pool, &row.pipeline_id)
-        .await?
-        .ok_or_else(|| Error::NotFound("the pipeline was deleted".into()))?;
-    // A definition in a repository runs as whoever pushed or started it.
-    let owner = match &pipeline.defined_in {
-        Some(_) => crate::identity::accounts::require_by_name(&ctx.pool, &row.trigger.by).await?,
-        None => super::owner(&ctx.pool, &pipeline).await?,
-    };
+    let (pipeline, owner) = run_as(ctx, row).await?;
     let name = action.config("ProjectName").unwrap_or_default();
     let project = builds::project_for(&ctx.pool, &owner, name).await?;
     crate::repos::authorize(&ctx.pool, &project.repo, &owner, "codecommit:GitPull").await?;
@@ -73,6 +66,70 @@ pub(super) async fn start(
     Ok(build)
 }
 
+/// The pipeline and the user its actions run as: its creator, or, for a
+/// definition in a repository, whoever pushed or started the execution.
+pub(super) async fn run_as(
+    ctx: &Ctx,
+    row: &Row,
+) -> Result<(super::Pipeline, crate::identity::accounts::User)> {
+    let pipeline = super::find_by_id(&ctx.pool, &row.pipeline_id)
+        .await?
+        .ok_or_else(|| Error::NotFound("the pipeline was deleted".into()))?;
+    let owner = match &pipeline.defined_in {
+        Some(_) => crate::identity::accounts::require_by_name(&ctx.pool, &row.trigger.by).await?,
+        None => super::owner(&ctx.pool, &pipeline).await?,
+    };
+    Ok((pipeline, owner))
+}
+
+/// Who made an input artifact in this execution.
+pub(super) enum Made<'a> {
+    /// The source action: the execution's commit.
+    Source,
+    /// A build; `action` made it (with its other output artifacts).
+    Build {
+        build_id: String,
+        action: &'a Action,
+    },
+}
+
+/// The earlier action that made input artifact `name`, and its build.
+pub(super) async fn made<'a>(ctx: &Ctx, row: &'a Row, name: &str) -> Result<Made<'a>> {
+    let producer = row
+        .declaration
+        .stages
+        .iter()
+        .enumerate()
+        .take(row.stage_index + 1)
+        .flat_map(|(si, s)| s.actions.iter().enumerate().map(move |(ai, a)| (si, ai, a)))
+        .find(|(_, _, a)| a.output_artifacts.iter().any(|o| o.name == name));
+    let Some((si, ai, made_by)) = producer else {
+        return Err(Error::invalid(
+            "inputArtifacts",
+            format!("no earlier action makes input artifact {name}"),
+        ));
+    };
+    if made_by.runs() != Runs::Build {
+        return Ok(Made::Source);
+    }
+    // A rollback takes what stages before its first were given.
+    let made_in = match &row.based_on {
+        Some(earlier) if si < row.first_stage => earlier.as_str(),
+        _ => row.id.as_str(),
+    };
+    let stored = executions::actions(&ctx.pool, made_in, si).await?;
+    let Some(build_id) = stored.get(&ai).and_then(|a| a.build_id.clone()) else {
+        return Err(Error::Conflict(format!(
+            "input artifact {name} was not made in this execution: {} has no build",
+            made_by.name
+        )));
+    };
+    Ok(Made::Build {
+        build_id,
+        action: made_by,
+    })
+}
+
 /// The earlier builds' artifacts the action takes as input.
 async fn inputs(ctx: &Ctx, row: &Row, action: &Action) -> Result<Vec<builds::Input>> {
     let primary = action
@@ -81,35 +138,13 @@ async fn inputs(ctx: &Ctx, row: &Row, action: &Action) -> Result<Vec<builds::Inp
         .or_else(|| action.input_artifacts.first().map(|a| a.name.clone()));
     let mut out = Vec::new();
     for art in &action.input_artifacts {
-        let producer = row
-            .declaration
-            .stages
-            .iter()
-            .enumerate()
-            .take(row.stage_index + 1)
-            .flat_map(|(si, s)| s.actions.iter().enumerate().map(move |(ai, a)| (si, ai, a)))
-            .find(|(_, _, a)| a.output_artifacts.iter().any(|o| o.name == art.name));
-        let Some((si, ai, made_by)) = producer else {
-            return Err(Error::invalid(
-                "inputArtifacts",
-                format!("no earlier action makes input artifact {}", art.name),
-            ));
-        };
-        if made_by.runs() != Runs::Build {
-            // The source artifact: the build's own checkout of the commit.
+        // The source artifact is the build's own checkout of the commit.
+        let Made::Build {
+            build_id,
+            action: made_by,
+        } = made(ctx, row, &art.name).await?
+        else {
             continue;
-        }
-        // A rollback takes what stages before its first were given.
-        let made_in = match &row.based_on {
-            Some(earlier) if si < row.first_stage => earlier.as_str(),
-            _ => row.id.as_str(),
-        };
-        let stored = executions::actions(&ctx.pool, made_in, si).await?;
-        let Some(build_id) = stored.get(&ai).and_then(|a| a.build_id.clone()) else {
-            return Err(Error::Conflict(format!(
-                "input artifact {} was not made in this execution: {} has no build",
-                art.name, made_by.name
-            )));
         };
         out.push(builds::Input {
             name: art.name.clone(),

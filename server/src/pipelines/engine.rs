@@ -112,7 +112,7 @@ async fn set_waiting(ctx: &Ctx, id: &str, why: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-async fn set_action(
+pub(super) async fn set_action(
     ctx: &Ctx,
     row: &Row,
     ai: usize,
@@ -444,6 +444,18 @@ async fn begin(
             );
             set_waiting(ctx, &row.id, Some(&why)).await?;
             set_action(ctx, row, ai, "InProgress", Some(&data), None).await
+        }
+        // The deployment engine takes it from here (deploy_action).
+        Runs::Deploy => {
+            let (app, group) = (
+                resolve(row, action.config("ApplicationName").unwrap_or_default()),
+                resolve(
+                    row,
+                    action.config("DeploymentGroupName").unwrap_or_default(),
+                ),
+            );
+            let summary = format!("deploying to {app}/{group}");
+            set_action(ctx, row, ai, "InProgress", Some(&summary), None).await
         }
         Runs::NotHere => {
             let why = format!("not runnable here: {}", action.action_type_id.provider);

@@ -23,6 +23,7 @@ mod build_action;
 pub mod cli;
 pub mod conditions;
 pub mod control;
+pub mod deploy_action;
 pub mod engine;
 pub mod events;
 pub mod executions;
