@@ -8,6 +8,7 @@
 mod assets;
 pub mod batches;
 pub mod builds;
+pub mod deployments;
 mod diff;
 mod forms;
 pub mod icons;

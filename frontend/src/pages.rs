@@ -123,36 +123,6 @@ pub fn dashboard(ctx: &PageContext, overview: &Overview) -> String {
     shell(ctx, content)
 }
 
-/// The sections that later releases fill: an honest empty state for each.
-#[derive(Debug, Clone, Copy)]
-pub enum Section {
-    Workspaces,
-    Deployments,
-}
-
-pub fn empty_section(ctx: &PageContext, section: Section) -> String {
-    let (heading, text, now) = match section {
-        Section::Workspaces => (
-            "No workspaces yet",
-            "Workspaces give you an editor and terminals for a repository.",
-            view! { <a class="button" href="/workspaces">"Create a workspace"</a> }.into_any(),
-        ),
-        Section::Deployments => (
-            "Deployments are on their way",
-            "Next: a CodeDeploy-compatible agent that runs your appspec.yml on your machines, with rolling and blue/green deployments and automatic rollback. Until then a build keeps its artifacts for you to download.",
-            view! { <a class="button" href="/projects">"Go to Builds"</a> }.into_any(),
-        ),
-    };
-    let content = view! {
-        <section class="card empty" data-testid="empty-state">
-            <h2>{heading}</h2>
-            <p>{text}</p>
-            <p>{now}</p>
-        </section>
-    };
-    shell(ctx, content)
-}
-
 /// A full-page message for errors such as 404 (no shell: works signed out).
 pub fn message(title: &str, text: &str) -> String {
     let body = view! {

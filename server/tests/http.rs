@@ -347,7 +347,7 @@ async fn pages_need_a_session_and_render_for_one() {
         ("/repos", "No repositories yet"),
         ("/workspaces", "No workspaces yet"),
         ("/pipelines", "No pipelines yet"),
-        ("/deployments", "Deployments are on their way"),
+        ("/deployments", "No applications yet"),
         ("/admin/users", "Create a user"),
         ("/account/tokens", "Create a token"),
     ] {

@@ -25,6 +25,7 @@ pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod engine;
+pub mod pages;
 pub mod pipeline;
 pub mod revisions;
 pub mod view;

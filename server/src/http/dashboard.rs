@@ -1,11 +1,10 @@
-//! The pages of no one domain: the dashboard, the sections still to come
-//! (pipelines, deployments) and the embedded assets.
+//! The pages of no one domain: the dashboard and the embedded assets.
 
 use axum::extract::State;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::Router;
-use nubo_frontend::pages::{self, ActivityRow, Overview, Section};
+use nubo_frontend::pages::{self, ActivityRow, Overview};
 use nubo_frontend::Nav;
 
 use crate::http::auth::PageUser;
@@ -15,10 +14,6 @@ use crate::state::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(dashboard))
-        .route(
-            "/deployments",
-            get(|u: PageUser| section(u, Section::Deployments)),
-        )
         .route("/assets/{*path}", get(asset))
         // Browsers ask for it whatever the page says: the same icon.
         .route(
@@ -90,13 +85,4 @@ async fn dashboard(State(state): State<AppState>, user: PageUser) -> PageResult 
     };
     let ctx = context(&user, "Dashboard", Nav::Dashboard).await;
     Ok(Html(pages::dashboard(&ctx, &overview)).into_response())
-}
-
-async fn section(user: PageUser, section: Section) -> Response {
-    let (title, nav) = match section {
-        Section::Workspaces => ("Workspaces", Nav::Workspaces),
-        Section::Deployments => ("Deployments", Nav::Deployments),
-    };
-    let ctx = context(&user, title, nav).await;
-    Html(pages::empty_section(&ctx, section)).into_response()
 }

@@ -54,6 +54,7 @@ pub fn router(state: AppState, tls: bool) -> Router {
         .merge(crate::params::pages::routes())
         .merge(crate::builds::pages::routes())
         .merge(crate::pipelines::pages::routes())
+        .merge(crate::deployments::pages::routes())
         .merge(crate::workspaces::pages::routes())
         .merge(crate::http::simulator::pages())
         .merge(git_http::routes())
