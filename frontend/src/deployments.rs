@@ -34,6 +34,8 @@ pub struct GroupRow {
     pub auto_rollback: bool,
     /// The latest deployment: id and status.
     pub latest: Option<(String, String)>,
+    /// Where its app is served, when it exposes a port.
+    pub app_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -224,9 +226,15 @@ pub fn application_page(
                 <label>"Name"<input type="text" name="name" required maxlength="100" value=echo.value("name", "")/></label>
                 <label>"Configuration"<select name="config">{options}</select></label>
                 <label>"Targets with tags (k=v, comma separated)"
-                    <input type="text" name="tags" required placeholder="env=prod,role=web" value=echo.value("tags", "") aria-invalid=echo.invalid("tags")/>
+                    <input type="text" name="tags" placeholder="env=prod,role=web" value=echo.value("tags", "") aria-invalid=echo.invalid("tags")/>
                     {echo.error_for("tags")}
                 </label>
+                <div class="row">
+                    <label>"…or managed targets Nubo runs (how many)"
+                        <input type="number" name="managed" min="0" max="10" value=echo.value("managed", "")/></label>
+                    <label>"App port (served at the app URL)"
+                        <input type="number" name="port" min="1" max="65535" value=echo.value("port", "")/></label>
+                </div>
                 <label class="check"><input type="checkbox" name="auto_rollback" value="on"/>" Roll back automatically when a deployment fails"</label>
                 <button type="submit">"Create group"</button>
             </form>
@@ -272,6 +280,7 @@ pub fn group_page(
         <section class="card">
             <h2>{group.name.clone()}</h2>
             <p class="muted">{group.config}" · targets with "<code>{group.tags}</code>" · automatic rollback "{if group.auto_rollback { "on" } else { "off" }}</p>
+            {group.app_url.clone().map(|u| view! { <p>"App URL: "<a data-testid="app-url" href=u.clone() target="_blank" rel="noopener">{u.clone()}</a></p> })}
             {targets_table(targets)}
         </section>
         <section class="card">

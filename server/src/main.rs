@@ -47,7 +47,7 @@ fn init_logging(settings: &config::Settings) {
 /// `nubo agent ...` (or the binary called as `nubo-agent`): the workspace
 /// agent, which needs none of the server's settings.
 fn agent_main(args: &[String]) -> std::process::ExitCode {
-    let usage = "usage: nubo-agent serve --socket PATH --root DIR [--all-ports] [--relay PORT:SOCKET] | nubo-agent deploy --server URL --token T --root DIR [--tags k=v,...] [--name NAME] [--dest-root DIR] | nubo-agent credential get|store|erase";
+    let usage = "usage: nubo-agent serve --socket PATH --root DIR [--all-ports] [--relay PORT:SOCKET] | nubo-agent deploy --server URL (--token T | --token-file F) --root DIR [--tags k=v,...] [--name NAME] [--dest-root DIR] | nubo-agent credential get|store|erase";
     match args.first().map(String::as_str) {
         Some("deploy") => deploy_agent_main(&args[1..], usage),
         Some("credential") => {
@@ -143,6 +143,13 @@ fn deploy_agent_main(args: &[String], usage: &str) -> std::process::ExitCode {
         match a.as_str() {
             "--server" => server = value(),
             "--token" => token = value(),
+            "--token-file" => match value().map(std::fs::read_to_string) {
+                Some(Ok(t)) => token = Some(t.trim().to_string()),
+                _ => {
+                    eprintln!("nubo-agent: --token-file names a file it cannot read\n{usage}");
+                    return std::process::ExitCode::from(2);
+                }
+            },
             "--root" => root = value().map(std::path::PathBuf::from),
             "--name" => name = value(),
             "--dest-root" => dest_root = value().map(Into::into).unwrap_or(dest_root),

@@ -95,6 +95,24 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         state.builds.clone(),
         state.pipelines.clone(),
     );
+    // Managed deployment targets reach the agent protocol through sockets
+    // of their own.
+    let (deploy_tx, mut deploy_listeners) = tokio::sync::mpsc::unbounded_channel();
+    *state.deployments.listeners.lock().expect("listeners") = Some(deploy_tx);
+    {
+        let state = state.clone();
+        tokio::spawn(async move {
+            while let Some(listener) = deploy_listeners.recv().await {
+                let app = crate::deployments::agent_api::routes().with_state(state.clone());
+                tracing::debug!("serving a managed target's socket");
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).await {
+                        tracing::error!(error = %e, "a managed target's socket failed");
+                    }
+                });
+            }
+        });
+    }
     crate::deployments::engine::spawn(
         state.ctx.clone(),
         state.deployments.clone(),
@@ -178,7 +196,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         state.settings.ssh
     );
     {
-        let app = crate::workspaces::preview::router(state.clone());
+        // Deployed apps' URLs beside the previews, on the same origin apart.
+        let app = crate::deployments::app_proxy::routes()
+            .with_state(state.clone())
+            .merge(crate::workspaces::preview::router(state.clone()));
         let timeout = Duration::from_secs(state.settings.http_header_timeout_seconds);
         tokio::spawn(async move {
             let _ =

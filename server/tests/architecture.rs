@@ -38,6 +38,7 @@ const TRANSPORT_FILES: &[&str] = &[
     "repos/ssh.rs",
     "workspaces/preview.rs",
     "deployments/agent_api.rs",
+    "deployments/app_proxy.rs",
 ];
 
 const MAX_LINES: usize = 600;

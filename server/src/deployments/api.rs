@@ -182,13 +182,28 @@ struct NewGroupBody {
     /// A configuration name (CodeDeployDefault.OneAtATime by default).
     #[serde(default)]
     config: Option<String>,
-    /// The targets it deploys to: every tag must match.
+    /// The targets it deploys to: every tag must match (leave out with `managed`).
+    #[serde(default)]
     tags: BTreeMap<String, String>,
+    /// Targets Nubo runs for the group itself: `{"count", "port"}` (the
+    /// port the app listens on, served at the group's app URL).
+    #[serde(default)]
+    managed: Option<ManagedBody>,
+    /// The port the app listens on, for enrolled targets' groups too.
+    #[serde(default)]
+    port: Option<u16>,
     #[serde(default)]
     auto_rollback: bool,
     /// A deployment while another runs waits (true, the default) or is refused.
     #[serde(default = "yes")]
     queue: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ManagedBody {
+    count: i64,
+    port: u16,
 }
 
 fn yes() -> bool {
@@ -214,6 +229,8 @@ async fn create_group(
             tags: g.tags,
             auto_rollback: g.auto_rollback,
             queue: g.queue,
+            managed_count: g.managed.as_ref().map_or(0, |m| m.count),
+            app_port: g.managed.as_ref().map(|m| m.port).or(g.port),
         },
     )
     .await?;
@@ -227,13 +244,17 @@ async fn create_group(
 async fn get_group(
     State(state): State<AppState>,
     current: CurrentUser,
+    headers: axum::http::HeaderMap,
     Path((app, group)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>> {
     let (a, g) = super::group_for(&state.pool, &current.user, &app, &group).await?;
     let targets = agents::select(&state.pool, &a.owner_id, a.owner_admin, &g.tags).await?;
     let deployments = view::list(&state.pool, &g, 20).await?;
+    let app_url = g
+        .app_port
+        .map(|_| super::app_proxy::app_url(&state, &headers, &a.name, &g.name));
     Ok(Json(
-        serde_json::json!({"group": g, "targets": targets, "deployments": deployments}),
+        serde_json::json!({"group": g, "targets": targets, "deployments": deployments, "app_url": app_url}),
     ))
 }
 

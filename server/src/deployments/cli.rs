@@ -109,9 +109,15 @@ pub enum GroupCommand {
     Create {
         app: String,
         name: String,
-        /// A tag targets must have (k=v; repeatable)
-        #[arg(long = "tag", value_name = "K=V", required = true)]
+        /// A tag targets must have (k=v; repeatable; not with --managed)
+        #[arg(long = "tag", value_name = "K=V")]
         tags: Vec<String>,
+        /// Run N managed targets for the group (local sandboxes Nubo starts)
+        #[arg(long, value_name = "N")]
+        managed: Option<i64>,
+        /// The port the app listens on, served at the group's app URL
+        #[arg(long)]
+        port: Option<u16>,
         #[arg(long)]
         config: Option<String>,
         #[arg(long)]
@@ -191,6 +197,8 @@ pub async fn run(cmd: DeployCommand, ctx: &Ctx) -> anyhow::Result<()> {
             config,
             auto_rollback,
             refuse_concurrent,
+            managed,
+            port,
         }) => {
             let a = super::find_application(pool, &app)
                 .await?
@@ -211,6 +219,8 @@ pub async fn run(cmd: DeployCommand, ctx: &Ctx) -> anyhow::Result<()> {
                     tags: map,
                     auto_rollback,
                     queue: !refuse_concurrent,
+                    managed_count: managed.unwrap_or(0),
+                    app_port: port,
                 },
             )
             .await?;

@@ -22,6 +22,13 @@ use crate::identity::accounts::User;
 
 #[derive(Default)]
 pub struct Engine {
+    /// Where managed targets' server sockets go to be served (set by
+    /// `nubo serve`), and which are served by this process.
+    pub listeners:
+        std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<tokio::net::UnixListener>>>,
+    pub bound: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Round robin over the targets behind an app URL.
+    pub next_target: std::sync::atomic::AtomicUsize,
     /// Wakes the engine's loop.
     pub wake: tokio::sync::Notify,
     /// Wakes agents waiting in a poll (new commands may be there).
@@ -39,6 +46,12 @@ pub fn spawn(ctx: Ctx, engine: Arc<Engine>, locks: crate::repos::Locks) {
             }
             if let Err(e) = super::pipeline::serve_actions(&ctx, &engine, &locks).await {
                 tracing::error!(error = %e, "pipeline deploy actions failed");
+            }
+            let listeners = engine.listeners.lock().expect("listeners").clone();
+            if let Some(tx) = listeners {
+                if let Err(e) = super::managed::reconcile(&ctx, &tx, &engine.bound).await {
+                    tracing::error!(error = %e, "managed targets could not be started");
+                }
             }
             tokio::select! {
                 _ = engine.wake.notified() => {}

@@ -22,9 +22,11 @@ use crate::identity::accounts::User;
 pub mod agent_api;
 pub mod agents;
 pub mod api;
+pub mod app_proxy;
 pub mod cli;
 pub mod commands;
 pub mod engine;
+pub mod managed;
 pub mod pages;
 pub mod pipeline;
 pub mod revisions;
@@ -56,6 +58,10 @@ pub struct Group {
     /// A second deployment waits for the running one (true) or is refused.
     pub queue: bool,
     pub created_at: i64,
+    /// Targets Nubo runs for the group itself (0: none).
+    pub managed_count: i64,
+    /// The port its app listens on, served at the app URL.
+    pub app_port: Option<u16>,
 }
 
 /// A minimum-healthy rule.
@@ -299,9 +305,12 @@ pub async fn list_applications(pool: &SqlitePool, user: &User) -> Result<Vec<App
     Ok(rows.into_iter().map(app_of).collect())
 }
 
-const GROUP_SELECT: &str = "SELECT g.id, g.app_id, a.name, g.name, g.config, g.tags_json, g.auto_rollback, g.queue, g.created_at
+const GROUP_SELECT: &str =
+    "SELECT g.id, g.app_id, a.name AS app, g.name, g.config, g.tags_json, g.auto_rollback, g.queue,
+        g.created_at, g.managed_count, g.app_port
      FROM deploy_groups g JOIN deploy_applications a ON a.id = g.app_id";
 
+#[derive(sqlx::FromRow)]
 struct GroupRow {
     id: String,
     app_id: String,
@@ -312,6 +321,8 @@ struct GroupRow {
     auto_rollback: bool,
     queue: bool,
     created_at: i64,
+    managed_count: i64,
+    app_port: Option<i64>,
 }
 
 fn group_of(r: GroupRow) -> Group {
@@ -325,32 +336,8 @@ fn group_of(r: GroupRow) -> Group {
         auto_rollback: r.auto_rollback,
         queue: r.queue,
         created_at: r.created_at,
-    }
-}
-
-type GroupTuple = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    bool,
-    bool,
-    i64,
-);
-
-fn group_row(r: GroupTuple) -> GroupRow {
-    GroupRow {
-        id: r.0,
-        app_id: r.1,
-        app: r.2,
-        name: r.3,
-        config: r.4,
-        tags_json: r.5,
-        auto_rollback: r.6,
-        queue: r.7,
-        created_at: r.8,
+        managed_count: r.managed_count,
+        app_port: r.app_port.and_then(|p| u16::try_from(p).ok()),
     }
 }
 
@@ -360,12 +347,44 @@ pub struct NewGroup {
     pub tags: BTreeMap<String, String>,
     pub auto_rollback: bool,
     pub queue: bool,
+    /// Managed targets to run (0: the group selects enrolled ones by tags).
+    pub managed_count: i64,
+    pub app_port: Option<u16>,
 }
+
+/// The most managed targets a group may ask for.
+pub const MAX_MANAGED: i64 = 10;
 
 pub async fn create_group(pool: &SqlitePool, app: &Application, g: NewGroup) -> Result<Group> {
     check_name("name", &g.name)?;
-    let config_name = g.config.unwrap_or_else(|| DEFAULT_CONFIG.to_string());
+    let config_name = g
+        .config
+        .clone()
+        .unwrap_or_else(|| DEFAULT_CONFIG.to_string());
     config(pool, &config_name).await?;
+    let mut g = g;
+    if !(0..=MAX_MANAGED).contains(&g.managed_count) {
+        return Err(Error::Invalid {
+            field: "managed",
+            message: format!("a group runs 0 to {MAX_MANAGED} managed targets"),
+        });
+    }
+    if g.managed_count > 0 {
+        if !g.tags.is_empty() {
+            return Err(Error::Invalid {
+                field: "tags",
+                message: "a group of managed targets selects them itself; leave tags out".into(),
+            });
+        }
+        let (k, v) = managed::tag(&app.name, &g.name);
+        g.tags.insert(k, v);
+    }
+    if g.app_port == Some(0) {
+        return Err(Error::Invalid {
+            field: "port",
+            message: "the app's port is 1 to 65535".into(),
+        });
+    }
     if g.tags.is_empty() {
         return Err(Error::Invalid {
             field: "tags",
@@ -373,8 +392,8 @@ pub async fn create_group(pool: &SqlitePool, app: &Application, g: NewGroup) -> 
         });
     }
     let r = sqlx::query(
-        "INSERT INTO deploy_groups (id, app_id, name, config, tags_json, auto_rollback, queue, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO deploy_groups (id, app_id, name, config, tags_json, auto_rollback, queue, created_at, managed_count, app_port)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(new_id())
     .bind(&app.id)
@@ -384,6 +403,8 @@ pub async fn create_group(pool: &SqlitePool, app: &Application, g: NewGroup) -> 
     .bind(g.auto_rollback)
     .bind(g.queue)
     .bind(now_ms())
+    .bind(g.managed_count)
+    .bind(g.app_port.map(i64::from))
     .execute(pool)
     .await;
     match r {
@@ -401,22 +422,22 @@ pub async fn create_group(pool: &SqlitePool, app: &Application, g: NewGroup) -> 
 }
 
 pub async fn find_group(pool: &SqlitePool, app: &Application, name: &str) -> Result<Option<Group>> {
-    let row: Option<GroupTuple> = sqlx::query_as(&format!(
+    let row: Option<GroupRow> = sqlx::query_as(&format!(
         "{GROUP_SELECT} WHERE g.app_id = $1 AND lower(g.name) = lower($2)"
     ))
     .bind(&app.id)
     .bind(name)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(group_row).map(group_of))
+    Ok(row.map(group_of))
 }
 
 pub async fn group_by_id(pool: &SqlitePool, id: &str) -> Result<Group> {
-    let row: GroupTuple = sqlx::query_as(&format!("{GROUP_SELECT} WHERE g.id = $1"))
+    let row: GroupRow = sqlx::query_as(&format!("{GROUP_SELECT} WHERE g.id = $1"))
         .bind(id)
         .fetch_one(pool)
         .await?;
-    Ok(group_of(group_row(row)))
+    Ok(group_of(row))
 }
 
 pub async fn group_for(
@@ -433,11 +454,11 @@ pub async fn group_for(
 }
 
 pub async fn list_groups(pool: &SqlitePool, app: &Application) -> Result<Vec<Group>> {
-    let rows: Vec<GroupTuple> = sqlx::query_as(&format!(
+    let rows: Vec<GroupRow> = sqlx::query_as(&format!(
         "{GROUP_SELECT} WHERE g.app_id = $1 ORDER BY lower(g.name)"
     ))
     .bind(&app.id)
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(group_row).map(group_of).collect())
+    Ok(rows.into_iter().map(group_of).collect())
 }

@@ -158,6 +158,7 @@ async fn render_app(
             config: g.config,
             auto_rollback: g.auto_rollback,
             latest,
+            app_url: None,
         });
     }
     let configs = super::list_configs(&state.pool)
@@ -177,7 +178,12 @@ async fn render_app(
 struct GroupForm {
     name: String,
     config: String,
+    #[serde(default)]
     tags: String,
+    #[serde(default)]
+    managed: String,
+    #[serde(default)]
+    port: String,
     #[serde(default)]
     auto_rollback: Option<String>,
 }
@@ -208,6 +214,8 @@ async fn create_group(
         tags,
         auto_rollback: f.auto_rollback.is_some(),
         queue: true,
+        managed_count: f.managed.trim().parse().unwrap_or(0),
+        app_port: f.port.trim().parse().ok(),
     };
     match super::create_group(&state.pool, &a, g).await {
         Ok(g) => {
@@ -234,11 +242,13 @@ async fn create_group(
 async fn group_page(
     State(state): State<AppState>,
     user: PageUser,
+    headers: HeaderMap,
     Path((app, group)): Path<(String, String)>,
 ) -> PageResult {
     render_group(
         &state,
         &user,
+        &headers,
         &app,
         &group,
         &FormEcho::default(),
@@ -259,6 +269,7 @@ fn creator_text(d: &view::Deployment) -> String {
 async fn render_group(
     state: &AppState,
     user: &PageUser,
+    headers: &HeaderMap,
     app: &str,
     group: &str,
     echo: &FormEcho,
@@ -284,6 +295,9 @@ async fn render_group(
         config: g.config.clone(),
         auto_rollback: g.auto_rollback,
         latest: None,
+        app_url: g
+            .app_port
+            .map(|_| super::app_proxy::app_url(state, headers, &a.name, &g.name)),
     };
     let ctx = context(user, &format!("{}/{}", a.name, g.name), Nav::Deployments).await;
     Ok((
@@ -306,6 +320,7 @@ struct DeployForm {
 async fn deploy(
     State(state): State<AppState>,
     user: PageUser,
+    headers: HeaderMap,
     Path((app, group)): Path<(String, String)>,
     Form(f): Form<DeployForm>,
 ) -> PageResult {
@@ -348,6 +363,7 @@ async fn deploy(
             render_group(
                 &state,
                 &user,
+                &headers,
                 &app,
                 &group,
                 &echo,

@@ -191,6 +191,25 @@ impl Drop for Server {
 /// (unconfined agents) or their workspace's id (sandboxes), and the
 /// sandboxes' control groups go too.
 pub fn kill_agents(data_dir: &Path) {
+    // Managed deployment targets: their agent carries its id in a tag, and
+    // everything in their sandbox is in their control group.
+    if let Ok(ids) = std::fs::read_dir(data_dir.join("deploy-targets")) {
+        for id in ids.flatten() {
+            let id = id.file_name().to_string_lossy().into_owned();
+            kill_matching(&format!("nubo:id={id}"));
+            kill_matching(&format!("deploy-{id}"));
+            for c in ["", "pids/", "memory/", "cpu/"] {
+                let dir = format!("/sys/fs/cgroup/{c}nubo/deploy-{id}");
+                if let Ok(procs) = std::fs::read_to_string(format!("{dir}/cgroup.procs")) {
+                    for pid in procs.lines() {
+                        let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+                let _ = std::fs::remove_dir(&dir);
+            }
+        }
+    }
     let mut needles = vec![data_dir.join("workspaces").display().to_string()];
     if let Ok(ids) = std::fs::read_dir(data_dir.join("workspaces")) {
         needles.extend(
@@ -224,6 +243,22 @@ pub fn kill_agents(data_dir: &Path) {
     for group in &groups {
         for c in ["", "memory/", "pids/", "cpu/"] {
             let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{c}nubo/{group}"));
+        }
+    }
+}
+
+fn kill_matching(needle: &str) {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for e in dir.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            if String::from_utf8_lossy(&cmd).contains(needle) {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
         }
     }
 }
