@@ -364,3 +364,101 @@ async fn one_at_a_time_stops_at_a_failing_target_and_rolls_back() {
     .await;
     assert_eq!(s, 403, "only administrators mint agent tokens");
 }
+
+/// Forwards 127.0.0.1:PORT to wherever `to` says the server is now, so an
+/// agent keeps one address across a server restart.
+async fn forwarder(to: std::sync::Arc<std::sync::Mutex<String>>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let target = to.lock().unwrap().trim_start_matches("http://").to_string();
+            tokio::spawn(async move {
+                if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_server_killed_mid_deployment_carries_on_where_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut server = Server::start_in(&data, &[], &[]);
+    let (alice, agent_token) = deploy_setup(&server).await;
+    create_repo(&server, &alice, "web").await;
+    let spec = "version: 0.0\nos: linux\nhooks:\n  ApplicationStart:\n    - location: slow.sh\n";
+    let c = push(
+        &server,
+        &alice,
+        "web",
+        &[
+            ("appspec.yml", spec),
+            (
+                "slow.sh",
+                "#!/bin/sh\nsleep 3 > /dev/null 2>&1\necho done\n",
+            ),
+        ],
+    )
+    .await;
+    let now = std::sync::Arc::new(std::sync::Mutex::new(server.base.clone()));
+    let via = forwarder(now.clone()).await;
+    let mut t = Target::start(&server, &agent_token, "t1", "env=test");
+    // The agent talks to the forwarder, not to this server's own port.
+    t.kill();
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args([
+        "agent",
+        "deploy",
+        "--server",
+        &via,
+        "--token",
+        &agent_token,
+        "--name",
+        "t1",
+        "--tags",
+        "env=test",
+    ])
+    .arg("--root")
+    .arg(&t.root)
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
+    t.child = Some(cmd.spawn().unwrap());
+    wait_online(&server, &alice, 1).await;
+    app_and_group(
+        &server,
+        &alice,
+        "shop",
+        "test",
+        "CodeDeployDefault.OneAtATime",
+        false,
+    )
+    .await;
+    let id = deploy_commit(&server, &alice, "shop", "test", "web", &c).await;
+    wait_deployment(&server, &alice, &id, "ApplicationStart running", |d| {
+        event_status(d, "t1", "ApplicationStart")["status"] == "InProgress"
+    })
+    .await;
+    // SIGKILL while the hook runs; a new server on the same data.
+    server.kill();
+    let server = Server::start_in(&data, &[], &[]);
+    *now.lock().unwrap() = server.base.clone();
+    let d = wait_done(&server, &alice, &id).await;
+    assert_eq!(
+        d["status"], "Succeeded",
+        "the agent's completion reached the new server: {d:#}"
+    );
+    assert!(
+        event_status(&d, "t1", "ValidateService")["status"] == "Succeeded",
+        "{d:#}"
+    );
+    let next = deploy_commit(&server, &alice, "shop", "test", "web", &c).await;
+    assert_eq!(
+        wait_done(&server, &alice, &next).await["status"],
+        "Succeeded"
+    );
+}
