@@ -9,8 +9,6 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -84,35 +82,8 @@ async fn main() {
         Some("bench-password-1\n"),
     );
     let token = cli(&data, &["token", "create", "bench"], None);
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(&data)
-        .args([
-            "--log-level",
-            "warn",
-            "serve",
-            "--http",
-            &format!("127.0.0.1:{port}"),
-            "--ssh",
-            "127.0.0.1:0",
-            "--preview-http",
-            "127.0.0.1:0",
-        ])
-        .env("NUBO_CACHE_DIR", tmp.path().join("cache"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let (mut server, base) = serve(&data, &tmp.path().join("cache"), &[]).await;
     let http = reqwest::Client::new();
-    while http.get(format!("{base}/healthz")).send().await.is_err() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
     for repo in ["app", "other"] {
         http.post(format!("{base}/api/v1/repos"))
             .bearer_auth(&token)

@@ -56,3 +56,45 @@ pub fn git(dir: &std::path::Path, token: &str, args: &[&str]) {
         .success();
     assert!(ok, "git {args:?}");
 }
+
+/// Starts `nubo serve` on a free loopback port with its data in `data`
+/// (and `env`), quiet; answers the process and its base URL once it
+/// answers `/healthz`.
+pub async fn serve(
+    data: &std::path::Path,
+    cache: &std::path::Path,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> (std::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--data-dir")
+        .arg(data)
+        .args([
+            "--log-level",
+            "warn",
+            "serve",
+            "--http",
+            &format!("127.0.0.1:{port}"),
+            "--ssh",
+            "127.0.0.1:0",
+            "--preview-http",
+            "127.0.0.1:0",
+        ])
+        .env("NUBO_CACHE_DIR", cache)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    (child, base)
+}
