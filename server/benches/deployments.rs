@@ -23,23 +23,6 @@ fn stats(mut xs: Vec<f64>) -> Value {
     json!({"runs": n, "min_ms": xs[0], "median_ms": xs[n / 2], "max_ms": xs[n - 1]})
 }
 
-async fn api(
-    http: &reqwest::Client,
-    base: &str,
-    token: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> Value {
-    let mut r = http
-        .request(method, format!("{base}/api/v1{path}"))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    r.send().await.unwrap().json().await.unwrap()
-}
-
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -306,6 +306,31 @@ pub async fn tunnel(
     Ok(sender)
 }
 
+/// GET `path` on `port` through the agent at `socket`'s tunnel: the
+/// status, or why there is none (2 s at most).
+pub async fn probe(
+    socket: impl Into<PathBuf>,
+    port: u16,
+    path: &str,
+) -> std::result::Result<u16, String> {
+    let agent = AgentClient::new(socket);
+    let ask = async {
+        let mut sender = tunnel(&agent, port).await.map_err(|e| e.public_message())?;
+        let request = Request::get(path)
+            .header(header::HOST, "localhost")
+            .body(Body::empty())
+            .map_err(|e| e.to_string())?;
+        let r = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("no answer on port {port} ({e})"))?;
+        Ok(r.status().as_u16())
+    };
+    tokio::time::timeout(Duration::from_secs(2), ask)
+        .await
+        .unwrap_or_else(|_| Err("no answer within 2 s".into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,9 +22,6 @@ hooks:
   ValidateService:
     - location: scripts/check.sh
 ";
-const START: &str = "#!/bin/sh\ncd /srv/site\nnohup python3 -m http.server 8080 --bind 127.0.0.1 > /dev/null 2>&1 &\necho $! > /srv/app.pid\n";
-const STOP: &str = "#!/bin/sh\n[ -f /srv/app.pid ] && kill $(cat /srv/app.pid) 2>/dev/null\nrm -f /srv/app.pid\nexit 0\n";
-const CHECK: &str = "#!/bin/sh\nfor i in $(seq 1 50); do\n  python3 -c \"import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/')\" 2>/dev/null && exit 0\n  sleep 0.1\ndone\necho 'the app does not answer' >&2\nexit 1\n";
 
 #[tokio::test]
 async fn managed_targets_serve_the_deployed_revision_at_the_app_url() {
@@ -34,9 +31,9 @@ async fn managed_targets_serve_the_deployed_revision_at_the_app_url() {
     let files = |v: &str| {
         vec![
             ("appspec.yml".to_string(), APPSPEC.to_string()),
-            ("scripts/start.sh".to_string(), START.to_string()),
-            ("scripts/stop.sh".to_string(), STOP.to_string()),
-            ("scripts/check.sh".to_string(), CHECK.to_string()),
+            ("scripts/start.sh".to_string(), APP_START.to_string()),
+            ("scripts/stop.sh".to_string(), APP_STOP.to_string()),
+            ("scripts/check.sh".to_string(), APP_CHECK.to_string()),
             (
                 "site/index.html".to_string(),
                 format!("<h1>shop {v}</h1>\n"),

@@ -98,3 +98,60 @@ pub async fn serve(
     }
     (child, base)
 }
+
+/// An API call with `token`; answers the JSON body.
+pub async fn api(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let mut r = http
+        .request(method, format!("{base}/api/v1{path}"))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    r.send().await.unwrap().json().await.unwrap()
+}
+
+/// Stops the managed deployment targets a benchmark's server started
+/// (they outlive it): everything in their control groups, and their
+/// sandboxes' launchers.
+pub fn kill_managed(data: &std::path::Path) {
+    let root = data.join("deploy-targets");
+    let Ok(ids) = std::fs::read_dir(&root) else {
+        return;
+    };
+    let needle = root.display().to_string();
+    if let Ok(procs) = std::fs::read_dir("/proc") {
+        for p in procs.flatten() {
+            let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmd).contains(&needle) {
+                let pid = p.file_name().to_string_lossy().into_owned();
+                let _ = Command::new("kill")
+                    .args(["-9", &pid])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+    for id in ids.flatten() {
+        let id = id.file_name().to_string_lossy().into_owned();
+        for c in ["", "pids/", "memory/", "cpu/"] {
+            let dir = format!("/sys/fs/cgroup/{c}nubo/deploy-{id}");
+            if let Ok(pids) = std::fs::read_to_string(format!("{dir}/cgroup.procs")) {
+                for pid in pids.lines() {
+                    let _ = Command::new("kill")
+                        .args(["-9", pid.trim()])
+                        .stderr(Stdio::null())
+                        .status();
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let _ = std::fs::remove_dir(&dir);
+        }
+    }
+}

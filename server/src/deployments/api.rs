@@ -197,6 +197,10 @@ struct NewGroupBody {
     /// A deployment while another runs waits (true, the default) or is refused.
     #[serde(default = "yes")]
     queue: bool,
+    /// Blue/green with `managed`: `{"health_path", "health_timeout_seconds",
+    /// "drain_seconds", "keep_blue_seconds"}` (each optional).
+    #[serde(default)]
+    blue_green: Option<super::BlueGreen>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -231,6 +235,7 @@ async fn create_group(
             queue: g.queue,
             managed_count: g.managed.as_ref().map_or(0, |m| m.count),
             app_port: g.managed.as_ref().map(|m| m.port).or(g.port),
+            blue_green: g.blue_green,
         },
     )
     .await?;

@@ -118,6 +118,19 @@ pub enum GroupCommand {
         /// The port the app listens on, served at the group's app URL
         #[arg(long)]
         port: Option<u16>,
+        /// Blue/green (with --managed and --port): deploy to a second set of
+        /// managed targets and switch the app URL to it once healthy
+        #[arg(long)]
+        blue_green: bool,
+        /// The path green must answer with a 2xx before the switch (default /)
+        #[arg(long, value_name = "PATH", requires = "blue_green")]
+        health_path: Option<String>,
+        /// Seconds blue's in-flight requests have after the switch (default 5)
+        #[arg(long, value_name = "SECONDS", requires = "blue_green")]
+        drain: Option<u64>,
+        /// Seconds blue keeps running after a switch (default 300)
+        #[arg(long, value_name = "SECONDS", requires = "blue_green")]
+        keep_blue: Option<u64>,
         #[arg(long)]
         config: Option<String>,
         #[arg(long)]
@@ -199,6 +212,10 @@ pub async fn run(cmd: DeployCommand, ctx: &Ctx) -> anyhow::Result<()> {
             refuse_concurrent,
             managed,
             port,
+            blue_green,
+            health_path,
+            drain,
+            keep_blue,
         }) => {
             let a = super::find_application(pool, &app)
                 .await?
@@ -221,6 +238,12 @@ pub async fn run(cmd: DeployCommand, ctx: &Ctx) -> anyhow::Result<()> {
                     queue: !refuse_concurrent,
                     managed_count: managed.unwrap_or(0),
                     app_port: port,
+                    blue_green: blue_green.then(|| super::BlueGreen {
+                        health_path: health_path.unwrap_or_else(super::default_health_path),
+                        health_timeout_seconds: super::default_health_timeout(),
+                        drain_seconds: drain.unwrap_or_else(super::default_drain),
+                        keep_blue_seconds: keep_blue.unwrap_or_else(super::default_keep),
+                    }),
                 },
             )
             .await?;

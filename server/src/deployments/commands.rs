@@ -3,7 +3,6 @@
 //! target and then the deployment on.
 
 use nubo_agent::deploy::wire::{self, HostCommand};
-use nubo_runner::appspec::Event;
 
 use super::engine::{advance, Engine};
 use super::revisions::Revision;
@@ -14,20 +13,27 @@ use crate::error::{Error, Result};
 /// The next command for a target (resent if it never acknowledged it).
 pub async fn dispatch(ctx: &Ctx, engine: &Engine, target: &str) -> Result<Option<HostCommand>> {
     loop {
-        let next: Option<(String, String, String, String)> = sqlx::query_as(
-            "SELECT c.id, c.status, c.event, c.deployment_id FROM deployment_commands c
+        let next: Option<(String, String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT c.id, c.status, c.event, c.deployment_id, dt.role FROM deployment_commands c
                JOIN deployment_targets dt ON dt.deployment_id = c.deployment_id AND dt.target_id = c.target_id
                JOIN deployments d ON d.id = c.deployment_id
              WHERE c.target_id = $1 AND dt.status = 'InProgress' AND d.status = 'InProgress'
-               AND c.status IN ('Pending', 'Dispatched', 'InProgress')
+               AND c.status IN ('Pending', 'Held', 'Dispatched', 'InProgress')
              ORDER BY d.created_at, c.position LIMIT 1",
         )
         .bind(target)
         .fetch_optional(&ctx.pool)
         .await?;
-        let Some((cmd, status, event, deployment)) = next else {
+        let Some((cmd, status, event, deployment, role)) = next else {
             return Ok(None);
         };
+        // Held until the engine's phase reaches it; a blue/green switch
+        // (AllowTraffic, BlockTraffic) is the server's own work.
+        if status == "Held"
+            || (role.is_some() && matches!(event.as_str(), "AllowTraffic" | "BlockTraffic"))
+        {
+            return Ok(None);
+        }
         if status == "InProgress" {
             // The agent asks for work while it should be running this: it
             // restarted without its record of the command.
@@ -189,7 +195,16 @@ pub(super) async fn finish_command(
     let Some((deployment, target, position)) = done else {
         return Ok(());
     };
-    let last = position as usize + 1 == Event::IN_PLACE.len();
+    let _ = position;
+    let left: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM deployment_commands WHERE deployment_id = $1 AND target_id = $2
+           AND status IN ('Pending', 'Held', 'Dispatched', 'InProgress')",
+    )
+    .bind(&deployment)
+    .bind(&target)
+    .fetch_one(&ctx.pool)
+    .await?;
+    let last = left == 0;
     if !ok || last {
         let mut tx = ctx.pool.begin().await?;
         sqlx::query("UPDATE deployment_targets SET status = $1, finished_at = $2 WHERE deployment_id = $3 AND target_id = $4 AND status = 'InProgress'")
@@ -200,7 +215,7 @@ pub(super) async fn finish_command(
             .execute(&mut *tx)
             .await?;
         if !ok {
-            sqlx::query("UPDATE deployment_commands SET status = 'Skipped' WHERE deployment_id = $1 AND target_id = $2 AND status = 'Pending'")
+            sqlx::query("UPDATE deployment_commands SET status = 'Skipped' WHERE deployment_id = $1 AND target_id = $2 AND status IN ('Pending', 'Held')")
                 .bind(&deployment)
                 .bind(&target)
                 .execute(&mut *tx)
@@ -209,6 +224,8 @@ pub(super) async fn finish_command(
         tx.commit().await?;
         advance(ctx, engine, &deployment).await?;
     }
+    // A blue/green phase may move on (the engine looks again).
+    engine.wake.notify_one();
     engine.commands.notify_waiters();
     Ok(())
 }

@@ -108,7 +108,12 @@ pub async fn create(
             )));
         }
     }
-    let targets = agents::select(&ctx.pool, &app.owner_id, app.owner_admin, &group.tags).await?;
+    // A blue/green deployment picks its targets (a side) when it starts.
+    let targets = if group.blue_green.is_some() {
+        vec![]
+    } else {
+        agents::select(&ctx.pool, &app.owner_id, app.owner_admin, &group.tags).await?
+    };
     let id = deployment_id();
     let now = now_ms();
     let (kind, by, rollback_of, execution, action) = match &creator {
@@ -135,8 +140,8 @@ pub async fn create(
     let mut tx = ctx.pool.begin().await?;
     sqlx::query(
         "INSERT INTO deployments (id, group_id, status, revision_json, revision_label, bundle_sha256, bundle_size,
-             creator, created_by, rollback_of, pipeline_execution_id, pipeline_action, created_at)
-         VALUES ($1, $2, 'Created', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             creator, created_by, rollback_of, pipeline_execution_id, pipeline_action, created_at, phase)
+         VALUES ($1, $2, 'Created', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(&id)
     .bind(&group.id)
@@ -150,6 +155,7 @@ pub async fn create(
     .bind(execution)
     .bind(action)
     .bind(now)
+    .bind(group.blue_green.as_ref().map(|_| super::blue_green::PROVISION))
     .execute(&mut *tx)
     .await?;
     for (i, t) in targets.iter().enumerate() {
@@ -176,17 +182,19 @@ pub async fn create(
 }
 
 #[derive(sqlx::FromRow)]
-struct Row {
-    id: String,
-    group_id: String,
-    status: String,
-    creator: String,
-    revision_json: String,
+pub(super) struct Row {
+    pub id: String,
+    pub group_id: String,
+    pub status: String,
+    pub creator: String,
+    pub revision_json: String,
+    /// A blue/green deployment's phase.
+    pub phase: Option<String>,
 }
 
 async fn load(ctx: &Ctx, id: &str) -> Result<Option<Row>> {
     Ok(sqlx::query_as(
-        "SELECT id, group_id, status, creator, revision_json FROM deployments WHERE id = $1",
+        "SELECT id, group_id, status, creator, revision_json, phase FROM deployments WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(&ctx.pool)
@@ -263,6 +271,9 @@ pub async fn advance(ctx: &Ctx, engine: &Engine, id: &str) -> Result<()> {
         return Ok(());
     }
     let group = super::group_by_id(&ctx.pool, &d.group_id).await?;
+    if group.blue_green.is_some() && d.phase.is_some() {
+        return super::blue_green::advance(ctx, engine, &d, &group).await;
+    }
     let rule = super::config(&ctx.pool, &group.config).await?;
     let targets: Vec<(String, String)> = sqlx::query_as(
         "SELECT target_id, status FROM deployment_targets WHERE deployment_id = $1 ORDER BY position",
@@ -337,7 +348,12 @@ pub async fn advance(ctx: &Ctx, engine: &Engine, id: &str) -> Result<()> {
     Ok(())
 }
 
-async fn set_status(ctx: &Ctx, id: &str, status: &str, message: Option<&str>) -> Result<()> {
+pub(super) async fn set_status(
+    ctx: &Ctx,
+    id: &str,
+    status: &str,
+    message: Option<&str>,
+) -> Result<()> {
     sqlx::query(
         "UPDATE deployments SET status = $1, message = COALESCE($2, message) WHERE id = $3",
     )
@@ -374,7 +390,7 @@ async fn start_target(ctx: &Ctx, deployment: &str, target: &str) -> Result<()> {
 }
 
 /// Ends the deployment: what has not started is skipped.
-async fn close(ctx: &Ctx, id: &str, status: &str, message: Option<&str>) -> Result<()> {
+pub(super) async fn close(ctx: &Ctx, id: &str, status: &str, message: Option<&str>) -> Result<()> {
     let now = now_ms();
     let mut tx = ctx.pool.begin().await?;
     sqlx::query("UPDATE deployments SET status = $1, message = COALESCE($2, message), finished_at = $3 WHERE id = $4")
@@ -389,7 +405,7 @@ async fn close(ctx: &Ctx, id: &str, status: &str, message: Option<&str>) -> Resu
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("UPDATE deployment_commands SET status = 'Skipped' WHERE deployment_id = $1 AND status IN ('Pending', 'Dispatched')")
+    sqlx::query("UPDATE deployment_commands SET status = 'Skipped' WHERE deployment_id = $1 AND status IN ('Pending', 'Held', 'Dispatched')")
         .bind(id)
         .execute(&mut *tx)
         .await?;
@@ -397,14 +413,15 @@ async fn close(ctx: &Ctx, id: &str, status: &str, message: Option<&str>) -> Resu
     Ok(())
 }
 
-async fn succeed(ctx: &Ctx, engine: &Engine, d: &Row) -> Result<()> {
+pub(super) async fn succeed(ctx: &Ctx, engine: &Engine, d: &Row) -> Result<()> {
     close(ctx, &d.id, "Succeeded", None).await?;
     let label = serde_json::from_str::<Revision>(&d.revision_json)
         .map(|r| r.label())
         .unwrap_or_default();
     sqlx::query(
         "UPDATE deploy_targets SET revision = $1 WHERE id IN
-           (SELECT target_id FROM deployment_targets WHERE deployment_id = $2 AND status = 'Succeeded')",
+           (SELECT target_id FROM deployment_targets WHERE deployment_id = $2 AND status = 'Succeeded'
+              AND (role IS NULL OR role = 'green'))",
     )
     .bind(&label)
     .bind(&d.id)
@@ -415,11 +432,18 @@ async fn succeed(ctx: &Ctx, engine: &Engine, d: &Row) -> Result<()> {
     Ok(())
 }
 
-async fn fail(ctx: &Ctx, engine: &Engine, d: &Row, group: &Group, why: &str) -> Result<()> {
+pub(super) async fn fail(
+    ctx: &Ctx,
+    engine: &Engine,
+    d: &Row,
+    group: &Group,
+    why: &str,
+) -> Result<()> {
     close(ctx, &d.id, "Failed", Some(why)).await?;
     tracing::info!(deployment = %d.id, reason = why, "deployment failed");
     engine.wake.notify_one();
-    if !group.auto_rollback || d.creator == "codeDeployRollback" {
+    // Blue/green rolls back by switching traffic back, not by redeploying.
+    if !group.auto_rollback || d.creator == "codeDeployRollback" || group.blue_green.is_some() {
         return Ok(());
     }
     let good: Option<(String, String, String, i64)> = sqlx::query_as(
@@ -461,6 +485,8 @@ pub async fn stop(ctx: &Ctx, engine: &Engine, id: &str) -> Result<()> {
         )));
     }
     close(ctx, id, "Stopped", Some("stopped by a user")).await?;
+    let group = super::group_by_id(&ctx.pool, &d.group_id).await?;
+    super::blue_green::stopped(ctx, &group).await?;
     engine.wake.notify_one();
     Ok(())
 }

@@ -68,8 +68,23 @@ pub async fn reconcile(
     for (gid, app_id, count) in groups {
         let group = super::group_by_id(&ctx.pool, &gid).await?;
         let app = super::application_by_id(&ctx.pool, &app_id).await?;
-        for slot in 0..count {
-            started += usize::from(ensure(ctx, &app, &group, slot, listeners, bound).await?);
+        if group.blue_green.is_none() {
+            for slot in 0..count {
+                started += usize::from(ensure(ctx, &app, &group, slot, listeners, bound).await?);
+            }
+            continue;
+        }
+        // Blue/green: two sides, each running only while it is wanted.
+        for side in 0..2 {
+            let want = super::blue_green::wanted(ctx, &group, side).await?;
+            for slot in side * count..(side + 1) * count {
+                if want {
+                    started +=
+                        usize::from(ensure(ctx, &app, &group, slot, listeners, bound).await?);
+                } else {
+                    park(ctx, &group, slot).await?;
+                }
+            }
         }
     }
     Ok(started)
@@ -113,6 +128,15 @@ async fn ensure(
         .ok_or_else(|| Error::Internal("the application's owner is gone".into()))?;
     let (token, token_id) =
         agents::create_token(&ctx.pool, &owner, &owner, &format!("managed target {name}")).await?;
+    // The target keeps its record (and history) under its new token.
+    if let Some((_, _, old)) = &row {
+        sqlx::query("UPDATE deploy_targets SET token_id = $1 WHERE lower(name) = lower($2) AND token_id = $3")
+            .bind(&token_id)
+            .bind(&name)
+            .bind(old)
+            .execute(&ctx.pool)
+            .await?;
+    }
     let base = dir(ctx, &id);
     for d in ["deploy", "srv", "home", "run", "etc"] {
         std::fs::create_dir_all(base.join(d))
@@ -186,6 +210,8 @@ async fn ensure(
         .append(true)
         .open(base.join("agent.log"))
         .map_err(|e| Error::Internal(e.to_string()))?;
+    // Before the spawn: its first poll comes after this.
+    let started = now_ms();
     let child = cmd
         .stdin(std::process::Stdio::null())
         .stdout(
@@ -223,11 +249,39 @@ async fn ensure(
     .bind(&name)
     .bind(&token_id)
     .bind(pid)
-    .bind(now_ms())
+    .bind(started)
     .execute(&ctx.pool)
     .await?;
     tracing::info!(target_name = %name, pid, "managed target started");
     Ok(true)
+}
+
+/// Stops a managed target that is not wanted now (its files stay, for
+/// when it runs again).
+async fn park(ctx: &Ctx, group: &Group, slot: i64) -> Result<()> {
+    let row: Option<(String, Option<i64>)> =
+        sqlx::query_as("SELECT id, pid FROM deploy_managed WHERE group_id = $1 AND slot = $2")
+            .bind(&group.id)
+            .bind(slot)
+            .fetch_optional(&ctx.pool)
+            .await?;
+    let Some((id, pid)) = row else {
+        return Ok(());
+    };
+    if pid.is_none() {
+        return Ok(());
+    }
+    crate::cgroup::Cgroup::existing(&cgroup(&id)).remove();
+    sqlx::query("UPDATE deploy_managed SET pid = NULL WHERE id = $1")
+        .bind(&id)
+        .execute(&ctx.pool)
+        .await?;
+    tracing::info!(target_name = %target_name_of(group, slot), "managed target stopped (its side is not needed now)");
+    Ok(())
+}
+
+fn target_name_of(group: &Group, slot: i64) -> String {
+    target_name(&group.application, &group.name, slot)
 }
 
 /// Binds `run/server.sock` of a managed target (once per server process).
@@ -258,6 +312,12 @@ fn bind_server_socket(
 /// The managed targets of a group that run its current revision: their
 /// ids (for the agent socket), in slot order.
 pub async fn serving(ctx: &Ctx, group: &Group) -> Result<Vec<String>> {
+    if group.blue_green.is_some() {
+        return match group.active_side {
+            Some(side) => super::blue_green::side_ids(ctx, group, side).await,
+            None => Ok(vec![]),
+        };
+    }
     let current: Option<String> = sqlx::query_scalar(
         "SELECT revision_label FROM deployments WHERE group_id = $1 AND status = 'Succeeded' ORDER BY finished_at DESC LIMIT 1",
     )
@@ -276,4 +336,9 @@ pub async fn serving(ctx: &Ctx, group: &Group) -> Result<Vec<String>> {
     .fetch_all(&ctx.pool)
     .await?;
     Ok(ids)
+}
+
+/// GET `path` on a managed target's app: its status, or why there is none.
+pub async fn probe(ctx: &Ctx, id: &str, port: u16, path: &str) -> std::result::Result<u16, String> {
+    crate::agent_client::probe(agent_socket(ctx, id), port, path).await
 }

@@ -23,6 +23,7 @@ pub mod agent_api;
 pub mod agents;
 pub mod api;
 pub mod app_proxy;
+pub mod blue_green;
 pub mod cli;
 pub mod commands;
 pub mod engine;
@@ -62,6 +63,30 @@ pub struct Group {
     pub managed_count: i64,
     /// The port its app listens on, served at the app URL.
     pub app_port: Option<u16>,
+    /// Blue/green (two sides of managed targets; traffic switches between
+    /// them); in place when absent.
+    pub blue_green: Option<BlueGreen>,
+    /// The side (0 or 1) its app URL serves, for a blue/green group.
+    pub active_side: Option<i64>,
+}
+
+/// A blue/green group's settings.
+#[derive(Debug, Clone, serde::Deserialize, Serialize, ToSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BlueGreen {
+    /// The path the green targets must answer with a 2xx before the switch.
+    #[serde(default = "default_health_path")]
+    pub health_path: String,
+    /// How long they may take to answer it.
+    #[serde(default = "default_health_timeout")]
+    pub health_timeout_seconds: u64,
+    /// How long blue's in-flight requests have after the switch.
+    #[serde(default = "default_drain")]
+    pub drain_seconds: u64,
+    /// How long blue keeps running after a successful switch (at least the
+    /// drain time).
+    #[serde(default = "default_keep")]
+    pub keep_blue_seconds: u64,
 }
 
 /// A minimum-healthy rule.
@@ -307,7 +332,7 @@ pub async fn list_applications(pool: &SqlitePool, user: &User) -> Result<Vec<App
 
 const GROUP_SELECT: &str =
     "SELECT g.id, g.app_id, a.name AS app, g.name, g.config, g.tags_json, g.auto_rollback, g.queue,
-        g.created_at, g.managed_count, g.app_port
+        g.created_at, g.managed_count, g.app_port, g.blue_green_json, g.active_side
      FROM deploy_groups g JOIN deploy_applications a ON a.id = g.app_id";
 
 #[derive(sqlx::FromRow)]
@@ -323,6 +348,8 @@ struct GroupRow {
     created_at: i64,
     managed_count: i64,
     app_port: Option<i64>,
+    blue_green_json: Option<String>,
+    active_side: Option<i64>,
 }
 
 fn group_of(r: GroupRow) -> Group {
@@ -338,6 +365,10 @@ fn group_of(r: GroupRow) -> Group {
         created_at: r.created_at,
         managed_count: r.managed_count,
         app_port: r.app_port.and_then(|p| u16::try_from(p).ok()),
+        blue_green: r
+            .blue_green_json
+            .and_then(|j| serde_json::from_str(&j).ok()),
+        active_side: r.active_side,
     }
 }
 
@@ -350,6 +381,7 @@ pub struct NewGroup {
     /// Managed targets to run (0: the group selects enrolled ones by tags).
     pub managed_count: i64,
     pub app_port: Option<u16>,
+    pub blue_green: Option<BlueGreen>,
 }
 
 /// The most managed targets a group may ask for.
@@ -385,6 +417,9 @@ pub async fn create_group(pool: &SqlitePool, app: &Application, g: NewGroup) -> 
             message: "the app's port is 1 to 65535".into(),
         });
     }
+    if let Some(bg) = &g.blue_green {
+        check_blue_green(bg, g.managed_count, g.app_port)?;
+    }
     if g.tags.is_empty() {
         return Err(Error::Invalid {
             field: "tags",
@@ -392,8 +427,8 @@ pub async fn create_group(pool: &SqlitePool, app: &Application, g: NewGroup) -> 
         });
     }
     let r = sqlx::query(
-        "INSERT INTO deploy_groups (id, app_id, name, config, tags_json, auto_rollback, queue, created_at, managed_count, app_port)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO deploy_groups (id, app_id, name, config, tags_json, auto_rollback, queue, created_at, managed_count, app_port, blue_green_json)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(new_id())
     .bind(&app.id)
@@ -405,6 +440,11 @@ pub async fn create_group(pool: &SqlitePool, app: &Application, g: NewGroup) -> 
     .bind(now_ms())
     .bind(g.managed_count)
     .bind(g.app_port.map(i64::from))
+    .bind(
+        g.blue_green
+            .as_ref()
+            .map(|b| serde_json::to_string(b).unwrap_or_default()),
+    )
     .execute(pool)
     .await;
     match r {
@@ -461,4 +501,50 @@ pub async fn list_groups(pool: &SqlitePool, app: &Application) -> Result<Vec<Gro
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(group_of).collect())
+}
+
+pub fn default_health_path() -> String {
+    "/".into()
+}
+pub fn default_health_timeout() -> u64 {
+    60
+}
+pub fn default_drain() -> u64 {
+    5
+}
+pub fn default_keep() -> u64 {
+    300
+}
+
+/// Checks a group's blue/green settings.
+pub fn check_blue_green(bg: &BlueGreen, managed_count: i64, port: Option<u16>) -> Result<()> {
+    let bad = |message: String| Error::Invalid {
+        field: "blue_green",
+        message,
+    };
+    if managed_count == 0 || port.is_none() {
+        return Err(bad(
+            "blue/green needs managed targets and the app's port: {\"managed\": {\"count\", \"port\"}}"
+                .into(),
+        ));
+    }
+    let p = &bg.health_path;
+    if !p.starts_with('/') || p.len() > 1024 || p.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(bad(format!(
+            "health_path {p:?} must be a path starting with / (no spaces)"
+        )));
+    }
+    if !(1..=3600).contains(&bg.health_timeout_seconds) {
+        return Err(bad("health_timeout_seconds is 1 to 3600".into()));
+    }
+    if bg.drain_seconds > 3600 {
+        return Err(bad("drain_seconds is 0 to 3600".into()));
+    }
+    if bg.keep_blue_seconds < bg.drain_seconds || bg.keep_blue_seconds > 7 * 86_400 {
+        return Err(bad(format!(
+            "keep_blue_seconds is {} (the drain time) to 604800",
+            bg.drain_seconds
+        )));
+    }
+    Ok(())
 }

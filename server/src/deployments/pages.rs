@@ -216,6 +216,7 @@ async fn create_group(
         queue: true,
         managed_count: f.managed.trim().parse().unwrap_or(0),
         app_port: f.port.trim().parse().ok(),
+        blue_green: None,
     };
     match super::create_group(&state.pool, &a, g).await {
         Ok(g) => {
