@@ -36,6 +36,8 @@ pub struct GroupRow {
     pub latest: Option<(String, String)>,
     /// Where its app is served, when it exposes a port.
     pub app_url: Option<String>,
+    /// How a blue/green group stands (None: in place).
+    pub blue_green: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -235,6 +237,10 @@ pub fn application_page(
                     <label>"App port (served at the app URL)"
                         <input type="number" name="port" min="1" max="65535" value=echo.value("port", "")/></label>
                 </div>
+                <label>"Blue/green: health path (managed targets; empty for in-place)"
+                    <input type="text" name="health_path" placeholder="/healthz" value=echo.value("health_path", "") aria-invalid=echo.invalid("blue_green")/>
+                    {echo.error_for("blue_green")}
+                </label>
                 <label class="check"><input type="checkbox" name="auto_rollback" value="on"/>" Roll back automatically when a deployment fails"</label>
                 <button type="submit">"Create group"</button>
             </form>
@@ -281,6 +287,7 @@ pub fn group_page(
             <h2>{group.name.clone()}</h2>
             <p class="muted">{group.config}" · targets with "<code>{group.tags}</code>" · automatic rollback "{if group.auto_rollback { "on" } else { "off" }}</p>
             {group.app_url.clone().map(|u| view! { <p>"App URL: "<a data-testid="app-url" href=u.clone() target="_blank" rel="noopener">{u.clone()}</a></p> })}
+            {group.blue_green.clone().map(|b| view! { <p data-testid="blue-green">{b}</p> })}
             {targets_table(targets)}
         </section>
         <section class="card">

@@ -342,4 +342,37 @@ async fn blue_green_switches_and_switches_back_without_a_failed_request() {
             .unwrap(),
         page("v5")
     );
+
+    // The group's page says which side serves.
+    let http = client();
+    let login = http.get(server.url("/login")).send().await.unwrap();
+    let cookie = session_cookie(&login).unwrap();
+    let csrf = csrf_from_page(&login.text().await.unwrap());
+    let signed = http
+        .post(server.url("/login"))
+        .header("cookie", &cookie)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("username", "alice"),
+            ("password", "password-of-the-test"),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let cookie = session_cookie(&signed).unwrap_or(cookie);
+    let html = http
+        .get(server.url("/deployments/shop/web"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Blue/green: serving side A (targets 0…)"),
+        "{html}"
+    );
+    assert!(html.contains("GET /health with a 2xx within 4 s"), "{html}");
 }

@@ -159,6 +159,7 @@ async fn render_app(
             auto_rollback: g.auto_rollback,
             latest,
             app_url: None,
+            blue_green: None,
         });
     }
     let configs = super::list_configs(&state.pool)
@@ -186,6 +187,9 @@ struct GroupForm {
     port: String,
     #[serde(default)]
     auto_rollback: Option<String>,
+    /// Blue/green when set.
+    #[serde(default)]
+    health_path: String,
 }
 
 async fn create_group(
@@ -216,7 +220,12 @@ async fn create_group(
         queue: true,
         managed_count: f.managed.trim().parse().unwrap_or(0),
         app_port: f.port.trim().parse().ok(),
-        blue_green: None,
+        blue_green: (!f.health_path.trim().is_empty()).then(|| super::BlueGreen {
+            health_path: f.health_path.trim().to_string(),
+            health_timeout_seconds: super::default_health_timeout(),
+            drain_seconds: super::default_drain(),
+            keep_blue_seconds: super::default_keep(),
+        }),
     };
     match super::create_group(&state.pool, &a, g).await {
         Ok(g) => {
@@ -299,6 +308,17 @@ async fn render_group(
         app_url: g
             .app_port
             .map(|_| super::app_proxy::app_url(state, headers, &a.name, &g.name)),
+        blue_green: g.blue_green.as_ref().map(|b| {
+            let side = match g.active_side {
+                Some(0) => "serving side A (targets 0…)".to_string(),
+                Some(_) => format!("serving side B (targets {}…)", g.managed_count),
+                None => "nothing served yet".to_string(),
+            };
+            format!(
+                "Blue/green: {side}; green must answer GET {} with a 2xx within {} s; blue drains for {} s and is kept {} s",
+                b.health_path, b.health_timeout_seconds, b.drain_seconds, b.keep_blue_seconds
+            )
+        }),
     };
     let ctx = context(user, &format!("{}/{}", a.name, g.name), Nav::Deployments).await;
     Ok((
