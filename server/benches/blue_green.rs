@@ -66,21 +66,10 @@ fn latency(samples: &[(f64, bool)]) -> Value {
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let runs: usize = args
-        .iter()
-        .position(|a| a == "--runs")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4);
+    let runs = runs_arg(4);
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    cli(
-        &data,
-        &["user", "create", "bench", "--admin", "--password-stdin"],
-        Some("bench-password-1\n"),
-    );
-    let token = cli(&data, &["token", "create", "bench"], None);
+    let token = bench_user(&data, true);
     let (mut server, base) = serve(&data, &tmp.path().join("cache"), &[]).await;
     let http = reqwest::Client::new();
     let call = |m: Method, path: &str, body: Option<Value>| {

@@ -65,20 +65,10 @@ async fn run(http: &reqwest::Client, base: &str, token: &str, project: &str) -> 
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let container = args.iter().any(|a| a == "--container");
-    let runs: usize = args
-        .iter()
-        .position(|a| a == "--runs")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+    let runs = runs_arg(5);
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    cli(
-        &data,
-        &["user", "create", "bench", "--password-stdin"],
-        Some("bench-password-1\n"),
-    );
-    let token = cli(&data, &["token", "create", "bench"], None);
+    let token = bench_user(&data, false);
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/podman.sh");
     let engine = tmp.path().join("podman.sock");
     if container {

@@ -120,6 +120,18 @@ fn events(target: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// What the app URL answers now.
+async fn served(url: &str) -> String {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 fn page(v: &str) -> String {
     format!("<h1>shop {v}</h1>\n")
 }
@@ -188,17 +200,7 @@ async fn blue_green_switches_and_switches_back_without_a_failed_request() {
     let d = deploy_commit(&server, &alice, "shop", "web", "web", &v1).await;
     let done = wait_done(&server, &alice, &d).await;
     assert_eq!(done["status"], "Succeeded", "{done:#}");
-    assert_eq!(
-        client()
-            .get(&url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        page("v1")
-    );
+    assert_eq!(served(&url).await, page("v1"));
 
     // v2 onto the other side while the app URL is hammered.
     let v2 = push_version("v2", 0, true);
@@ -215,17 +217,7 @@ async fn blue_green_switches_and_switches_back_without_a_failed_request() {
         seen.contains(&page("v1")) && seen.contains(&page("v2")),
         "{seen:?} in {total} requests"
     );
-    assert_eq!(
-        client()
-            .get(&url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        page("v2")
-    );
+    assert_eq!(served(&url).await, page("v2"));
     let targets = done["targets"].as_array().unwrap();
     assert_eq!(targets.len(), 2, "{done:#}");
     let green = targets
@@ -287,17 +279,7 @@ async fn blue_green_switches_and_switches_back_without_a_failed_request() {
         "{failed} of {total} requests failed during the switch back"
     );
     assert!(seen.contains(&page("v2")), "{seen:?}");
-    assert_eq!(
-        client()
-            .get(&url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        page("v2")
-    );
+    assert_eq!(served(&url).await, page("v2"));
     assert!(
         done["rolled_back_by"].is_null(),
         "switching back is the rollback: {done:#}"
@@ -315,33 +297,13 @@ async fn blue_green_switches_and_switches_back_without_a_failed_request() {
             && message.contains("stayed"),
         "{message}"
     );
-    assert_eq!(
-        client()
-            .get(&url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        page("v2")
-    );
+    assert_eq!(served(&url).await, page("v2"));
 
     // The next deployment works, onto the side that is not serving.
     let v5 = push_version("v5", 0, true);
     let d = deploy_commit(&server, &alice, "shop", "web", "web", &v5).await;
     assert_eq!(wait_done(&server, &alice, &d).await["status"], "Succeeded");
-    assert_eq!(
-        client()
-            .get(&url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        page("v5")
-    );
+    assert_eq!(served(&url).await, page("v5"));
 
     // The group's page says which side serves.
     let http = client();

@@ -155,3 +155,24 @@ pub fn kill_managed(data: &std::path::Path) {
         }
     }
 }
+
+/// The value of `--runs N` on the benchmark's command line, or `default`.
+pub fn runs_arg(default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--runs")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Creates the user `bench` (an administrator if asked) in `data`;
+/// answers an API token of theirs.
+pub fn bench_user(data: &std::path::Path, admin: bool) -> String {
+    let mut args = vec!["user", "create", "bench", "--password-stdin"];
+    if admin {
+        args.push("--admin");
+    }
+    cli(data, &args, Some("bench-password-1\n"));
+    cli(data, &["token", "create", "bench"], None)
+}

@@ -177,10 +177,10 @@ pub(super) async fn finish_command(
     log: &str,
 ) -> Result<()> {
     let now = now_ms();
-    let done: Option<(String, String, i64)> = sqlx::query_as(
+    let done: Option<(String, String)> = sqlx::query_as(
         "UPDATE deployment_commands SET status = $1, error_code = $2, script_name = $3, message = $4, log_tail = $5, finished_at = $6
          WHERE id = $7 AND status IN ('Dispatched', 'InProgress')
-         RETURNING deployment_id, target_id, position",
+         RETURNING deployment_id, target_id",
     )
     .bind(if ok { "Succeeded" } else { "Failed" })
     .bind(code as i64)
@@ -192,10 +192,9 @@ pub(super) async fn finish_command(
     .fetch_optional(&ctx.pool)
     .await?;
     // Already finished (a repeated report): nothing more to do.
-    let Some((deployment, target, position)) = done else {
+    let Some((deployment, target)) = done else {
         return Ok(());
     };
-    let _ = position;
     let left: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM deployment_commands WHERE deployment_id = $1 AND target_id = $2
            AND status IN ('Pending', 'Held', 'Dispatched', 'InProgress')",
