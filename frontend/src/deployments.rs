@@ -237,6 +237,10 @@ pub fn application_page(
                     <label>"App port (served at the app URL)"
                         <input type="number" name="port" min="1" max="65535" value=echo.value("port", "")/></label>
                 </div>
+                <label>"Managed targets' image (containers on the container backend; empty for local sandboxes)"
+                    <input type="text" name="image" placeholder="nubo-workspace:latest" value=echo.value("image", "") aria-invalid=echo.invalid("managed")/>
+                    {echo.error_for("managed")}
+                </label>
                 <label>"Blue/green: health path (managed targets; empty for in-place)"
                     <input type="text" name="health_path" placeholder="/healthz" value=echo.value("health_path", "") aria-invalid=echo.invalid("blue_green")/>
                     {echo.error_for("blue_green")}

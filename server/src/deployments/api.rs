@@ -185,8 +185,9 @@ struct NewGroupBody {
     /// The targets it deploys to: every tag must match (leave out with `managed`).
     #[serde(default)]
     tags: BTreeMap<String, String>,
-    /// Targets Nubo runs for the group itself: `{"count", "port"}` (the
-    /// port the app listens on, served at the group's app URL).
+    /// Targets Nubo runs for the group itself: `{"count", "port", "image"?}`
+    /// (the port the app listens on, served at the group's app URL; with
+    /// `image`, containers of it on the container backend).
     #[serde(default)]
     managed: Option<ManagedBody>,
     /// The port the app listens on, for enrolled targets' groups too.
@@ -208,6 +209,10 @@ struct NewGroupBody {
 struct ManagedBody {
     count: i64,
     port: u16,
+    /// Run them as containers of this image on the container backend
+    /// (local sandboxes when absent).
+    #[serde(default)]
+    image: Option<String>,
 }
 
 fn yes() -> bool {
@@ -225,7 +230,7 @@ async fn create_group(
 ) -> Result<(StatusCode, Json<Group>)> {
     let a = super::application_for(&state.pool, &current.user, &app).await?;
     let g = super::create_group(
-        &state.pool,
+        &state,
         &a,
         NewGroup {
             name: g.name,
@@ -234,6 +239,7 @@ async fn create_group(
             auto_rollback: g.auto_rollback,
             queue: g.queue,
             managed_count: g.managed.as_ref().map_or(0, |m| m.count),
+            managed_image: g.managed.as_ref().and_then(|m| m.image.clone()),
             app_port: g.managed.as_ref().map(|m| m.port).or(g.port),
             blue_green: g.blue_green,
         },

@@ -115,6 +115,10 @@ pub enum GroupCommand {
         /// Run N managed targets for the group (local sandboxes Nubo starts)
         #[arg(long, value_name = "N")]
         managed: Option<i64>,
+        /// Run the managed targets as containers of IMAGE on the container
+        /// backend instead
+        #[arg(long, value_name = "IMAGE", requires = "managed")]
+        image: Option<String>,
         /// The port the app listens on, served at the group's app URL
         #[arg(long)]
         port: Option<u16>,
@@ -211,6 +215,7 @@ pub async fn run(cmd: DeployCommand, ctx: &Ctx) -> anyhow::Result<()> {
             auto_rollback,
             refuse_concurrent,
             managed,
+            image,
             port,
             blue_green,
             health_path,
@@ -228,7 +233,7 @@ pub async fn run(cmd: DeployCommand, ctx: &Ctx) -> anyhow::Result<()> {
                 map.insert(k.to_string(), v.to_string());
             }
             let g = super::create_group(
-                pool,
+                ctx,
                 &a,
                 NewGroup {
                     name,
@@ -237,6 +242,7 @@ pub async fn run(cmd: DeployCommand, ctx: &Ctx) -> anyhow::Result<()> {
                     auto_rollback,
                     queue: !refuse_concurrent,
                     managed_count: managed.unwrap_or(0),
+                    managed_image: image,
                     app_port: port,
                     blue_green: blue_green.then(|| super::BlueGreen {
                         health_path: health_path.unwrap_or_else(super::default_health_path),

@@ -12,7 +12,7 @@
 
 use std::path::PathBuf;
 
-use super::{agents, Application, Group};
+use super::{agents, managed_container, Application, Group};
 use crate::ctx::Ctx;
 use crate::db::{new_id, now_ms};
 use crate::error::{Error, Result};
@@ -99,52 +99,102 @@ async fn ensure(
     bound: &std::sync::Mutex<std::collections::HashSet<String>>,
 ) -> Result<bool> {
     let name = target_name(&app.name, &group.name, slot);
-    let row: Option<(String, Option<i64>, String)> = sqlx::query_as(
-        "SELECT id, pid, token_id FROM deploy_managed WHERE group_id = $1 AND slot = $2",
+    let row: Option<(String, Option<i64>, String, Option<String>)> = sqlx::query_as(
+        "SELECT id, pid, token_id, container FROM deploy_managed WHERE group_id = $1 AND slot = $2",
     )
     .bind(&group.id)
     .bind(slot)
     .fetch_optional(&ctx.pool)
     .await?;
-    if let Some((id, pid, _)) = &row {
-        if alive(*pid) {
-            bind_server_socket(ctx, id, listeners, bound)?;
+    let image = group.managed_image.as_deref();
+    let uid = match image {
+        Some(_) => managed_container::UID,
+        None => local_uid(ctx)?,
+    };
+    if let Some((id, pid, _, container)) = &row {
+        let up = match image {
+            Some(_) => container.is_some() && managed_container::running(ctx, id).await?,
+            None => alive(*pid),
+        };
+        if up {
+            bind_server_socket(ctx, id, uid, listeners, bound)?;
             return Ok(false);
         }
     }
+    if let Some(image) = image {
+        // Before a token is minted: a missing image is retried, not leaked.
+        crate::engine::image_available(&ctx.settings, image).await?;
+    }
     // (Re)start it with a fresh token; the old one is revoked.
-    if let Some((id, _, token_id)) = &row {
+    if let Some((id, _, token_id, _)) = &row {
         crate::cgroup::Cgroup::existing(&cgroup(id)).remove();
         let _ = agents::revoke_token(&ctx.pool, token_id).await;
     }
-    let sandbox = crate::sandbox::available(&ctx.settings).map_err(|e| {
-        Error::Unprocessable(format!(
-            "managed targets need the local sandbox, which is not available here: {e}"
-        ))
-    })?;
     let id = row.as_ref().map(|r| r.0.clone()).unwrap_or_else(new_id);
     let owner = crate::identity::accounts::find_by_id(&ctx.pool, &app.owner_id)
         .await?
         .ok_or_else(|| Error::Internal("the application's owner is gone".into()))?;
     let (token, token_id) =
         agents::create_token(&ctx.pool, &owner, &owner, &format!("managed target {name}")).await?;
+    match start(
+        ctx, app, group, slot, &id, &name, &token, &token_id, uid, listeners, bound,
+    )
+    .await
+    {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            let _ = agents::revoke_token(&ctx.pool, &token_id).await;
+            Err(e)
+        }
+    }
+}
+
+/// The uid local managed targets run as (the sandbox's).
+fn local_uid(ctx: &Ctx) -> Result<u32> {
+    crate::sandbox::available(&ctx.settings)
+        .map(|s| s.uid())
+        .map_err(|e| {
+            Error::Unprocessable(format!(
+                "managed targets need the local sandbox, which is not available here: {e}"
+            ))
+        })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn start(
+    ctx: &Ctx,
+    app: &Application,
+    group: &Group,
+    slot: i64,
+    id: &str,
+    name: &str,
+    token: &str,
+    token_id: &str,
+    uid: u32,
+    listeners: &tokio::sync::mpsc::UnboundedSender<tokio::net::UnixListener>,
+    bound: &std::sync::Mutex<std::collections::HashSet<String>>,
+) -> Result<()> {
+    let old: Option<String> =
+        sqlx::query_scalar("SELECT token_id FROM deploy_managed WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&ctx.pool)
+            .await?;
     // The target keeps its record (and history) under its new token.
-    if let Some((_, _, old)) = &row {
+    if let Some(old) = &old {
         sqlx::query("UPDATE deploy_targets SET token_id = $1 WHERE lower(name) = lower($2) AND token_id = $3")
-            .bind(&token_id)
-            .bind(&name)
+            .bind(token_id)
+            .bind(name)
             .bind(old)
             .execute(&ctx.pool)
             .await?;
     }
-    let base = dir(ctx, &id);
+    let base = dir(ctx, id);
     for d in ["deploy", "srv", "home", "run", "etc"] {
         std::fs::create_dir_all(base.join(d))
             .map_err(|e| Error::Internal(format!("cannot create {d}: {e}")))?;
     }
     for d in ["deploy", "srv", "home", "run"] {
-        crate::sandbox::chown(&base.join(d), sandbox.uid())
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        crate::sandbox::chown(&base.join(d), uid).map_err(|e| Error::Internal(e.to_string()))?;
     }
     // The token in a file of the target's own (never on a command line,
     // where any local user could read it).
@@ -162,10 +212,9 @@ async fn ensure(
         f.write_all(token.as_bytes())
             .map_err(|e| Error::Internal(e.to_string()))?;
     }
-    crate::sandbox::chown(&token_file, sandbox.uid())
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    bound.lock().expect("bound").remove(&id);
-    bind_server_socket(ctx, &id, listeners, bound)?;
+    crate::sandbox::chown(&token_file, uid).map_err(|e| Error::Internal(e.to_string()))?;
+    bound.lock().expect("bound").remove(id);
+    bind_server_socket(ctx, id, uid, listeners, bound)?;
     let exe = std::env::current_exe()
         .map_err(|e| Error::Internal(format!("cannot find the nubo binary: {e}")))?;
     let (k, v) = tag(&app.name, &group.name);
@@ -174,6 +223,33 @@ async fn ensure(
          sleep 0.2\n\
          exec {AGENT} deploy --server http://127.0.0.1:{RELAY_PORT} --token-file /run/nubo/agent-token --root /deploy --dest-root /srv --name {name} --tags {k}={v},nubo:id={id}\n"
     );
+    if let Some(image) = &group.managed_image {
+        let binds = [
+            (base.join("deploy"), "/deploy", false),
+            (base.join("srv"), "/srv", false),
+            (base.join("home"), "/home/nubo", false),
+            (base.join("run"), "/run/nubo", false),
+            (exe, AGENT, true),
+        ];
+        let started = now_ms();
+        managed_container::start(ctx, id, &cgroup(id), image, &script, &binds).await?;
+        record(
+            ctx,
+            id,
+            group,
+            slot,
+            name,
+            token_id,
+            None,
+            Some(&managed_container::name(id)),
+            started,
+        )
+        .await?;
+        tracing::info!(target_name = %name, image = %image, "managed target started as a container");
+        return Ok(());
+    }
+    let sandbox =
+        crate::sandbox::available(&ctx.settings).map_err(|e| Error::Internal(e.to_string()))?;
     let s = &ctx.settings;
     let spec = Spec {
         binds: vec![
@@ -193,9 +269,9 @@ async fn ensure(
         ],
         cwd: "/srv".into(),
         command: vec!["/bin/sh".into(), "-c".into(), script],
-        hostname: cgroup(&id),
+        hostname: cgroup(id),
         die_with_parent: false,
-        name: cgroup(&id),
+        name: cgroup(id),
         limits: crate::cgroup::Limits {
             memory_mb: s.workspace_memory_mb,
             cpus: s.workspace_cpus,
@@ -239,40 +315,71 @@ async fn ensure(
         let mut child = child;
         let _ = child.wait();
     });
-    sqlx::query(
-        "INSERT INTO deploy_managed (id, group_id, slot, name, token_id, pid, started_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (id) DO UPDATE SET token_id = excluded.token_id, pid = excluded.pid, started_at = excluded.started_at",
+    record(
+        ctx,
+        id,
+        group,
+        slot,
+        name,
+        token_id,
+        Some(pid),
+        None,
+        started,
     )
-    .bind(&id)
+    .await?;
+    tracing::info!(target_name = %name, pid, "managed target started");
+    Ok(())
+}
+
+/// Records a started managed target: its process or its container.
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    ctx: &Ctx,
+    id: &str,
+    group: &Group,
+    slot: i64,
+    name: &str,
+    token_id: &str,
+    pid: Option<i64>,
+    container: Option<&str>,
+    started: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO deploy_managed (id, group_id, slot, name, token_id, pid, container, started_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (id) DO UPDATE SET token_id = excluded.token_id, pid = excluded.pid, container = excluded.container, started_at = excluded.started_at",
+    )
+    .bind(id)
     .bind(&group.id)
     .bind(slot)
-    .bind(&name)
-    .bind(&token_id)
+    .bind(name)
+    .bind(token_id)
     .bind(pid)
+    .bind(container)
     .bind(started)
     .execute(&ctx.pool)
     .await?;
-    tracing::info!(target_name = %name, pid, "managed target started");
-    Ok(true)
+    Ok(())
 }
 
 /// Stops a managed target that is not wanted now (its files stay, for
 /// when it runs again).
 async fn park(ctx: &Ctx, group: &Group, slot: i64) -> Result<()> {
-    let row: Option<(String, Option<i64>)> =
-        sqlx::query_as("SELECT id, pid FROM deploy_managed WHERE group_id = $1 AND slot = $2")
-            .bind(&group.id)
-            .bind(slot)
-            .fetch_optional(&ctx.pool)
-            .await?;
-    let Some((id, pid)) = row else {
+    let row: Option<(String, Option<i64>, Option<String>)> = sqlx::query_as(
+        "SELECT id, pid, container FROM deploy_managed WHERE group_id = $1 AND slot = $2",
+    )
+    .bind(&group.id)
+    .bind(slot)
+    .fetch_optional(&ctx.pool)
+    .await?;
+    let Some((id, pid, container)) = row else {
         return Ok(());
     };
-    if pid.is_none() {
-        return Ok(());
+    match (pid, container) {
+        (None, None) => return Ok(()),
+        (_, Some(_)) => managed_container::stop(ctx, &id).await?,
+        (Some(_), None) => crate::cgroup::Cgroup::existing(&cgroup(&id)).remove(),
     }
-    crate::cgroup::Cgroup::existing(&cgroup(&id)).remove();
-    sqlx::query("UPDATE deploy_managed SET pid = NULL WHERE id = $1")
+    sqlx::query("UPDATE deploy_managed SET pid = NULL, container = NULL WHERE id = $1")
         .bind(&id)
         .execute(&ctx.pool)
         .await?;
@@ -288,6 +395,7 @@ fn target_name_of(group: &Group, slot: i64) -> String {
 fn bind_server_socket(
     ctx: &Ctx,
     id: &str,
+    uid: u32,
     listeners: &tokio::sync::mpsc::UnboundedSender<tokio::net::UnixListener>,
     bound: &std::sync::Mutex<std::collections::HashSet<String>>,
 ) -> Result<()> {
@@ -299,9 +407,7 @@ fn bind_server_socket(
     let _ = std::fs::remove_file(&path);
     let l = tokio::net::UnixListener::bind(&path)
         .map_err(|e| Error::Internal(format!("cannot bind {}: {e}", path.display())))?;
-    if let Ok(sb) = crate::sandbox::available(&ctx.settings) {
-        crate::sandbox::chown(&path, sb.uid()).map_err(|e| Error::Internal(e.to_string()))?;
-    }
+    crate::sandbox::chown(&path, uid).map_err(|e| Error::Internal(e.to_string()))?;
     listeners
         .send(l)
         .map_err(|_| Error::Internal("the agent protocol listener is gone".into()))?;

@@ -15,6 +15,7 @@ use serde::Serialize;
 use sqlx::SqlitePool;
 use utoipa::ToSchema;
 
+use crate::ctx::Ctx;
 use crate::db::{new_id, now_ms};
 use crate::error::{Error, Result};
 use crate::identity::accounts::User;
@@ -28,6 +29,7 @@ pub mod cli;
 pub mod commands;
 pub mod engine;
 pub mod managed;
+pub mod managed_container;
 pub mod pages;
 pub mod pipeline;
 pub mod revisions;
@@ -61,6 +63,9 @@ pub struct Group {
     pub created_at: i64,
     /// Targets Nubo runs for the group itself (0: none).
     pub managed_count: i64,
+    /// The image its managed targets run as containers on the container
+    /// backend (local sandboxes when absent).
+    pub managed_image: Option<String>,
     /// The port its app listens on, served at the app URL.
     pub app_port: Option<u16>,
     /// Blue/green (two sides of managed targets; traffic switches between
@@ -332,7 +337,7 @@ pub async fn list_applications(pool: &SqlitePool, user: &User) -> Result<Vec<App
 
 const GROUP_SELECT: &str =
     "SELECT g.id, g.app_id, a.name AS app, g.name, g.config, g.tags_json, g.auto_rollback, g.queue,
-        g.created_at, g.managed_count, g.app_port, g.blue_green_json, g.active_side
+        g.created_at, g.managed_count, g.app_port, g.blue_green_json, g.active_side, g.managed_image
      FROM deploy_groups g JOIN deploy_applications a ON a.id = g.app_id";
 
 #[derive(sqlx::FromRow)]
@@ -350,6 +355,7 @@ struct GroupRow {
     app_port: Option<i64>,
     blue_green_json: Option<String>,
     active_side: Option<i64>,
+    managed_image: Option<String>,
 }
 
 fn group_of(r: GroupRow) -> Group {
@@ -364,6 +370,7 @@ fn group_of(r: GroupRow) -> Group {
         queue: r.queue,
         created_at: r.created_at,
         managed_count: r.managed_count,
+        managed_image: r.managed_image,
         app_port: r.app_port.and_then(|p| u16::try_from(p).ok()),
         blue_green: r
             .blue_green_json
@@ -380,6 +387,8 @@ pub struct NewGroup {
     pub queue: bool,
     /// Managed targets to run (0: the group selects enrolled ones by tags).
     pub managed_count: i64,
+    /// Their image, for containers on the container backend.
+    pub managed_image: Option<String>,
     pub app_port: Option<u16>,
     pub blue_green: Option<BlueGreen>,
 }
@@ -387,7 +396,8 @@ pub struct NewGroup {
 /// The most managed targets a group may ask for.
 pub const MAX_MANAGED: i64 = 10;
 
-pub async fn create_group(pool: &SqlitePool, app: &Application, g: NewGroup) -> Result<Group> {
+pub async fn create_group(ctx: &Ctx, app: &Application, g: NewGroup) -> Result<Group> {
+    let pool = &ctx.pool;
     check_name("name", &g.name)?;
     let config_name = g
         .config
@@ -411,6 +421,17 @@ pub async fn create_group(pool: &SqlitePool, app: &Application, g: NewGroup) -> 
         let (k, v) = managed::tag(&app.name, &g.name);
         g.tags.insert(k, v);
     }
+    if g.managed_image.is_some() && g.managed_count == 0 {
+        return Err(Error::Invalid {
+            field: "managed",
+            message:
+                "an image is for managed targets: {\"managed\": {\"count\", \"port\", \"image\"}}"
+                    .into(),
+        });
+    }
+    if let Some(image) = &g.managed_image {
+        crate::engine::image_available(&ctx.settings, image).await?;
+    }
     if g.app_port == Some(0) {
         return Err(Error::Invalid {
             field: "port",
@@ -427,8 +448,8 @@ pub async fn create_group(pool: &SqlitePool, app: &Application, g: NewGroup) -> 
         });
     }
     let r = sqlx::query(
-        "INSERT INTO deploy_groups (id, app_id, name, config, tags_json, auto_rollback, queue, created_at, managed_count, app_port, blue_green_json)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "INSERT INTO deploy_groups (id, app_id, name, config, tags_json, auto_rollback, queue, created_at, managed_count, app_port, blue_green_json, managed_image)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(new_id())
     .bind(&app.id)
@@ -445,6 +466,7 @@ pub async fn create_group(pool: &SqlitePool, app: &Application, g: NewGroup) -> 
             .as_ref()
             .map(|b| serde_json::to_string(b).unwrap_or_default()),
     )
+    .bind(&g.managed_image)
     .execute(pool)
     .await;
     match r {

@@ -183,6 +183,9 @@ struct GroupForm {
     tags: String,
     #[serde(default)]
     managed: String,
+    /// Containers of this image when set.
+    #[serde(default)]
+    image: String,
     #[serde(default)]
     port: String,
     #[serde(default)]
@@ -219,6 +222,7 @@ async fn create_group(
         auto_rollback: f.auto_rollback.is_some(),
         queue: true,
         managed_count: f.managed.trim().parse().unwrap_or(0),
+        managed_image: Some(f.image.trim().to_string()).filter(|i| !i.is_empty()),
         app_port: f.port.trim().parse().ok(),
         blue_green: (!f.health_path.trim().is_empty()).then(|| super::BlueGreen {
             health_path: f.health_path.trim().to_string(),
@@ -227,7 +231,7 @@ async fn create_group(
             keep_blue_seconds: super::default_keep(),
         }),
     };
-    match super::create_group(&state.pool, &a, g).await {
+    match super::create_group(&state, &a, g).await {
         Ok(g) => {
             set_flash(
                 &user.session,

@@ -68,6 +68,24 @@ impl Drop for Podman {
                 let _ = self.podman(&["rm", "-f", "-t", "0", id]);
             }
         }
+        // Deployment targets whose server's data dir is gone with its test.
+        let out = self.podman(&["ps", "-aq", "--filter", "label=io.nubo.deploy-target"]);
+        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let inspect = self.podman(&[
+                "inspect",
+                "--format",
+                "{{range .Mounts}}{{.Source}} {{end}}",
+                id,
+            ]);
+            let mounts = String::from_utf8_lossy(&inspect.stdout).to_string();
+            let orphan = mounts
+                .split_whitespace()
+                .filter(|m| m.ends_with("/srv"))
+                .all(|m| !Path::new(m).exists());
+            if orphan {
+                let _ = self.podman(&["rm", "-f", "-t", "0", id]);
+            }
+        }
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/podman.sh");
         let _ = Command::new("bash")
             .arg(script)
