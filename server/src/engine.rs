@@ -92,6 +92,27 @@ pub async fn start_container(engine: &AgentClient, name: &str, what: &str) -> Re
     Ok(())
 }
 
+/// Stops the container `name` (gone or stopped already is fine), giving
+/// its processes 3 s.
+pub async fn stop_container(engine: &AgentClient, name: &str, what: &str) -> Result<()> {
+    let path = format!("/containers/{name}/stop?t=3");
+    let (s, body) = call(engine, Method::POST, &path, None).await?;
+    if !matches!(s, 204 | 304 | 404) {
+        return Err(engine_error(&format!("stopping {what}"), s, &body));
+    }
+    Ok(())
+}
+
+/// Removes the container `name` and its anonymous volumes (gone is fine).
+pub async fn remove_container(engine: &AgentClient, name: &str, what: &str) -> Result<()> {
+    let path = format!("/containers/{name}?force=true&v=true");
+    let (s, body) = call(engine, Method::DELETE, &path, None).await?;
+    if !matches!(s, 204 | 404) {
+        return Err(engine_error(&format!("removing {what}"), s, &body));
+    }
+    Ok(())
+}
+
 /// Whether container workspaces can be made here: the engine answers.
 pub async fn available(settings: &Settings) -> Result<()> {
     let engine = engine(settings)?;

@@ -9,21 +9,6 @@ use common::*;
 use reqwest::Method;
 use serde_json::json;
 
-const APPSPEC: &str = "version: 0.0
-os: linux
-files:
-  - source: site
-    destination: /srv/site
-file_exists_behavior: OVERWRITE
-hooks:
-  ApplicationStop:
-    - location: scripts/stop.sh
-  ApplicationStart:
-    - location: scripts/start.sh
-  ValidateService:
-    - location: scripts/check.sh
-";
-
 const WHO: &str = "#!/bin/sh\n{ id -u; cat /proc/sys/kernel/hostname; grep CapEff /proc/self/status; if test -e /run/podman; then echo ENGINE; fi; } > /srv/site/who.txt\n";
 
 #[tokio::test]
@@ -32,7 +17,7 @@ async fn managed_targets_run_each_in_a_container_of_their_own() {
     let server = Server::start(&[podman.env_ref()]);
     let alice = server.user_with_token("alice", false);
     create_repo(&server, &alice, "web").await;
-    let appspec = APPSPEC.replace(
+    let appspec = MANAGED_APPSPEC.replace(
         "  ValidateService:",
         "  AfterInstall:\n    - location: scripts/who.sh\n  ValidateService:",
     );
@@ -160,15 +145,7 @@ async fn managed_targets_run_each_in_a_container_of_their_own() {
     // Their containers go with the test.
     let ps = podman.podman(&["ps", "-aq", "--filter", "label=io.nubo.deploy-target"]);
     for id in String::from_utf8_lossy(&ps.stdout).split_whitespace() {
-        // Podman may refuse while the container is still exiting: again.
-        let mut out = podman.podman(&["rm", "-f", "-t", "0", id]);
-        for _ in 0..20 {
-            if out.status.success() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            out = podman.podman(&["rm", "-f", "-t", "0", id]);
-        }
+        let out = podman.rm(id);
         assert!(
             out.status.success(),
             "{}",

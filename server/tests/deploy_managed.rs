@@ -8,21 +8,6 @@ use common::*;
 use reqwest::Method;
 use serde_json::json;
 
-const APPSPEC: &str = "version: 0.0
-os: linux
-files:
-  - source: site
-    destination: /srv/site
-file_exists_behavior: OVERWRITE
-hooks:
-  ApplicationStop:
-    - location: scripts/stop.sh
-  ApplicationStart:
-    - location: scripts/start.sh
-  ValidateService:
-    - location: scripts/check.sh
-";
-
 #[tokio::test]
 async fn managed_targets_serve_the_deployed_revision_at_the_app_url() {
     let server = Server::start(&[]);
@@ -30,7 +15,7 @@ async fn managed_targets_serve_the_deployed_revision_at_the_app_url() {
     create_repo(&server, &alice, "web").await;
     let files = |v: &str| {
         vec![
-            ("appspec.yml".to_string(), APPSPEC.to_string()),
+            ("appspec.yml".to_string(), MANAGED_APPSPEC.to_string()),
             ("scripts/start.sh".to_string(), APP_START.to_string()),
             ("scripts/stop.sh".to_string(), APP_STOP.to_string()),
             ("scripts/check.sh".to_string(), APP_CHECK.to_string()),

@@ -21,6 +21,13 @@ use crate::sandbox::{Bind, Spec};
 /// Where the relay listens inside a managed target.
 const RELAY_PORT: u16 = 7781;
 const AGENT: &str = "/opt/nubo/bin/nubo-agent";
+/// A target's own directories (under its dir) and where it sees them.
+const DIRS: [(&str, &str); 4] = [
+    ("deploy", "/deploy"),
+    ("srv", "/srv"),
+    ("home", "/home/nubo"),
+    ("run", "/run/nubo"),
+];
 
 pub fn dir(ctx: &Ctx, id: &str) -> PathBuf {
     ctx.settings.data_dir.join("deploy-targets").join(id)
@@ -189,11 +196,11 @@ async fn start(
             .await?;
     }
     let base = dir(ctx, id);
-    for d in ["deploy", "srv", "home", "run", "etc"] {
+    for d in DIRS.iter().map(|(d, _)| *d).chain(["etc"]) {
         std::fs::create_dir_all(base.join(d))
             .map_err(|e| Error::Internal(format!("cannot create {d}: {e}")))?;
     }
-    for d in ["deploy", "srv", "home", "run"] {
+    for (d, _) in DIRS {
         crate::sandbox::chown(&base.join(d), uid).map_err(|e| Error::Internal(e.to_string()))?;
     }
     // The token in a file of the target's own (never on a command line,
@@ -224,13 +231,11 @@ async fn start(
          exec {AGENT} deploy --server http://127.0.0.1:{RELAY_PORT} --token-file /run/nubo/agent-token --root /deploy --dest-root /srv --name {name} --tags {k}={v},nubo:id={id}\n"
     );
     if let Some(image) = &group.managed_image {
-        let binds = [
-            (base.join("deploy"), "/deploy", false),
-            (base.join("srv"), "/srv", false),
-            (base.join("home"), "/home/nubo", false),
-            (base.join("run"), "/run/nubo", false),
-            (exe, AGENT, true),
-        ];
+        let binds: Vec<_> = DIRS
+            .iter()
+            .map(|(d, inside)| (base.join(d), *inside, false))
+            .chain([(exe, AGENT, true)])
+            .collect();
         let started = now_ms();
         managed_container::start(ctx, id, &cgroup(id), image, &script, &binds).await?;
         record(
@@ -252,13 +257,11 @@ async fn start(
         crate::sandbox::available(&ctx.settings).map_err(|e| Error::Internal(e.to_string()))?;
     let s = &ctx.settings;
     let spec = Spec {
-        binds: vec![
-            Bind::rw(base.join("deploy"), "/deploy"),
-            Bind::rw(base.join("srv"), "/srv"),
-            Bind::rw(base.join("home"), "/home/nubo"),
-            Bind::rw(base.join("run"), "/run/nubo"),
-            Bind::ro(exe, AGENT),
-        ],
+        binds: DIRS
+            .iter()
+            .map(|(d, inside)| Bind::rw(base.join(d), inside))
+            .chain([Bind::ro(exe, AGENT)])
+            .collect(),
         env: vec![
             (
                 "PATH".into(),

@@ -9,13 +9,17 @@
 
 use crate::agent_client::Method;
 use crate::ctx::Ctx;
-use crate::engine::{call, create_container, engine, engine_error, start_container};
+use crate::engine::{
+    call, create_container, engine, engine_error, remove_container, start_container, stop_container,
+};
 use crate::error::Result;
 
 /// The uid the agents and hooks run as (the image's `nubo` user).
 pub const UID: u32 = 1000;
 /// The label that marks Nubo's deployment target containers.
 pub const LABEL: &str = "io.nubo.deploy-target";
+
+const WHAT: &str = "the deployment target's container";
 
 /// The container of managed target `id`.
 pub fn name(id: &str) -> String {
@@ -91,39 +95,16 @@ pub async fn start(
             "Init": true,
         },
     });
-    let what = "the deployment target's container";
-    create_container(&engine, &name(id), body, what).await?;
-    start_container(&engine, &name(id), what).await
+    create_container(&engine, &name(id), body, WHAT).await?;
+    start_container(&engine, &name(id), WHAT).await
 }
 
 /// Stops the container of managed target `id` (kept, for its logs).
 pub async fn stop(ctx: &Ctx, id: &str) -> Result<()> {
-    let engine = engine(&ctx.settings)?;
-    let (s, body) = call(
-        &engine,
-        Method::POST,
-        &format!("/containers/{}/stop?t=3", name(id)),
-        None,
-    )
-    .await?;
-    if !matches!(s, 204 | 304 | 404) {
-        return Err(engine_error("stopping a deployment target", s, &body));
-    }
-    Ok(())
+    stop_container(&engine(&ctx.settings)?, &name(id), WHAT).await
 }
 
 /// Removes the container of managed target `id`, if there is one.
 pub async fn remove(ctx: &Ctx, id: &str) -> Result<()> {
-    let engine = engine(&ctx.settings)?;
-    let (s, body) = call(
-        &engine,
-        Method::DELETE,
-        &format!("/containers/{}?force=true&v=true", name(id)),
-        None,
-    )
-    .await?;
-    if !matches!(s, 204 | 404) {
-        return Err(engine_error("removing a deployment target", s, &body));
-    }
-    Ok(())
+    remove_container(&engine(&ctx.settings)?, &name(id), WHAT).await
 }

@@ -18,7 +18,8 @@
 use crate::agent_client::Method;
 
 use crate::engine::{
-    call, create_container, engine, engine_error, image_available, start_container,
+    call, create_container, engine, engine_error, image_available, remove_container,
+    start_container, stop_container,
 };
 use crate::error::{Error, Result};
 use crate::workspaces::{self, Env, Workspace};
@@ -101,35 +102,21 @@ pub async fn start(env: &Env, ws: &Workspace) -> Result<String> {
 }
 
 pub async fn stop(env: &Env, ws: &Workspace) -> Result<()> {
-    let engine = engine(&env.settings)?;
-    let name = container_name(ws);
-    let (s, body) = call(
-        &engine,
-        Method::POST,
-        &format!("/containers/{name}/stop?t=3"),
-        None,
+    stop_container(
+        &engine(&env.settings)?,
+        &container_name(ws),
+        "the container",
     )
-    .await?;
-    if !matches!(s, 204 | 304 | 404) {
-        return Err(engine_error("stopping the container", s, &body));
-    }
-    Ok(())
+    .await
 }
 
 pub async fn remove(env: &Env, ws: &Workspace) -> Result<()> {
-    let engine = engine(&env.settings)?;
-    let name = container_name(ws);
-    let (s, body) = call(
-        &engine,
-        Method::DELETE,
-        &format!("/containers/{name}?force=true&v=true"),
-        None,
+    remove_container(
+        &engine(&env.settings)?,
+        &container_name(ws),
+        "the container",
     )
-    .await?;
-    if !matches!(s, 204 | 404) {
-        return Err(engine_error("removing the container", s, &body));
-    }
-    Ok(())
+    .await
 }
 
 /// Has the server serve git for a confined workspace on `run/git.sock`

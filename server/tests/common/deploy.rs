@@ -15,6 +15,23 @@ use super::{api, Server, BIN};
 
 /// A managed target's app for the tests: python's http.server on 8080
 /// serving /srv/site (start, stop, and a ValidateService that waits for it).
+/// The appspec of the small app the managed-target tests deploy: `site/`
+/// to `/srv/site`, started, stopped and checked by the scripts below.
+pub const MANAGED_APPSPEC: &str = "version: 0.0
+os: linux
+files:
+  - source: site
+    destination: /srv/site
+file_exists_behavior: OVERWRITE
+hooks:
+  ApplicationStop:
+    - location: scripts/stop.sh
+  ApplicationStart:
+    - location: scripts/start.sh
+  ValidateService:
+    - location: scripts/check.sh
+";
+
 pub const APP_START: &str = "#!/bin/sh\ncd /srv/site\nnohup python3 -m http.server 8080 --bind 127.0.0.1 > /dev/null 2>&1 &\necho $! > /srv/app.pid\n";
 pub const APP_STOP: &str = "#!/bin/sh\n[ -f /srv/app.pid ] && kill $(cat /srv/app.pid) 2>/dev/null\nrm -f /srv/app.pid\nexit 0\n";
 pub const APP_CHECK: &str = "#!/bin/sh\nfor i in $(seq 1 50); do\n  python3 -c \"import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/')\" 2>/dev/null && exit 0\n  sleep 0.1\ndone\necho 'the app does not answer' >&2\nexit 1\n";

@@ -48,44 +48,48 @@ impl Podman {
     }
 }
 
+impl Podman {
+    /// `podman rm -f` of one container, again while Podman refuses because
+    /// the container is still exiting.
+    pub fn rm(&self, id: &str) -> Output {
+        let mut out = self.podman(&["rm", "-f", "-t", "0", id]);
+        for _ in 0..20 {
+            if out.status.success() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            out = self.podman(&["rm", "-f", "-t", "0", id]);
+        }
+        out
+    }
+
+    /// Removes the containers labelled `label` whose mount ending in
+    /// `mount` is gone (their test's data went with it).
+    fn remove_orphans(&self, label: &str, mount: &str) {
+        let out = self.podman(&["ps", "-aq", "--filter", &format!("label={label}")]);
+        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let inspect = self.podman(&[
+                "inspect",
+                "--format",
+                "{{range .Mounts}}{{.Source}} {{end}}",
+                id,
+            ]);
+            let mounts = String::from_utf8_lossy(&inspect.stdout).to_string();
+            let orphan = mounts
+                .split_whitespace()
+                .filter(|m| m.ends_with(mount))
+                .all(|m| !Path::new(m).exists());
+            if orphan {
+                let _ = self.rm(id);
+            }
+        }
+    }
+}
+
 impl Drop for Podman {
     fn drop(&mut self) {
-        let out = self.podman(&["ps", "-aq", "--filter", "label=io.nubo.workspace"]);
-        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            // Only containers whose workspace dir is gone with its test.
-            let inspect = self.podman(&[
-                "inspect",
-                "--format",
-                "{{range .Mounts}}{{.Source}} {{end}}",
-                id,
-            ]);
-            let mounts = String::from_utf8_lossy(&inspect.stdout).to_string();
-            let orphan = mounts
-                .split_whitespace()
-                .filter(|m| m.ends_with("/files"))
-                .all(|m| !Path::new(m).exists());
-            if orphan {
-                let _ = self.podman(&["rm", "-f", "-t", "0", id]);
-            }
-        }
-        // Deployment targets whose server's data dir is gone with its test.
-        let out = self.podman(&["ps", "-aq", "--filter", "label=io.nubo.deploy-target"]);
-        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            let inspect = self.podman(&[
-                "inspect",
-                "--format",
-                "{{range .Mounts}}{{.Source}} {{end}}",
-                id,
-            ]);
-            let mounts = String::from_utf8_lossy(&inspect.stdout).to_string();
-            let orphan = mounts
-                .split_whitespace()
-                .filter(|m| m.ends_with("/srv"))
-                .all(|m| !Path::new(m).exists());
-            if orphan {
-                let _ = self.podman(&["rm", "-f", "-t", "0", id]);
-            }
-        }
+        self.remove_orphans("io.nubo.workspace", "/files");
+        self.remove_orphans("io.nubo.deploy-target", "/srv");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/podman.sh");
         let _ = Command::new("bash")
             .arg(script)
